@@ -36,16 +36,18 @@ export function toStruct(json: Record<string, unknown>): Plain {
   return { fields };
 }
 
+// protobufjs bundles google/protobuf/struct.proto with camelCase field names, whatever keepCase
+// says for the other files; write camelCase, read both.
 function toValue(v: unknown): Plain {
-  if (v === null || v === undefined) return { null_value: 0 };
-  if (typeof v === 'number') return { number_value: v };
-  if (typeof v === 'string') return { string_value: v };
-  if (typeof v === 'boolean') return { bool_value: v };
-  if (Array.isArray(v)) return { list_value: { values: v.map(toValue) } };
-  return { struct_value: toStruct(v as Record<string, unknown>) };
+  if (v === null || v === undefined) return { nullValue: 0 };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(toValue) } };
+  return { structValue: toStruct(v as Record<string, unknown>) };
 }
 
-/** protobuf Struct (decoded, snake_case) → plain object. */
+/** protobuf Struct (decoded) → plain object. */
 export function fromStruct(s: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const fields = (s as { fields?: Record<string, unknown> } | undefined)?.fields ?? {};
@@ -54,13 +56,18 @@ export function fromStruct(s: unknown): Record<string, unknown> {
 }
 
 function fromValue(v: Plain): unknown {
-  if ('string_value' in v && v.string_value !== undefined) return v.string_value;
-  if ('number_value' in v && v.number_value !== undefined) return v.number_value;
-  if ('bool_value' in v && v.bool_value !== undefined) return v.bool_value;
-  if ('struct_value' in v && v.struct_value) return fromStruct(v.struct_value);
-  if ('list_value' in v && v.list_value) {
-    const values = (v.list_value as { values?: Plain[] }).values ?? [];
-    return values.map(fromValue);
-  }
+  // Decoded messages keep defaults on the prototype: only own properties are set fields.
+  const own = (k: string) => (Object.prototype.hasOwnProperty.call(v, k) ? v[k] : undefined);
+  const pick = (camel: string, snake: string) => own(camel) ?? own(snake);
+  const str = pick('stringValue', 'string_value');
+  if (str !== undefined && str !== null) return str;
+  const num = pick('numberValue', 'number_value');
+  if (num !== undefined && num !== null) return num;
+  const bool = pick('boolValue', 'bool_value');
+  if (bool !== undefined && bool !== null) return bool;
+  const struct = pick('structValue', 'struct_value');
+  if (struct) return fromStruct(struct);
+  const list = pick('listValue', 'list_value') as { values?: Plain[] } | undefined;
+  if (list) return (list.values ?? []).map(fromValue);
   return null;
 }

@@ -91,7 +91,7 @@ export type PathRewrite =
 export interface ForwardAction {
   readonly kind: 'forward';
   readonly backends: readonly WeightedBackend[];
-  /** Sum of backend weights; 0 means "no backend" (503). */
+  /** Sum of backend weights; 0 means "no backend" (answered 500, as the Gateway API asks). */
   readonly totalWeight: number;
   readonly timeoutMs?: number; // 0/undefined = no timeout
   readonly retry?: RetryPolicy;

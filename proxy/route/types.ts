@@ -61,6 +61,8 @@ export interface NoRoutePlan {
   readonly reason: 'no_virtual_host' | 'no_route_match';
   readonly authority: string;
   readonly vhost?: VirtualHost;
+  /** A sentence for the operator when the reason alone is not enough (e.g. unknown route config). */
+  readonly detail?: string;
 }
 
 export type Plan = ForwardPlan | RedirectPlan | DirectPlan | NoRoutePlan;

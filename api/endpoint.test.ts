@@ -1,0 +1,87 @@
+// Tests for EDS decoding: endpoints with health, weights, locality and `weft` metadata
+// (workload, SPIFFE identity, target port), and every rejection's field path.
+import { describe, expect, it } from 'vitest';
+import { pack, type Plain } from './codec.js';
+import { endpointType, readStruct } from './endpoint.js';
+import { TypeUrl } from './types.js';
+
+const NAME = 'outbound|9080||reviews.default.svc.cluster.local';
+
+function problemFields(r: { ok: boolean; problems?: readonly { field: string }[] }): string[] {
+  expect(r.ok).toBe(false);
+  return (r.problems ?? []).map((p) => p.field);
+}
+/** A protobuf Struct as it travels (protobufjs names Value fields in camelCase). */
+function struct(o: Record<string, string | number>): Plain {
+  const fields: Record<string, Plain> = {};
+  for (const [k, v] of Object.entries(o)) fields[k] = typeof v === 'number' ? { numberValue: v } : { stringValue: v };
+  return { fields };
+}
+function lbEndpoint(host: string, port: number, extra: Plain = {}): Plain {
+  return { endpoint: { address: { socket_address: { address: host, port_value: port } } }, ...extra };
+}
+
+describe('endpointType.decode', () => {
+  it('endpoints with health, weight, locality and weft metadata', () => {
+    const r = endpointType.decode(pack(TypeUrl.ClusterLoadAssignment, {
+      cluster_name: NAME,
+      endpoints: [{
+        locality: { region: 'local', zone: 'a' },
+        load_balancing_weight: { value: 1 },
+        lb_endpoints: [
+          lbEndpoint('10.0.0.1', 15006, {
+            health_status: 'HEALTHY',
+            load_balancing_weight: { value: 3 },
+            metadata: { filter_metadata: { weft: struct({ workload: 'reviews-v1.default', identity: 'spiffe://cluster.local/ns/default/sa/reviews', target_port: 9080 }) } },
+          }),
+          lbEndpoint('10.0.0.2', 15006),
+          lbEndpoint('10.0.0.3', 15006, { health_status: 'UNHEALTHY' }),
+          lbEndpoint('10.0.0.4', 15006, { health_status: 'DRAINING' }),
+          lbEndpoint('10.0.0.5', 15006, { health_status: 'TIMEOUT' }),
+          lbEndpoint('10.0.0.6', 15006, { health_status: 'DEGRADED' }),
+        ],
+      }],
+    }));
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.name).toBe(NAME);
+    expect(r.value.endpoints[0]).toEqual({
+      host: '10.0.0.1', port: 15006, weight: 3, healthy: true, locality: 'local/a/',
+      workload: 'reviews-v1.default', identity: 'spiffe://cluster.local/ns/default/sa/reviews', targetPort: 9080,
+    });
+    expect(r.value.endpoints.map((e) => e.healthy)).toEqual([true, true, false, false, false, false]);
+    expect(r.value.endpoints[1]!.weight).toBe(1);
+  });
+
+  it('rejects bad addresses, weights and metadata with paths', () => {
+    const r = endpointType.decode(pack(TypeUrl.ClusterLoadAssignment, {
+      cluster_name: NAME,
+      endpoints: [{
+        lb_endpoints: [
+          lbEndpoint('', 80),
+          lbEndpoint('10.0.0.1', 0),
+          lbEndpoint('10.0.0.2', 80, { load_balancing_weight: { value: 0 } }),
+          lbEndpoint('10.0.0.3', 80, { metadata: { filter_metadata: { weft: struct({ identity: 'reviews', target_port: 70000 }) } } }),
+          { endpoint: { address: { pipe: { path: '/tmp/s' } } } },
+        ],
+      }],
+    }));
+    const at = 'endpoints[0].lb_endpoints';
+    expect(problemFields(r)).toEqual([
+      `${at}[0].endpoint.address.socket_address.address`,
+      `${at}[1].endpoint.address.socket_address.port_value`,
+      `${at}[2].load_balancing_weight`,
+      `${at}[3].metadata.filter_metadata.weft.identity`,
+      `${at}[3].metadata.filter_metadata.weft.target_port`,
+      `${at}[4].endpoint.address`,
+    ]);
+  });
+
+  it('requires a cluster name', () => {
+    expect(problemFields(endpointType.decode(pack(TypeUrl.ClusterLoadAssignment, {})))).toEqual(['cluster_name']);
+  });
+
+  it('readStruct accepts both camelCase and snake_case Value fields', () => {
+    expect(readStruct({ fields: { a: { stringValue: 'x' }, b: { number_value: 2 }, c: { boolValue: true }, d: { listValue: { values: [{ stringValue: 'y' }] } } } }))
+      .toEqual({ a: 'x', b: 2, c: true, d: ['y'] });
+  });
+});

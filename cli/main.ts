@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+// The `weft` command: parses flags, builds each process's config once, and hands it to that
+// process's composition root. Errors reach the user as one clear line and a non-zero exit.
+import { Command, InvalidArgumentError } from 'commander';
+import { CONTROL_PLANE_DEFAULTS, controlPlaneConfig } from '../control-plane/config.js';
+import { errorMessage, isWeftError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { PROXY_DEFAULTS, proxyConfig } from '../proxy/config.js';
+import { caInit, caShow } from './ca.js';
+import { startDemoApp } from './demo/app.js';
+import { runDemoClient } from './demo/client.js';
+import { runUp } from './up.js';
+
+const int = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${flag} must be a whole number, got "${v}"`);
+  return n;
+};
+
+/** Resolves on SIGINT / SIGTERM, so a long-running command can shut down in order. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+export function buildCli(): Command {
+  const program = new Command('weft')
+    .description('Weft: a service mesh for Node.js — control plane, sidecar and ambient proxies')
+    .showHelpAfterError();
+
+  program
+    .command('control-plane')
+    .description('run the control plane: xDS + CA on 15010/15012, monitoring on 15014')
+    .requiredOption('--config <dir>', 'directory of YAML config, watched for changes')
+    .option('--state-dir <dir>', 'CA and bootstrap tokens', CONTROL_PLANE_DEFAULTS.stateDir)
+    .option('--host <addr>', 'address to bind', CONTROL_PLANE_DEFAULTS.host)
+    .option('--xds-port <port>', 'plaintext xDS + CA port', int('--xds-port'), CONTROL_PLANE_DEFAULTS.xdsPort)
+    .option('--xds-tls-port <port>', 'xDS + CA over TLS (-1 disables)', int('--xds-tls-port'), CONTROL_PLANE_DEFAULTS.xdsTlsPort)
+    .option('--monitor-port <port>', 'monitoring port', int('--monitor-port'), CONTROL_PLANE_DEFAULTS.monitorPort)
+    .option('--trust-domain <name>', 'SPIFFE trust domain', CONTROL_PLANE_DEFAULTS.trustDomain)
+    .option('--no-mtls', 'plaintext between sidecars (development only)')
+    .action(async (o) => {
+      const { startControlPlane } = await import('../control-plane/main.js');
+      const cfg = controlPlaneConfig({
+        configDir: o.config,
+        stateDir: o.stateDir,
+        host: o.host,
+        xdsPort: o.xdsPort,
+        xdsTlsPort: o.xdsTlsPort,
+        monitorPort: o.monitorPort,
+        trustDomain: o.trustDomain,
+        mtls: o.mtls,
+      });
+      const cp = await startControlPlane(cfg);
+      await untilSignal();
+      await cp.stop();
+    });
+
+  program
+    .command('proxy')
+    .description("run a sidecar proxy for one workload")
+    .requiredOption('--xds <host:port>', 'control plane xDS address')
+    .requiredOption('--workload <name.namespace>', 'the workload this sidecar serves')
+    .requiredOption('--token-file <file>', "the workload's bootstrap token")
+    .option('--xds-root-cert <file>', "PEM roots to verify the control plane's TLS port (enables TLS)")
+    .option('--bind-address <addr>', 'address the listeners bind to', PROXY_DEFAULTS.bindAddress)
+    .option('--outbound-port <port>', 'outbound listener', int('--outbound-port'), PROXY_DEFAULTS.outboundPort)
+    .option('--inbound-port <port>', 'inbound listener', int('--inbound-port'), PROXY_DEFAULTS.inboundPort)
+    .option('--admin-port <port>', 'admin (127.0.0.1 only)', int('--admin-port'), PROXY_DEFAULTS.adminPort)
+    .option('--stats-port <port>', 'Prometheus stats', int('--stats-port'), PROXY_DEFAULTS.statsPort)
+    .option('--cert-ttl <seconds>', 'requested certificate lifetime', int('--cert-ttl'), PROXY_DEFAULTS.certTtlSeconds)
+    .option('--outbound-policy <policy>', 'ALLOW_ANY or REGISTRY_ONLY', PROXY_DEFAULTS.outboundPolicy)
+    .action(async (o) => {
+      const { startProxy } = await import('../proxy/main.js');
+      const cfg = proxyConfig({
+        xds: o.xds,
+        workload: o.workload,
+        tokenFile: o.tokenFile,
+        xdsRootCert: o.xdsRootCert,
+        bindAddress: o.bindAddress,
+        outboundPort: o.outboundPort,
+        inboundPort: o.inboundPort,
+        adminPort: o.adminPort,
+        statsPort: o.statsPort,
+        certTtlSeconds: o.certTtl,
+        outboundPolicy: o.outboundPolicy,
+      });
+      const proxy = await startProxy(cfg);
+      // One machine-readable line with the bound ports, for `weft up` and scripts using port 0.
+      process.stdout.write(`weft-proxy-listening ${JSON.stringify(proxy.ports)}\n`);
+      await untilSignal();
+      await proxy.stop();
+    });
+
+  program
+    .command('up')
+    .description('run a whole local mesh from a directory: control plane, sidecars, workloads, live view')
+    .argument('<dir>', 'directory of YAML config (see examples/canary)')
+    .option('--state-dir <dir>', 'CA and tokens', '.weft/state')
+    .option('--no-view', 'print one status line per second instead of the live view')
+    .action(async (dir: string, o) => {
+      await runUp({ configDir: dir, stateDir: o.stateDir, view: o.view !== false && process.stdout.isTTY === true });
+    });
+
+  const ca = program.command('ca').description("operate Weft's certificate authority");
+  ca.command('init')
+    .description('create the CA in the state dir (no-op if it exists)')
+    .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
+    .option('--trust-domain <name>', 'SPIFFE trust domain', CONTROL_PLANE_DEFAULTS.trustDomain)
+    .action(async (o) => {
+      process.stdout.write((await caInit({ stateDir: o.stateDir, trustDomain: o.trustDomain })) + '\n');
+    });
+  ca.command('show')
+    .description('show the CA certificate and the trust bundle')
+    .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
+    .action(async (o) => {
+      process.stdout.write((await caShow({ stateDir: o.stateDir })) + '\n');
+    });
+
+  const demo = program.command('demo').description('demo workloads used by examples/');
+  demo
+    .command('app')
+    .description('an HTTP app that answers with its version and what it saw')
+    .option('--service <name>', 'service name to report', 'reviews')
+    .requiredOption('--version <v>', 'version to report (and in x-demo-version)')
+    .option('--host <addr>', 'address', '127.0.0.1')
+    .requiredOption('--port <port>', 'port', int('--port'))
+    .action(async (o) => {
+      const server = await startDemoApp({ service: o.service, version: o.version, host: o.host, port: o.port });
+      await untilSignal();
+      server.close();
+      server.closeAllConnections();
+    });
+  demo
+    .command('client')
+    .description('steady traffic through HTTP_PROXY, one stats line per second')
+    .requiredOption('--target <url>', 'URL to call')
+    .option('--rps <n>', 'requests per second', int('--rps'), 50)
+    .option('--duration <seconds>', 'stop after (0 = until signalled)', int('--duration'), 0)
+    .action(async (o) => {
+      const run = runDemoClient({
+        target: o.target,
+        rps: o.rps,
+        proxy: process.env.HTTP_PROXY ?? process.env.http_proxy,
+        durationSec: o.duration,
+        write: (l) => process.stdout.write(l + '\n'),
+      });
+      await Promise.race([run.done, untilSignal()]);
+      run.stop();
+    });
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  const log = createLogger('weft');
+  try {
+    await buildCli().parseAsync(process.argv);
+    // Long-running commands return after their shutdown; let pending handles close, then go.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
+  } catch (err) {
+    log.error(errorMessage(err), isWeftError(err) ? { code: err.code } : {});
+    process.exit(isWeftError(err) && err.code === 'WEFT_USAGE' ? 2 : 1);
+  }
+}
+
+void main();

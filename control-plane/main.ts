@@ -1,0 +1,256 @@
+// The control plane's composition root: config source → model → per-proxy translation →
+// consistent snapshots → ADS; the CA on the same gRPC ports; monitoring on its own port.
+// Nothing here starts at import time; `startControlPlane` builds and starts it all.
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { adsService, caService } from '../api/services.js';
+import { SHORT_NAME, TypeUrl } from '../api/types.js';
+import { CertificateAuthority } from '../certs/ca.js';
+import { errorMessage } from '../core/errors.js';
+import { serveEndpoints, type EndpointServer } from '../core/http-server.js';
+import { createLogger, type Logger } from '../core/log.js';
+import { LocalTokenAuthenticator } from './ca/authenticator.js';
+import { createCaService } from './ca/service.js';
+import { TokenStore } from './ca/tokens.js';
+import type { ControlPlaneConfig } from './config.js';
+import { createControlPlaneMetrics } from './metrics.js';
+import type { Model } from './model/index.js';
+import { MemorySnapshotCache } from './snapshot/cache.js';
+import { buildSnapshot, SnapshotError, type Snapshot } from './snapshot/snapshot.js';
+import { FileSource } from './sources/file.js';
+import { routeStatuses } from './status/index.js';
+import { translate, type ProxyNode } from './translate/index.js';
+import { nodeMetadata, XdsServer, type ProxyInfo } from './xds-server/server.js';
+import { syncz } from './xds-server/sync-status.js';
+
+export interface ControlPlane {
+  readonly xdsAddress: AddressInfo;
+  readonly xdsTlsAddress: AddressInfo | undefined;
+  readonly monitorAddress: AddressInfo;
+  /** PEM roots proxies must trust (for the TLS xDS port and for each other). */
+  trustBundle(): string[];
+  /** The current config model, and changes to it (for `weft up`). */
+  model(): Model;
+  onModel(fn: (model: Model) => void): () => void;
+  stop(): Promise<void>;
+}
+
+interface ConnectedSidecar {
+  readonly info: ProxyInfo;
+  readonly node: ProxyNode;
+  readonly inboundPort: number | undefined;
+}
+
+export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = createLogger('control-plane')): Promise<ControlPlane> {
+  const metrics = createControlPlaneMetrics();
+
+  // 1. Identity: the CA (created on first start) and one bootstrap token per WorkloadEntry.
+  const ca = await CertificateAuthority.loadOrCreate({ stateDir: cfg.stateDir, trustDomain: cfg.trustDomain, log: log.child('ca') });
+  const tokens = new TokenStore(cfg.stateDir);
+
+  // 2. Config: the watched directory becomes a Model.
+  const source = new FileSource(cfg.configDir, { log: log.child('config') });
+  await source.start();
+  let model: Model = source.model.get();
+
+  // 3. Per-proxy snapshots, rebuilt (debounced) whenever the model or the set of sidecars changes.
+  const cache = new MemorySnapshotCache();
+  const sidecars = new Map<string, ConnectedSidecar>();
+  const snapshots = new Map<string, Snapshot>();
+
+  const rootSecret = () => ({
+    name: 'ROOTCA',
+    validation_context: { trusted_ca: { inline_string: ca.trustBundle().join('') } },
+  });
+
+  const rebuild = () => {
+    const started = performance.now();
+    const directory = (workload: string) => {
+      const s = sidecars.get(workload);
+      return s?.inboundPort === undefined ? undefined : { inboundPort: s.inboundPort };
+    };
+    for (const [id, sidecar] of sidecars) {
+      try {
+        const set = translate(model, sidecar.node, directory, { trustDomain: cfg.trustDomain, mtls: cfg.mtls });
+        const secrets = new Map(set[TypeUrl.Secret] ?? []);
+        secrets.set('ROOTCA', rootSecret());
+        set[TypeUrl.Secret] = secrets;
+        const snapshot = buildSnapshot(set, snapshots.get(id));
+        cache.set(id, snapshot);
+        snapshots.set(id, snapshot);
+        metrics.pushes.inc({ type: 'snapshot' });
+      } catch (err) {
+        if (err instanceof SnapshotError) metrics.inconsistent.inc();
+        log.error('could not build config for proxy; it keeps its last good config', { proxy: id, error: errorMessage(err) });
+      }
+    }
+    metrics.pushTime.observe((performance.now() - started) / 1000);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const scheduleRebuild = () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      rebuild();
+    }, cfg.debounceMs);
+  };
+
+  const ensureTokens = (m: Model) => {
+    for (const we of m.workloadEntries) tokens.ensure(we.metadata.namespace, we.metadata.name);
+  };
+  ensureTokens(model);
+  source.model.subscribe((m) => {
+    model = m;
+    ensureTokens(m);
+    metrics.configProblems.set(source.problems().length);
+    scheduleRebuild();
+  });
+  metrics.configProblems.set(source.problems().length);
+
+  // 4. ADS: authenticate each proxy with its bootstrap token, then serve its snapshot.
+  const authenticator = new LocalTokenAuthenticator(tokens, (ns, name) => model.workloadEntry(ns, name)?.spec.serviceAccount);
+  const xds = new XdsServer(
+    cache,
+    {
+      authenticate: async (node, md) => {
+        const token = bearer(md);
+        const caller = await authenticator.authenticate(token ?? '', {});
+        const workload = `${caller.workload ?? ''}`;
+        if (!node.id || node.id !== workload) {
+          throw new Error(`node id "${node.id ?? ''}" does not match the workload its token belongs to ("${workload}")`);
+        }
+        const meta = nodeMetadata(node);
+        return { id: node.id, workload, namespace: caller.namespace, metadata: meta };
+      },
+      connected: (info) => {
+        const port = Number(info.metadata.INBOUND_PORT);
+        const [name = ''] = info.workload.split('.');
+        sidecars.set(info.id, {
+          info,
+          node: { id: info.id, workload: name, namespace: info.namespace, mode: 'sidecar' },
+          inboundPort: Number.isInteger(port) && port > 0 ? port : undefined,
+        });
+        metrics.connected.set(xds.connectedProxies());
+        // Its own snapshot now, everyone else's endpoints soon.
+        rebuild();
+      },
+      disconnected: (info) => {
+        sidecars.delete(info.id);
+        snapshots.delete(info.id);
+        cache.delete(info.id);
+        metrics.connected.set(xds.connectedProxies());
+        scheduleRebuild();
+      },
+      nacked: (_info, typeUrl) => metrics.rejects.inc({ type: SHORT_NAME[typeUrl] }),
+    },
+    log.child('xds'),
+  );
+
+  const caHandlers = createCaService({
+    ca,
+    authenticator,
+    trustDomain: cfg.trustDomain,
+    log: log.child('ca'),
+    maxTtlSeconds: cfg.maxCertTtlSeconds,
+    onIssued: () => metrics.certsIssued.inc(),
+  });
+
+  const grpcServer = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
+  grpcServer.addService(adsService, xds.handlers());
+  grpcServer.addService(caService, caHandlers);
+  const xdsPort = await bind(grpcServer, `${cfg.host}:${cfg.xdsPort}`, grpc.ServerCredentials.createInsecure());
+
+  // The TLS port serves the same services with a server certificate from our own CA.
+  let tlsServer: grpc.Server | undefined;
+  let xdsTlsPort: number | undefined;
+  if (cfg.xdsTlsPort >= 0) {
+    const serving = await ca.servingCertificate(['weft-control-plane', 'localhost', cfg.host]);
+    tlsServer = new grpc.Server();
+    tlsServer.addService(adsService, xds.handlers());
+    tlsServer.addService(caService, caHandlers);
+    xdsTlsPort = await bind(
+      tlsServer,
+      `${cfg.host}:${cfg.xdsTlsPort}`,
+      grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.chainPem.join('')) }], false),
+    );
+  }
+
+  // 5. Monitoring.
+  const monitor: EndpointServer = await serveEndpoints(cfg.host, cfg.monitorPort, {
+    '/ready': () => ({ status: 200, body: 'ready\n' }),
+    '/metrics': async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
+    '/debug/syncz': () => ({ status: 200, body: syncz(xds.syncStates()) }),
+    '/debug/config_dump': (url) => {
+      const id = url.searchParams.get('proxy') ?? '';
+      const snap = cache.get(id);
+      if (!snap) return { status: 404, body: `no config for proxy "${id}"; connected: ${[...sidecars.keys()].join(', ') || 'none'}\n` };
+      return { status: 200, body: dumpSnapshot(snap) };
+    },
+    '/debug/status': () => ({
+      status: 200,
+      body: {
+        problems: source.problems(),
+        routes: Object.fromEntries(routeStatuses(model)),
+      },
+    }),
+  });
+
+  log.info('control plane ready', {
+    config: cfg.configDir,
+    xds: `${cfg.host}:${xdsPort}`,
+    xdsTls: xdsTlsPort === undefined ? 'off' : `${cfg.host}:${xdsTlsPort}`,
+    monitor: `${cfg.host}:${monitor.address.port}`,
+    trustDomain: cfg.trustDomain,
+  });
+
+  return {
+    xdsAddress: { address: cfg.host, family: 'IPv4', port: xdsPort },
+    xdsTlsAddress: xdsTlsPort === undefined ? undefined : { address: cfg.host, family: 'IPv4', port: xdsTlsPort },
+    monitorAddress: monitor.address,
+    trustBundle: () => ca.trustBundle(),
+    model: () => model,
+    onModel: (fn) => source.model.subscribe(fn),
+    async stop() {
+      if (timer) clearTimeout(timer);
+      source.stop();
+      await monitor.close();
+      for (const s of [grpcServer, tlsServer]) {
+        if (!s) continue;
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            s.forceShutdown();
+            resolve();
+          }, 2_000);
+          s.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+      }
+    },
+  };
+}
+
+function bearer(md: grpc.Metadata): string | undefined {
+  const v = md.get('authorization')[0];
+  if (typeof v !== 'string') return undefined;
+  const m = /^Bearer\s+(.+)$/i.exec(v);
+  return m?.[1];
+}
+
+function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, creds, (err, port) => (err ? reject(new Error(`cannot listen on ${address}: ${err.message}`)) : resolve(port))),
+  );
+}
+
+function dumpSnapshot(snapshot: Snapshot): unknown {
+  const out: Record<string, unknown> = {};
+  for (const [typeUrl, t] of snapshot.types) {
+    out[SHORT_NAME[typeUrl]] = {
+      version: t.version,
+      resources: [...t.items.values()].map((r) => ({ name: r.name, version: r.version, resource: r.plain })),
+    };
+  }
+  return out;
+}

@@ -1,0 +1,345 @@
+// Read-only domain types for every config kind Weft reads, as they look after parsing,
+// validation and the defaults the Kubernetes API server would apply from the CRD schemas.
+import type { FieldProblem } from '../../core/errors.js';
+
+export type Labels = Readonly<Record<string, string>>;
+
+export interface ObjectMeta {
+  readonly name: string;
+  /** Namespace of a namespaced object ('default' when unset); '' for a Namespace itself. */
+  readonly namespace: string;
+  readonly labels: Labels;
+  readonly annotations: Labels;
+  /** RFC 3339; usually absent for objects read from files. Orders routes of equal precedence. */
+  readonly creationTimestamp?: string;
+  readonly generation?: number;
+}
+
+interface Base<K extends string> {
+  readonly kind: K;
+  readonly apiVersion: string;
+  readonly metadata: ObjectMeta;
+}
+
+// ---- Core Kubernetes kinds -------------------------------------------------------------------
+
+export interface ServicePort {
+  readonly name?: string;
+  readonly port: number;
+  /** A number is the app's port; a name selects the WorkloadEntry port of that name. */
+  readonly targetPort: number | string;
+  readonly protocol: 'TCP' | 'UDP' | 'SCTP';
+  readonly appProtocol?: string;
+}
+
+export interface Service extends Base<'Service'> {
+  readonly spec: {
+    readonly type: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+    /** Absent or empty: the Service selects nothing (endpoints come from EndpointSlices). */
+    readonly selector?: Labels;
+    readonly ports: readonly ServicePort[];
+    readonly clusterIP?: string;
+  };
+}
+
+export interface EndpointSliceEndpoint {
+  readonly addresses: readonly string[];
+  /** Kubernetes reads an unset `ready` as true. */
+  readonly ready: boolean;
+  readonly targetRef?: { readonly kind: string; readonly name: string; readonly namespace: string };
+}
+
+export interface EndpointSlicePort {
+  /** '' when unnamed; matched against the Service port's name. */
+  readonly name: string;
+  readonly port?: number;
+  readonly protocol: 'TCP' | 'UDP' | 'SCTP';
+  readonly appProtocol?: string;
+}
+
+export interface EndpointSlice extends Base<'EndpointSlice'> {
+  readonly addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  readonly endpoints: readonly EndpointSliceEndpoint[];
+  readonly ports: readonly EndpointSlicePort[];
+  /** From the label `kubernetes.io/service-name`. */
+  readonly serviceName: string;
+}
+
+export interface Namespace extends Base<'Namespace'> {}
+
+// ---- Gateway API --------------------------------------------------------------------------
+
+export interface ParentRef {
+  readonly group: string;
+  readonly kind: string;
+  /** Absent: the route's own namespace. */
+  readonly namespace?: string;
+  readonly name: string;
+  readonly sectionName?: string;
+  readonly port?: number;
+}
+
+export interface BackendObjectRef {
+  readonly group: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+  readonly port?: number;
+}
+
+export type PathMatchType = 'Exact' | 'PathPrefix' | 'RegularExpression';
+export type ValueMatchType = 'Exact' | 'RegularExpression';
+
+export interface HTTPPathMatch {
+  readonly type: PathMatchType;
+  readonly value: string;
+}
+
+export interface ValueMatch {
+  readonly type: ValueMatchType;
+  readonly name: string;
+  readonly value: string;
+}
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] as const;
+export type HTTPMethod = (typeof HTTP_METHODS)[number];
+
+export interface HTTPRouteMatch {
+  readonly path: HTTPPathMatch;
+  readonly headers: readonly ValueMatch[];
+  readonly queryParams: readonly ValueMatch[];
+  readonly method?: HTTPMethod;
+}
+
+export interface HeaderValue {
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface HeaderModifier {
+  readonly set: readonly HeaderValue[];
+  readonly add: readonly HeaderValue[];
+  readonly remove: readonly string[];
+}
+
+export interface PathModifier {
+  readonly type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  /** replaceFullPath or replacePrefixMatch, whichever the type names. */
+  readonly value: string;
+}
+
+export interface RequestMirror {
+  readonly backendRef: BackendObjectRef;
+  /** Share of requests mirrored, as numerator/denominator (percent p is p/100; none is 100/100). */
+  readonly numerator: number;
+  readonly denominator: number;
+}
+
+export interface RequestRedirect {
+  readonly scheme?: 'http' | 'https';
+  readonly hostname?: string;
+  readonly path?: PathModifier;
+  readonly port?: number;
+  readonly statusCode: 301 | 302 | 303 | 307 | 308;
+}
+
+export interface URLRewrite {
+  readonly hostname?: string;
+  readonly path?: PathModifier;
+}
+
+/**
+ * One filter. `type` is kept as written: a type Weft does not implement (ExtensionRef, CORS,
+ * ExternalAuth, or an unknown name) is not a parse error but makes the route not Accepted.
+ */
+export interface RouteFilter {
+  readonly type: string;
+  readonly requestHeaderModifier?: HeaderModifier;
+  readonly responseHeaderModifier?: HeaderModifier;
+  readonly requestMirror?: RequestMirror;
+  readonly requestRedirect?: RequestRedirect;
+  readonly urlRewrite?: URLRewrite;
+}
+
+export interface BackendRef extends BackendObjectRef {
+  readonly weight: number;
+  readonly filters: readonly RouteFilter[];
+}
+
+export interface HTTPRouteTimeouts {
+  /** Milliseconds; 0 disables the timeout. */
+  readonly requestMs?: number;
+  readonly backendRequestMs?: number;
+}
+
+export interface HTTPRouteRetry {
+  readonly codes: readonly number[];
+  readonly attempts?: number;
+  readonly backoffMs?: number;
+}
+
+export interface HTTPRouteRule {
+  readonly name?: string;
+  /** Never empty: a rule without matches gets PathPrefix "/". */
+  readonly matches: readonly HTTPRouteMatch[];
+  readonly filters: readonly RouteFilter[];
+  readonly backendRefs: readonly BackendRef[];
+  readonly timeouts?: HTTPRouteTimeouts;
+  readonly retry?: HTTPRouteRetry;
+  /** Set when the rule asks for session persistence, which Weft does not implement. */
+  readonly sessionPersistence?: true;
+}
+
+export interface HTTPRoute extends Base<'HTTPRoute'> {
+  readonly spec: {
+    readonly parentRefs: readonly ParentRef[];
+    /** Read but not used for mesh routing (GEP-1294: implementations infer nothing from them). */
+    readonly hostnames: readonly string[];
+    readonly rules: readonly HTTPRouteRule[];
+  };
+}
+
+export interface GRPCMethodMatch {
+  readonly type: ValueMatchType;
+  readonly service?: string;
+  readonly method?: string;
+}
+
+export interface GRPCRouteMatch {
+  readonly method?: GRPCMethodMatch;
+  readonly headers: readonly ValueMatch[];
+}
+
+export interface GRPCRouteRule {
+  readonly name?: string;
+  /** Empty: every gRPC request. */
+  readonly matches: readonly GRPCRouteMatch[];
+  readonly filters: readonly RouteFilter[];
+  readonly backendRefs: readonly BackendRef[];
+  readonly sessionPersistence?: true;
+}
+
+export interface GRPCRoute extends Base<'GRPCRoute'> {
+  readonly spec: {
+    readonly parentRefs: readonly ParentRef[];
+    readonly hostnames: readonly string[];
+    readonly rules: readonly GRPCRouteRule[];
+  };
+}
+
+export interface ReferenceGrant extends Base<'ReferenceGrant'> {
+  readonly spec: {
+    readonly from: readonly { readonly group: string; readonly kind: string; readonly namespace: string }[];
+    readonly to: readonly { readonly group: string; readonly kind: string; readonly name?: string }[];
+  };
+}
+
+// ---- Weft kinds (weft.dev/v1alpha1) ------------------------------------------------------------
+
+export interface WorkloadEntry extends Base<'WorkloadEntry'> {
+  readonly spec: {
+    readonly address: string;
+    /** Port name → the port the app listens on. */
+    readonly ports: Readonly<Record<string, number>>;
+    readonly serviceAccount: string;
+    /** For `weft up`: the command that runs the workload, and its extra environment. */
+    readonly command?: readonly string[];
+    readonly env: Labels;
+  };
+}
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE';
+
+export interface PeerAuthentication extends Base<'PeerAuthentication'> {
+  readonly spec: {
+    /** Absent: every workload of the namespace. */
+    readonly selector?: { readonly matchLabels: Labels };
+    readonly mtls?: { readonly mode: MtlsMode };
+    readonly portLevelMtls: Readonly<Record<number, { readonly mode: MtlsMode }>>;
+  };
+}
+
+export interface AuthorizationSource {
+  readonly principals?: readonly string[];
+  readonly notPrincipals?: readonly string[];
+  readonly namespaces?: readonly string[];
+  readonly notNamespaces?: readonly string[];
+}
+
+export interface AuthorizationOperation {
+  readonly methods?: readonly string[];
+  readonly notMethods?: readonly string[];
+  readonly paths?: readonly string[];
+  readonly notPaths?: readonly string[];
+  readonly ports?: readonly number[];
+  readonly notPorts?: readonly number[];
+}
+
+export interface AuthorizationRule {
+  readonly from: readonly { readonly source: AuthorizationSource }[];
+  readonly to: readonly { readonly operation: AuthorizationOperation }[];
+}
+
+export interface AuthorizationPolicy extends Base<'AuthorizationPolicy'> {
+  readonly spec: {
+    readonly selector?: { readonly matchLabels: Labels };
+    readonly action: 'ALLOW' | 'DENY';
+    /** As in Istio: ALLOW with no rules allows nothing; a rule `{}` matches every request. */
+    readonly rules: readonly AuthorizationRule[];
+  };
+}
+
+// ---- Unions ---------------------------------------------------------------------------------
+
+export type ConfigObject =
+  | Service
+  | EndpointSlice
+  | Namespace
+  | HTTPRoute
+  | GRPCRoute
+  | ReferenceGrant
+  | WorkloadEntry
+  | PeerAuthentication
+  | AuthorizationPolicy;
+
+export type ConfigKind = ConfigObject['kind'];
+
+export type RouteObject = HTTPRoute | GRPCRoute;
+
+/** A problem in the config, with where it came from when known. */
+export interface ConfigProblem extends FieldProblem {
+  readonly file?: string;
+  /** 1-based document number, set only for files holding several documents. */
+  readonly document?: number;
+  /** `Kind namespace/name` of the object, when it could be read. */
+  readonly object?: string;
+}
+
+/** `Kind/namespace/name` (`Namespace/name` for namespaces): identity for duplicates and maps. */
+export function objectKey(o: { kind: string; metadata: { namespace: string; name: string } }): string {
+  return o.metadata.namespace ? `${o.kind}/${o.metadata.namespace}/${o.metadata.name}` : `${o.kind}/${o.metadata.name}`;
+}
+
+/** `Kind namespace/name`, as people read it in messages. */
+export function describeObject(o: { kind: string; metadata: { namespace: string; name: string } }): string {
+  return o.metadata.namespace ? `${o.kind} ${o.metadata.namespace}/${o.metadata.name}` : `${o.kind} ${o.metadata.name}`;
+}
+
+/** The key the directory and node metadata use for a workload: `name.namespace`. */
+export function workloadKey(w: WorkloadEntry): string {
+  return `${w.metadata.name}.${w.metadata.namespace}`;
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  const parts: string[] = [];
+  if (p.file) {
+    // A single-document file names its object well enough; in a multi-document file, say which.
+    const inFile = p.document === undefined ? '' : ` (document ${p.document}${p.object ? `, ${p.object}` : ''})`;
+    parts.push(p.file + inFile);
+  } else if (p.object) {
+    parts.push(p.object);
+  }
+  if (p.field) parts.push(p.field);
+  parts.push(p.message);
+  return parts.join(': ');
+}

@@ -1,0 +1,51 @@
+// The translator: a pure function from (Model, proxy, connected sidecars, options) to the plain
+// Envoy resources that proxy should hold, exactly as ARCHITECTURE.md's xDS contract describes.
+import type { Plain } from '../../api/codec.js';
+import { TypeUrl } from '../../api/types.js';
+import { DEFAULT_ROUTE_SEMANTICS, type Model, type WorkloadEntry } from '../model/index.js';
+import { appPorts, inboundClusters, outboundClusters } from './clusters.js';
+import { inboundListener, outboundListener } from './listeners.js';
+import { outboundRouteConfiguration } from './route-config.js';
+import type { ProxyNode, ResourceSet, SidecarDirectory, TranslateOptions } from './types.js';
+
+export type { ProxyNode, ResourceSet, SidecarDirectory, TranslateOptions } from './types.js';
+export { spiffeId } from './clusters.js';
+export { outboundClusterName, inboundClusterName, serviceFqdn } from './envoy.js';
+
+function ownWorkload(model: Model, proxy: ProxyNode): WorkloadEntry | undefined {
+  const direct = model.workloadEntry(proxy.namespace, proxy.workload);
+  if (direct) return direct;
+  // Tolerate the node's `name.namespace` form as well.
+  const suffix = `.${proxy.namespace}`;
+  return proxy.workload.endsWith(suffix) ? model.workloadEntry(proxy.namespace, proxy.workload.slice(0, -suffix.length)) : undefined;
+}
+
+function byName(entries: Iterable<[string, Plain]>): Map<string, Plain> {
+  return new Map([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * Everything `proxy` should be sent. Pure: the same inputs give equal output, and nothing is
+ * read from outside its arguments. Called on every config or sidecar change, once per proxy.
+ */
+export function translate(model: Model, proxy: ProxyNode, directory: SidecarDirectory, options: TranslateOptions): ResourceSet {
+  const semantics = { ...DEFAULT_ROUTE_SEMANTICS, ...options };
+  const workload = ownWorkload(model, proxy);
+  const ports = workload ? appPorts(model, workload) : new Map<number, { http2: boolean }>();
+
+  const outbound = outboundClusters(model, directory, options);
+  const clusters = new Map(outbound.clusters);
+  if (workload) for (const [name, c] of inboundClusters(workload, ports)) clusters.set(name, c);
+
+  const routeConfig = outboundRouteConfiguration(model, proxy.namespace, semantics);
+  return {
+    [TypeUrl.Listener]: byName([
+      ['outbound', outboundListener()],
+      ['inbound', inboundListener(ports.keys(), options.mtls)],
+    ]),
+    [TypeUrl.RouteConfiguration]: new Map([[routeConfig.name as string, routeConfig]]),
+    [TypeUrl.Cluster]: byName(clusters),
+    [TypeUrl.ClusterLoadAssignment]: byName(outbound.assignments),
+    [TypeUrl.Secret]: new Map(),
+  };
+}

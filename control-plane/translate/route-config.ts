@@ -1,0 +1,102 @@
+// The `outbound` RouteConfiguration: one virtual host per (Service, port) with every name form
+// a client may use, and the routes attached to that Service (GAMMA producer/consumer rules).
+import type { Plain } from '../../api/codec.js';
+import {
+  resolveParent,
+  routeProblems,
+  type Model,
+  type RouteObject,
+  type RouteSemanticsOptions,
+  type Service,
+} from '../model/index.js';
+import { meshPorts } from './clusters.js';
+import { outboundClusterName, serviceFqdn } from './envoy.js';
+import { grpcRouteCandidates } from './grpc-route.js';
+import { httpRouteCandidates } from './http-route.js';
+import { sortByPrecedence, type RouteCandidate } from './precedence.js';
+
+export const OUTBOUND_ROUTE_CONFIG = 'outbound';
+
+interface Attachment {
+  readonly route: RouteObject;
+  readonly ports: ReadonlySet<number>;
+}
+
+/** Accepted routes by the Service (`ns/name`) they attach to, with the ports they cover. */
+export function attachmentsByService(model: Model): Map<string, Attachment[]> {
+  const out = new Map<string, Attachment[]>();
+  for (const route of model.routes) {
+    // An unacceptable route is not translated at all; no other route is affected.
+    if (routeProblems(route).length > 0) continue;
+    const perService = new Map<string, Set<number>>();
+    route.spec.parentRefs.forEach((ref, i) => {
+      const res = resolveParent(model, route, ref, i);
+      if (res.kind !== 'attached') return;
+      const key = `${res.service.metadata.namespace}/${res.service.metadata.name}`;
+      const ports = perService.get(key) ?? new Set<number>();
+      for (const p of res.ports) ports.add(p.port);
+      perService.set(key, ports);
+    });
+    for (const [key, ports] of perService) {
+      const list = out.get(key) ?? [];
+      list.push({ route, ports });
+      out.set(key, list);
+    }
+  }
+  return out;
+}
+
+/**
+ * The routes that apply to a client in `clientNs` calling `service` on `port` (GEP-1294):
+ * consumer routes of the client's own namespace replace the producer routes of the Service's
+ * namespace; routes of any other namespace never apply. If a GRPCRoute applies, HTTPRoutes
+ * for the same port are set aside (GRPCRoute wins the route-type conflict).
+ */
+export function applicableRoutes(attached: readonly Attachment[], service: Service, port: number, clientNs: string): RouteObject[] {
+  const svcNs = service.metadata.namespace;
+  const forPort = attached.filter((a) => a.ports.has(port)).map((a) => a.route);
+  const consumer = forPort.filter((r) => r.metadata.namespace === clientNs && clientNs !== svcNs);
+  const chosen = consumer.length > 0 ? consumer : forPort.filter((r) => r.metadata.namespace === svcNs);
+  return chosen.some((r) => r.kind === 'GRPCRoute') ? chosen.filter((r) => r.kind === 'GRPCRoute') : chosen;
+}
+
+export function domainsFor(service: Service, port: number, clientNs: string): string[] {
+  const { name, namespace } = service.metadata;
+  const names = [serviceFqdn(name, namespace), `${name}.${namespace}.svc`, `${name}.${namespace}`];
+  if (namespace === clientNs) names.push(name);
+  const portless = port === 80 || meshPorts(service).length === 1;
+  return names.flatMap((n) => (portless ? [n, `${n}:${port}`] : [`${n}:${port}`]));
+}
+
+export function outboundRouteConfiguration(model: Model, clientNs: string, semantics: RouteSemanticsOptions): Plain {
+  const attachments = attachmentsByService(model);
+  // Candidates depend only on the route, so each route is translated once per call.
+  const candidates = new Map<RouteObject, RouteCandidate[]>();
+  const candidatesOf = (route: RouteObject): RouteCandidate[] => {
+    let list = candidates.get(route);
+    if (!list) {
+      list = route.kind === 'HTTPRoute' ? httpRouteCandidates(model, route, semantics) : grpcRouteCandidates(model, route, semantics);
+      candidates.set(route, list);
+    }
+    return list;
+  };
+
+  const virtualHosts: Plain[] = [];
+  for (const service of model.services) {
+    const { name, namespace } = service.metadata;
+    const attached = attachments.get(`${namespace}/${name}`) ?? [];
+    for (const port of meshPorts(service)) {
+      const routes = applicableRoutes(attached, service, port.port, clientNs);
+      const envoyRoutes =
+        routes.length > 0
+          ? sortByPrecedence(routes.flatMap(candidatesOf))
+          : [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port.port, name, namespace) } }];
+      virtualHosts.push({
+        name: `${serviceFqdn(name, namespace)}:${port.port}`,
+        domains: domainsFor(service, port.port, clientNs),
+        routes: envoyRoutes,
+      });
+    }
+  }
+  return { name: OUTBOUND_ROUTE_CONFIG, virtual_hosts: virtualHosts };
+}

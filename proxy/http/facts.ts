@@ -1,0 +1,124 @@
+// Reading a downstream request into routing facts: authority from Host / :authority, the
+// request-target in origin-form, absolute-form (RFC 9112 §3.2.2: its authority wins over Host).
+import type http from 'node:http';
+import type http2 from 'node:http2';
+import type { RequestFacts } from '../route/types.js';
+import { proxyErrors } from './errors.js';
+import { allValues, firstValue, isGrpc, readRawHeaders, type HeaderMap } from './headers.js';
+
+export type DownstreamRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type DownstreamResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** Everything the data path needs to know about one downstream request. */
+export interface RequestInfo {
+  readonly facts: RequestFacts;
+  readonly method: string;
+  /** Host / :authority (absolute-form target wins), lower-case, port kept as sent. */
+  readonly authority: string;
+  /** Origin-form path with query. */
+  readonly path: string;
+  readonly scheme: 'http' | 'https';
+  /** The request-target was absolute-form (`GET http://host/path`): the client treats us as
+   *  its HTTP proxy, so a non-mesh host may be passed through. */
+  readonly absoluteForm: boolean;
+  /** As received, lower-case names, no pseudo-headers (Host included for h1). */
+  readonly headers: HeaderMap;
+  readonly grpc: boolean;
+  readonly httpVersion: 1 | 2;
+}
+
+export interface ParsedTarget {
+  readonly absolute: boolean;
+  readonly scheme?: 'http' | 'https';
+  /** For absolute-form: the target's authority (userinfo dropped), lower-case. */
+  readonly authority?: string;
+  /** Origin-form path with query (`/` when the absolute-form target had none). */
+  readonly path: string;
+}
+
+/** Splits an HTTP/1.1 request-target. Does not normalise the path: proxies forward it as is. */
+export function parseRequestTarget(target: string): ParsedTarget | undefined {
+  if (target.startsWith('/')) return { absolute: false, path: target };
+  if (target === '*') return { absolute: false, path: '*' };
+  const m = /^(https?):\/\/([^/?#]*)(.*)$/i.exec(target);
+  if (!m) return undefined;
+  const scheme = m[1]!.toLowerCase() as 'http' | 'https';
+  const authority = m[2]!.slice(m[2]!.lastIndexOf('@') + 1).toLowerCase();
+  if (authority === '') return undefined;
+  let rest = m[3]!;
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  const path = rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest;
+  return { absolute: true, scheme, authority, path };
+}
+
+/** Reads routing facts from a request. Throws a `bad_request` ProxyError when it cannot be routed. */
+export function readRequest(req: DownstreamRequest, secure: boolean): RequestInfo {
+  const headers = readRawHeaders(req.rawHeaders);
+  const method = req.method ?? 'GET';
+  const h2 = req.httpVersionMajor === 2;
+  let scheme: 'http' | 'https' = secure ? 'https' : 'http';
+  let authority: string | undefined;
+  let path: string;
+  let absoluteForm = false;
+
+  if (h2) {
+    const r = req as http2.Http2ServerRequest;
+    authority = r.authority || firstValue(headers, 'host');
+    path = r.url || '/';
+    if (r.scheme === 'https' || r.scheme === 'http') scheme = r.scheme;
+  } else if (method === 'CONNECT') {
+    // authority-form; routes see path `/` so a Service's catch-all route matches its tunnels.
+    authority = req.url;
+    path = '/';
+  } else {
+    const target = parseRequestTarget(req.url ?? '/');
+    if (!target) throw proxyErrors.badRequest(`unsupported request-target ${JSON.stringify(req.url)}`);
+    path = target.path;
+    if (target.absolute) {
+      absoluteForm = true;
+      authority = target.authority;
+      scheme = target.scheme ?? scheme;
+    } else {
+      authority = firstValue(headers, 'host');
+    }
+  }
+  if (!authority) throw proxyErrors.badRequest('missing Host header / :authority');
+  authority = authority.toLowerCase();
+
+  const facts: RequestFacts = {
+    authority,
+    method,
+    path,
+    scheme,
+    header(name: string): string | undefined {
+      switch (name) {
+        case ':authority':
+          return authority;
+        case ':method':
+          return method;
+        case ':path':
+          return path;
+        case ':scheme':
+          return scheme;
+        default:
+          return name === 'host' ? authority : firstValue(headers, name);
+      }
+    },
+    headerValues(name: string): readonly string[] {
+      const one = name.startsWith(':') || name === 'host' ? facts.header(name) : undefined;
+      return one !== undefined ? [one] : allValues(headers, name);
+    },
+  };
+  return { facts, method, authority, path, scheme, absoluteForm, headers, grpc: isGrpc(headers), httpVersion: h2 ? 2 : 1 };
+}
+
+/** Splits `host[:port]` (IPv6 in brackets) with a default port. */
+export function splitAuthority(authority: string, defaultPort: number): { host: string; port: number } | undefined {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(authority);
+  if (!m) return undefined;
+  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+  return { host, port };
+}

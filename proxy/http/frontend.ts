@@ -1,0 +1,241 @@
+// One listening port for HTTP/1.1 and HTTP/2 (h2c prior knowledge, or ALPN h2 over TLS): peek
+// at the first bytes, hand the socket to node:http or node:http2, track connections so close()
+// can stop accepting, let in-flight requests finish, then close what is left.
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../core/log.js';
+import type { DownstreamRequest, DownstreamResponse } from './facts.js';
+import type { ListenerCounters } from './stats.js';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** What the listener knows about one downstream connection, computed once when it opens. */
+export interface ConnectionInfo {
+  readonly id: number;
+  /** Encrypted (TLS) connection. */
+  readonly secure: boolean;
+  /** Authenticated peer SPIFFE ID (mTLS), else undefined. */
+  readonly peerIdentity: string | undefined;
+  /** Target app port the peer asked for (SNI), else undefined. */
+  readonly targetPort: number | undefined;
+  readonly remoteAddress: string | undefined;
+}
+
+export interface FrontendHandlers {
+  /** Every ordinary request (both protocols). Must answer `res`; a rejection is answered 500. */
+  request(req: DownstreamRequest, res: DownstreamResponse, conn: ConnectionInfo): Promise<void>;
+  /** HTTP/1.1 `Upgrade` and `CONNECT`: the socket is the handler's from now on. */
+  tunnel(req: http.IncomingMessage, socket: Duplex, head: Buffer, conn: ConnectionInfo): Promise<void>;
+}
+
+export interface FrontendOptions {
+  /** Makes the listening server; `onSocket` receives connections ready for HTTP bytes. */
+  readonly createServer: (onSocket: (socket: net.Socket) => void) => net.Server;
+  readonly describe: (socket: net.Socket) => Omit<ConnectionInfo, 'id' | 'remoteAddress'>;
+  readonly handlers: FrontendHandlers;
+  readonly counters: ListenerCounters;
+  readonly log: Logger;
+  /** Idle time before a keep-alive HTTP/1.1 connection (or one that sends nothing) is closed. */
+  readonly idleTimeoutMs?: number;
+}
+
+export interface HttpFrontend {
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Stops accepting, lets requests in flight finish (up to `drainTimeoutMs`), then closes
+   *  every connection. Idle keep-alive connections are closed at once; HTTP/2 gets GOAWAY. */
+  close(drainTimeoutMs: number): Promise<void>;
+  readonly activeRequests: number;
+}
+
+const CONN = Symbol('weft.connection');
+type Tagged = { [CONN]?: Conn };
+
+interface Conn {
+  readonly info: ConnectionInfo;
+  readonly socket: net.Socket;
+  kind: 'sniffing' | 'h1' | 'h2' | 'tunnel';
+  active: number;
+  session?: http2.ServerHttp2Session;
+}
+
+/** The connection a request arrived on (h2 compat sockets forward symbol reads to the real one). */
+function connOf(req: DownstreamRequest): Conn | undefined {
+  return (req.socket as unknown as Tagged | null)?.[CONN];
+}
+
+export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
+  const { handlers, counters, log } = opts;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  const conns = new Set<Conn>();
+  let nextId = 1;
+  let closing = false;
+  let activeRequests = 0;
+  const waiters: Array<() => void> = [];
+  /** Something ended (a request, a connection): let close() look again. */
+  const changed = () => {
+    for (const w of waiters.splice(0)) w();
+  };
+
+  const h1 = http.createServer({ requireHostHeader: false, keepAliveTimeout: idleTimeoutMs, requestTimeout: 0 });
+  const h2 = http2.createServer({});
+
+  const onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
+    const conn = connOf(req);
+    if (!conn) {
+      res.destroy();
+      return;
+    }
+    counters.requests++;
+    conn.active++;
+    activeRequests++;
+    if (closing && !('stream' in res)) res.shouldKeepAlive = false;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      conn.active--;
+      activeRequests--;
+      if (closing && conn.kind === 'h1' && conn.active === 0) conn.socket.destroySoon();
+      changed();
+    };
+    res.once('close', end);
+    res.once('finish', end);
+    handlers.request(req, res, conn.info).catch((err: unknown) => {
+      log.error('request handler failed', { error: err });
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end('internal proxy error\n');
+      } else res.destroy();
+    });
+  };
+  h1.on('request', onRequest);
+  h2.on('request', onRequest);
+
+  const onTunnel = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const conn = connOf(req);
+    if (!conn) {
+      socket.destroy();
+      return;
+    }
+    counters.requests++;
+    conn.kind = 'tunnel';
+    conn.active = 1;
+    handlers.tunnel(req, socket, head, conn.info).catch((err: unknown) => {
+      log.error('tunnel handler failed', { error: err });
+      socket.destroy();
+    });
+  };
+  h1.on('upgrade', onTunnel);
+  h1.on('connect', onTunnel);
+  h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    const conn = (session.socket as unknown as Tagged | undefined)?.[CONN];
+    if (conn) conn.session = session;
+    if (closing) session.close();
+    session.on('error', (err) => log.debug('downstream h2 session error', { error: err }));
+  });
+  h2.on('sessionError', (err) => log.debug('downstream h2 session error', { error: err }));
+
+  function accept(socket: net.Socket): void {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => {}); // reported through the request that was using it, if any
+    const info: ConnectionInfo = { id: nextId++, remoteAddress: socket.remoteAddress, ...opts.describe(socket) };
+    const conn: Conn = { info, socket, kind: 'sniffing', active: 0 };
+    (socket as Tagged)[CONN] = conn;
+    conns.add(conn);
+    counters.connectionsTotal++;
+    counters.connectionsActive++;
+    socket.once('close', () => {
+      conns.delete(conn);
+      counters.connectionsActive--;
+      changed();
+    });
+    const alpn = (socket as { alpnProtocol?: string | false }).alpnProtocol;
+    if (alpn === 'h2') return handOff(conn, true);
+    if (alpn === 'http/1.1') return handOff(conn, false);
+    sniff(conn);
+  }
+
+  /** Reads until the bytes either match the HTTP/2 preface or cannot. */
+  function sniff(conn: Conn): void {
+    const { socket } = conn;
+    let seen: Buffer = Buffer.alloc(0);
+    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
+    const onData = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const prefix = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (prefix && seen.length < PREFACE.length) return;
+      socket.removeListener('data', onData);
+      socket.setTimeout(0);
+      socket.pause();
+      socket.unshift(seen);
+      handOff(conn, prefix);
+    };
+    socket.on('data', onData);
+  }
+
+  function handOff(conn: Conn, isH2: boolean): void {
+    conn.kind = isH2 ? 'h2' : 'h1';
+    if (isH2) {
+      // node:http2 reads what was unshifted from the socket's buffer; it must stay paused.
+      h2.emit('connection', conn.socket);
+    } else {
+      h1.emit('connection', conn.socket);
+      conn.socket.resume();
+    }
+  }
+
+  let server: net.Server | undefined;
+
+  return {
+    get activeRequests() {
+      return activeRequests;
+    },
+
+    listen(port, host) {
+      server = opts.createServer(accept);
+      const s = server;
+      return new Promise<AddressInfo>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(port, host, () => {
+          s.removeListener('error', reject);
+          s.on('error', (err) => log.error('listener error', { error: err }));
+          resolve(s.address() as AddressInfo);
+        });
+      });
+    },
+
+    async close(drainTimeoutMs) {
+      closing = true;
+      const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      for (const c of conns) {
+        if (c.kind === 'sniffing' || (c.kind === 'h1' && c.active === 0)) c.socket.destroy();
+        else if (c.kind === 'h2') c.session?.close();
+      }
+      // Wait for requests (and tunnels, which hold their connection) to end, or time out.
+      const done = new Promise<void>((resolve) => {
+        const check = () => {
+          if (activeRequests === 0 && [...conns].every((c) => c.kind !== 'tunnel')) resolve();
+          else waiters.push(check);
+        };
+        check();
+      });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, drainTimeoutMs)))]);
+      if (timer) clearTimeout(timer);
+      // Whatever is left (idle keep-alive, finished HTTP/2 sessions, tunnels past the deadline).
+      for (const c of conns) c.socket.destroy();
+      await closed;
+    },
+  };
+}

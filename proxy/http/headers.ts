@@ -1,0 +1,108 @@
+// Header plumbing shared by both listeners: reading raw headers into one map shape, removing
+// hop-by-hop headers (RFC 9110 §7.6.1), and the headers a proxy adds. Pure functions.
+import { randomUUID } from 'node:crypto';
+
+/** Lower-case names, no pseudo-headers; repeated headers become arrays. The shape undici,
+ *  node:http and node:http2 all accept, and the one applyHeaderMutations works on. */
+export type HeaderMap = Record<string, string | string[]>;
+
+/** Hop-by-hop headers: meaningful for one connection only, never forwarded. `te` is handled
+ *  apart (its `trailers` value is end-to-end for gRPC). `expect` is answered by the proxy. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+  'http2-settings',
+  'expect',
+  'host',
+]);
+
+/** Builds a HeaderMap from Node's flat `rawHeaders` list ([name, value, name, value, ...]). */
+export function readRawHeaders(raw: readonly string[]): HeaderMap {
+  const out: HeaderMap = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name.startsWith(':')) continue;
+    const value = raw[i + 1]!;
+    const cur = out[name];
+    if (cur === undefined) out[name] = value;
+    else if (Array.isArray(cur)) cur.push(value);
+    else out[name] = [cur, value];
+  }
+  return out;
+}
+
+/** Normalises Node's IncomingHttpHeaders-like objects (http2 response headers, undici headers). */
+export function fromNodeHeaders(h: Record<string, string | string[] | number | undefined>): HeaderMap {
+  const out: HeaderMap = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined || k.startsWith(':')) continue;
+    out[k.toLowerCase()] = typeof v === 'number' ? String(v) : v;
+  }
+  return out;
+}
+
+export function firstValue(h: Readonly<HeaderMap>, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function allValues(h: Readonly<HeaderMap>, name: string): readonly string[] {
+  const v = h[name];
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/** Copy without hop-by-hop headers, including any named in `Connection`. Keeps `te: trailers`. */
+export function withoutHopByHop(h: Readonly<HeaderMap>): HeaderMap {
+  const named = new Set<string>();
+  for (const v of allValues(h, 'connection')) for (const t of v.split(',')) named.add(t.trim().toLowerCase());
+  const out: HeaderMap = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (HOP_BY_HOP.has(k) || named.has(k)) continue;
+    if (k === 'te') {
+      const keep = allValues(h, 'te').some((x) => x.split(',').some((t) => t.trim().toLowerCase() === 'trailers'));
+      if (keep) out.te = 'trailers';
+      continue;
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Headers for the upstream request, before the route's mutations: the client's end-to-end
+ * headers, `x-forwarded-proto` (the downstream scheme) and `x-request-id` when absent.
+ * The authority is not in the map: each protocol sends it its own way (Host / :authority).
+ */
+export function upstreamRequestHeaders(incoming: Readonly<HeaderMap>, scheme: 'http' | 'https'): HeaderMap {
+  const out = withoutHopByHop(incoming);
+  if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = scheme;
+  if (out['x-request-id'] === undefined) out['x-request-id'] = randomUUID();
+  return out;
+}
+
+/** Headers for the downstream response, before the route's mutations. */
+export function downstreamResponseHeaders(upstream: Readonly<HeaderMap>): HeaderMap {
+  const out = withoutHopByHop(upstream);
+  delete out.te;
+  return out;
+}
+
+/** Trailers safe to forward: no pseudo-headers, no hop-by-hop, no content framing. */
+export function forwardableTrailers(t: Readonly<HeaderMap>): HeaderMap {
+  const out = withoutHopByHop(t);
+  delete out['content-length'];
+  delete out.te;
+  return out;
+}
+
+/** gRPC requests get gRPC-shaped error answers (trailers-only with grpc-status). */
+export function isGrpc(h: Readonly<HeaderMap>): boolean {
+  const ct = firstValue(h, 'content-type');
+  return ct !== undefined && /^application\/grpc(\+|;|$)/i.test(ct);
+}

@@ -1,0 +1,270 @@
+// MeshTls over real TLS sockets on 127.0.0.1: mutual authentication, identity checks, refusals
+// (wrong identity, foreign root, expired), and rotation without dropping open connections.
+import { X509Certificate } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { CertificateAuthority } from '../../certs/ca.js';
+import { eventually, testCa, testIdentity, workloadCert, type TestWorkloadCert } from '../../certs/testing.js';
+import { ErrorCode, isWeftError } from '../../core/errors.js';
+import { MeshTls, parseTargetPortFromSni, sniForTargetPort, type IdentitySource } from './tls.js';
+
+const REVIEWS = testIdentity('default', 'reviews');
+const RATINGS = testIdentity('default', 'ratings');
+const DAY = 86_400_000;
+
+/** An identity source the test drives by hand. */
+class ManualSource implements IdentitySource {
+  private listeners = new Set<() => void>();
+  constructor(
+    private cert: TestWorkloadCert | undefined,
+    private roots: readonly string[],
+  ) {}
+  set(cert: TestWorkloadCert | undefined, roots: readonly string[] = this.roots): void {
+    this.cert = cert;
+    this.roots = roots;
+    for (const l of this.listeners) l();
+  }
+  current() {
+    return this.cert;
+  }
+  trustBundle() {
+    return this.roots;
+  }
+  subscribe(l: () => void) {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+}
+
+interface TestServer {
+  port: number;
+  accepted: tls.TLSSocket[];
+  clientErrors: Error[];
+}
+
+const closers: Array<() => void> = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+/** An inbound server that greets each client with what it saw: peer identity, SNI port, ALPN. */
+async function serve(mesh: MeshTls): Promise<TestServer> {
+  const state: TestServer = { port: 0, accepted: [], clientErrors: [] };
+  const server = tls.createServer(mesh.serverOptions(), (socket) => {
+    state.accepted.push(socket);
+    socket.on('error', () => undefined);
+    socket.write(`peer=${mesh.peerIdentity(socket)} port=${parseTargetPortFromSni(socket.servername)} alpn=${socket.alpnProtocol}\n`);
+    socket.on('data', (d) => socket.write(`echo:${d.toString()}`));
+  });
+  mesh.attachServer(server);
+  server.on('tlsClientError', (err) => state.clientErrors.push(err));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.port = (server.address() as AddressInfo).port;
+  closers.push(() => {
+    for (const s of state.accepted) s.destroy();
+    server.close();
+    mesh.close();
+  });
+  return state;
+}
+
+/** The next newline-terminated line from `socket`; rejects if it closes or fails first. */
+function readLine(socket: tls.TLSSocket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      const i = buf.indexOf('\n');
+      if (i >= 0) {
+        cleanup();
+        resolve(buf.slice(0, i));
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error(`closed before a line (got ${JSON.stringify(buf)})`));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.off('error', onError);
+    };
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', onError);
+  });
+}
+
+async function connectError(mesh: MeshTls, opts: Parameters<MeshTls['connect']>[0]): Promise<Error> {
+  const result = await mesh.connect(opts).then(
+    (s) => {
+      s.destroy();
+      return undefined;
+    },
+    (e: Error) => e,
+  );
+  if (!result) throw new Error('connect should have failed');
+  return result;
+}
+
+let ca: CertificateAuthority;
+let foreignCa: CertificateAuthority;
+let reviews: TestWorkloadCert;
+let ratings: TestWorkloadCert;
+
+beforeAll(async () => {
+  [ca, foreignCa] = await Promise.all([testCa(), testCa()]);
+  [reviews, ratings] = await Promise.all([workloadCert(ca, REVIEWS), workloadCert(ca, RATINGS)]);
+});
+
+const serialOf = (cert: TestWorkloadCert) => new X509Certificate(cert.chainPem[0] as string).serialNumber;
+
+function mesh(cert: TestWorkloadCert | undefined, roots: readonly string[] = ca.roots()): { mesh: MeshTls; source: ManualSource } {
+  const source = new ManualSource(cert, roots);
+  const m = new MeshTls(source);
+  closers.push(() => m.close());
+  return { mesh: m, source };
+}
+
+describe('mutual TLS between two workloads', () => {
+  it('authenticates both sides over TLS 1.3, carrying the target port in SNI and negotiating ALPN', async () => {
+    const server = await serve(mesh(ratings).mesh);
+    const client = mesh(reviews).mesh;
+    const socket = await client.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS, targetPort: 9080 });
+    closers.push(() => socket.destroy());
+    expect(await readLine(socket)).toBe(`peer=${REVIEWS} port=9080 alpn=h2`);
+    expect(client.peerIdentity(socket)).toBe(RATINGS);
+    expect(socket.getProtocol()).toBe('TLSv1.3');
+    expect(socket.servername).toBe(sniForTargetPort(9080));
+  });
+
+  it('refuses a server whose SPIFFE ID is not the expected one, naming both', async () => {
+    const server = await serve(mesh(ratings).mesh);
+    const details = testIdentity('default', 'details');
+    const err = await connectError(mesh(reviews).mesh, { host: '127.0.0.1', port: server.port, expectedIdentity: details });
+    expect(isWeftError(err, ErrorCode.IDENTITY_MISMATCH)).toBe(true);
+    expect(err.message).toBe(`127.0.0.1:${server.port} presented identity ${RATINGS} but ${details} was expected`);
+  });
+
+  it('refuses a server whose certificate comes from a root outside the trust bundle', async () => {
+    const impostor = await workloadCert(foreignCa, RATINGS);
+    const server = await serve(mesh(impostor, foreignCa.roots()).mesh);
+    const err = await connectError(mesh(reviews).mesh, { host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS });
+    expect(isWeftError(err, ErrorCode.CERT_INVALID)).toBe(true);
+    expect(err.message).toMatch(
+      new RegExp(`presented ${RATINGS} \\(expected ${RATINGS}\\), which does not verify against the trust bundle: issued by a CA not in the trust bundle`),
+    );
+  });
+
+  it('refuses a client whose certificate comes from a root outside the trust bundle', async () => {
+    const server = await serve(mesh(ratings).mesh);
+    const impostor = mesh(await workloadCert(foreignCa, REVIEWS), [...ca.roots(), ...foreignCa.roots()]).mesh;
+    // TLS 1.3: the client finishes its side first; the server's refusal then closes the socket.
+    const socket = await impostor.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS });
+    await expect(readLine(socket)).rejects.toThrow(/closed before a line/);
+    await eventually(() => expect(server.clientErrors).toHaveLength(1));
+    expect(server.accepted).toHaveLength(0);
+  });
+
+  it('refuses expired certificates on either side', async () => {
+    const past = await testCa({ now: () => Date.now() - 2 * DAY });
+    const expiredRatings = await workloadCert(past, RATINGS, 3600);
+    const server = await serve(mesh(expiredRatings, [...ca.roots(), ...past.roots()]).mesh);
+    const client = mesh(reviews, [...ca.roots(), ...past.roots()]).mesh;
+    const err = await connectError(client, { host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS });
+    expect(isWeftError(err, ErrorCode.CERT_INVALID)).toBe(true);
+    expect(err.message).toMatch(/which does not verify against the trust bundle: certificate expired at/);
+
+    const healthy = await serve(mesh(ratings, [...ca.roots(), ...past.roots()]).mesh);
+    const expiredClient = mesh(await workloadCert(past, REVIEWS, 3600), [...ca.roots(), ...past.roots()]).mesh;
+    const socket = await expiredClient.connect({ host: '127.0.0.1', port: healthy.port, expectedIdentity: RATINGS });
+    await expect(readLine(socket)).rejects.toThrow(/closed before a line/);
+    await eventually(() => expect(healthy.clientErrors).toHaveLength(1));
+    expect(healthy.accepted).toHaveLength(0);
+  });
+
+  it('cannot connect before it has a certificate of its own', async () => {
+    const err = await connectError(mesh(undefined).mesh, { host: '127.0.0.1', port: 1, expectedIdentity: RATINGS });
+    expect(isWeftError(err, ErrorCode.CERT_INVALID)).toBe(true);
+    expect(err.message).toMatch(/no workload certificate yet/);
+  });
+});
+
+describe('rotation', () => {
+  it('keeps open connections working and presents the new certificate on new handshakes', async () => {
+    const serverSide = mesh(ratings);
+    const server = await serve(serverSide.mesh);
+    const clientSide = mesh(reviews);
+    const old = await clientSide.mesh.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS, targetPort: 80 });
+    closers.push(() => old.destroy());
+    await readLine(old);
+    const oldServerSerial = clientSide.mesh.peerCertificate(old)?.serialNumber;
+
+    // Both sides renew: new keys, new certificates, same identities.
+    const [newRatings, newReviews] = await Promise.all([workloadCert(ca, RATINGS), workloadCert(ca, REVIEWS)]);
+    serverSide.source.set(newRatings);
+    clientSide.source.set(newReviews);
+
+    old.write('still there?\n');
+    expect(await readLine(old)).toBe('echo:still there?');
+
+    const fresh = await clientSide.mesh.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS, targetPort: 80 });
+    closers.push(() => fresh.destroy());
+    await readLine(fresh);
+    const newServerSerial = clientSide.mesh.peerCertificate(fresh)?.serialNumber;
+    expect(oldServerSerial).toBe(serialOf(ratings));
+    expect(newServerSerial).toBe(serialOf(newRatings));
+    // And the server saw the client's new certificate.
+    const seenByServer = serverSide.mesh.peerCertificate(server.accepted.at(-1) as tls.TLSSocket)?.serialNumber;
+    expect(seenByServer).toBe(serialOf(newReviews));
+  });
+
+  it('a client that sends no SNI also gets the current certificate (attachServer)', async () => {
+    const serverSide = mesh(ratings);
+    const server = await serve(serverSide.mesh);
+    const newRatings = await workloadCert(ca, RATINGS);
+    serverSide.source.set(newRatings);
+    const client = mesh(reviews).mesh;
+    const socket = await client.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS });
+    closers.push(() => socket.destroy());
+    expect(socket.servername).toBeFalsy();
+    expect(client.peerCertificate(socket)?.serialNumber).toBe(serialOf(newRatings));
+  });
+
+  it('a new root in the trust bundle is honoured on the next handshake, without a restart', async () => {
+    const serverSide = mesh(ratings);
+    const server = await serve(serverSide.mesh);
+    const newcomer = mesh(await workloadCert(foreignCa, REVIEWS), [...ca.roots(), ...foreignCa.roots()]).mesh;
+    const refused = await newcomer.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS });
+    await expect(readLine(refused)).rejects.toThrow(/closed before a line/);
+
+    serverSide.source.set(ratings, [...ca.roots(), ...foreignCa.roots()]);
+    const accepted = await newcomer.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS });
+    closers.push(() => accepted.destroy());
+    expect(await readLine(accepted)).toMatch(new RegExp(`^peer=${REVIEWS} `));
+  });
+});
+
+describe('parseTargetPortFromSni', () => {
+  it.each([
+    ['9080.inbound.weft.internal', 9080],
+    ['1.INBOUND.weft.internal', 1],
+    ['65535.inbound.weft.internal', 65535],
+    ['65536.inbound.weft.internal', undefined],
+    ['0.inbound.weft.internal', undefined],
+    ['x.inbound.weft.internal', undefined],
+    ['9080.inbound.weft.internal.evil', undefined],
+    ['reviews.default.svc', undefined],
+    [false, undefined],
+    [undefined, undefined],
+  ] as const)('%s -> %s', (sni, port) => {
+    expect(parseTargetPortFromSni(sni)).toBe(port);
+  });
+});

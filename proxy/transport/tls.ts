@@ -1,0 +1,275 @@
+// The mesh's mTLS seam: server options for inbound listeners and `connect` for upstream calls,
+// both built from the workload's current certificate and trust bundle. SecureContexts are rebuilt
+// when either changes; existing connections keep the context they were made with, new handshakes
+// get the new one (the server hands it out per handshake via SNICallback), so rotation drops nothing.
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import { spiffeIdOf } from '../../certs/bundle.js';
+import { ErrorCode, WeftError, errorMessage } from '../../core/errors.js';
+import { createLogger, type Logger } from '../../core/log.js';
+
+/** What MeshTls needs from the workload identity (IdentityManager implements it). */
+export interface IdentitySource {
+  /** The current key and chain (leaf first); undefined until the first certificate. */
+  current(): { readonly keyPem: string; readonly chainPem: readonly string[]; readonly identity: string } | undefined;
+  /** PEM roots to verify peers against. */
+  trustBundle(): readonly string[];
+  /** Called after every change of either; returns an unsubscribe function. */
+  subscribe(listener: () => void): () => void;
+}
+
+/** Between sidecars the app port travels as the SNI `<port>.inbound.weft.internal`. */
+export const INBOUND_SNI_SUFFIX = '.inbound.weft.internal';
+
+export function sniForTargetPort(port: number): string {
+  return `${port}${INBOUND_SNI_SUFFIX}`;
+}
+
+/** The target port in an inbound SNI, or undefined if the name is not of that form. */
+export function parseTargetPortFromSni(servername: string | false | null | undefined): number | undefined {
+  if (!servername) return undefined;
+  const m = /^(\d{1,5})\.inbound\.weft\.internal$/i.exec(servername);
+  const port = m ? Number(m[1]) : NaN;
+  return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+export interface ConnectOptions {
+  readonly host: string;
+  readonly port: number;
+  /** The SPIFFE ID the server must prove (from the endpoint's EDS metadata). */
+  readonly expectedIdentity: string;
+  /** The app port behind the peer sidecar; sent as SNI. */
+  readonly targetPort?: number;
+  readonly alpn?: readonly string[];
+  /** Handshake deadline; 10 s by default. */
+  readonly timeoutMs?: number;
+}
+
+const ALPN = ['h2', 'http/1.1'];
+
+interface VerifiedPeer {
+  readonly identity: string | undefined;
+  readonly certificate: X509Certificate;
+}
+// Why a cache: on a TLS 1.3 client socket Node stops returning the peer certificate once the
+// server's session ticket has been read (right after the handshake). It is captured when the
+// handshake completes and kept for the socket's life.
+const verifiedPeers = new WeakMap<tls.TLSSocket, VerifiedPeer>();
+
+export class MeshTls {
+  private context: tls.SecureContext | undefined;
+  private contextIdentity: string | undefined;
+  private readonly servers = new Set<tls.Server>();
+  private readonly unsubscribe: () => void;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly source: IdentitySource,
+    opts: { log?: Logger } = {},
+  ) {
+    this.log = opts.log ?? createLogger('tls');
+    this.rebuild();
+    this.unsubscribe = source.subscribe(() => this.rebuild());
+  }
+
+  /** The SPIFFE ID this proxy presents now, if it has a certificate. */
+  localIdentity(): string | undefined {
+    return this.contextIdentity;
+  }
+
+  /**
+   * Options for an inbound `tls.Server`: TLS 1.3 only, client certificates required and verified
+   * against the trust bundle, ALPN h2 / http/1.1. The certificate is chosen per handshake, so
+   * rotation needs no restart. Read the target port with parseTargetPortFromSni(socket.servername)
+   * and the caller with peerIdentity(socket). Call attachServer too, for clients that send no SNI.
+   */
+  serverOptions(): tls.TlsOptions {
+    return {
+      ...this.contextOptions(),
+      minVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: ALPN,
+      SNICallback: (_servername, cb) => {
+        if (this.context) cb(null, this.context);
+        else cb(new WeftError(ErrorCode.CERT_INVALID, 'no workload certificate yet'), undefined);
+      },
+    };
+  }
+
+  /** Keeps `server`'s default context (used when a client sends no SNI) current; returns a detach function. */
+  attachServer(server: tls.Server): () => void {
+    this.servers.add(server);
+    return () => this.servers.delete(server);
+  }
+
+  /**
+   * Opens an mTLS connection to a peer sidecar. Resolves once the handshake is done, the server's
+   * chain verifies against the trust bundle and its SPIFFE ID is `expectedIdentity`. Rejects with
+   * WeftError: IDENTITY_MISMATCH, CERT_INVALID (chain does not verify, expired, no certificate of
+   * our own yet), UPSTREAM_CONNECT or UPSTREAM_TIMEOUT. With TLS 1.3 the server checks our
+   * certificate after this resolves; a refusal then shows as a reset on the first read.
+   */
+  connect(opts: ConnectOptions): Promise<tls.TLSSocket> {
+    const context = this.context;
+    const where = `${opts.host}:${opts.port}`;
+    if (!context) {
+      return Promise.reject(new WeftError(ErrorCode.CERT_INVALID, `cannot connect to ${where}: no workload certificate yet`));
+    }
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({
+        host: opts.host,
+        port: opts.port,
+        secureContext: context,
+        ...(opts.targetPort !== undefined ? { servername: sniForTargetPort(opts.targetPort) } : {}),
+        ALPNProtocols: [...(opts.alpn ?? ALPN)],
+        // Verification failures are turned into errors below, once the peer's certificate can
+        // still be read, so that the message names the identity it presented. Nothing is
+        // written and the promise does not resolve unless the checks pass.
+        rejectUnauthorized: false,
+        checkServerIdentity: (_host, cert) => {
+          const actual = spiffeIdOf(cert);
+          return actual === opts.expectedIdentity ? undefined : mismatch(where, opts.expectedIdentity, actual);
+        },
+      });
+      let settled = false;
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        socket.destroy();
+        reject(err);
+      };
+      socket.setTimeout(opts.timeoutMs ?? 10_000, () =>
+        fail(new WeftError(ErrorCode.UPSTREAM_TIMEOUT, `TLS handshake with ${where} (${opts.expectedIdentity}) timed out`)),
+      );
+      socket.once('secureConnect', () => {
+        socket.setTimeout(0);
+        const peer = socket.getPeerX509Certificate();
+        const actual = peer ? spiffeIdOf(peer) : undefined;
+        if (!socket.authorized) {
+          const reason = String(socket.authorizationError ?? 'unverified');
+          if (reason === ErrorCode.IDENTITY_MISMATCH) return fail(mismatch(where, opts.expectedIdentity, actual));
+          return fail(
+            new WeftError(
+              ErrorCode.CERT_INVALID,
+              `${where} presented ${actual ?? 'a certificate without a SPIFFE ID'} (expected ${opts.expectedIdentity}), ` +
+                `which does not verify against the trust bundle: ${describeVerifyError(reason, peer)}`,
+              { hint: 'the peer may belong to another mesh, or one side misses a rotated root' },
+            ),
+          );
+        }
+        // Session resumption skips checkServerIdentity; check again so nothing depends on it.
+        if (actual !== opts.expectedIdentity) return fail(mismatch(where, opts.expectedIdentity, actual));
+        settled = true;
+        if (peer) verifiedPeers.set(socket, { identity: actual, certificate: peer });
+        socket.removeListener('error', onError);
+        resolve(socket);
+      });
+      const onError = (err: Error) =>
+        fail(
+          err instanceof WeftError
+            ? err
+            : new WeftError(ErrorCode.UPSTREAM_CONNECT, `mTLS connection to ${where} (${opts.expectedIdentity}) failed: ${err.message}`, {
+                cause: err,
+              }),
+        );
+      socket.on('error', onError);
+    });
+  }
+
+  /**
+   * The verified SPIFFE ID of the peer of an mTLS socket: the caller of an inbound socket (read
+   * it in the 'secureConnection' handler) or the server of a socket from connect(). Undefined
+   * if the peer is unauthenticated or has no SPIFFE ID.
+   */
+  peerIdentity(socket: tls.TLSSocket): string | undefined {
+    return verifiedPeer(socket)?.identity;
+  }
+
+  /** The verified peer's leaf certificate (for logs and debugging), as for peerIdentity. */
+  peerCertificate(socket: tls.TLSSocket): X509Certificate | undefined {
+    return verifiedPeer(socket)?.certificate;
+  }
+
+  /** Stops following the identity source. */
+  close(): void {
+    this.unsubscribe();
+    this.servers.clear();
+  }
+
+  private contextOptions(): tls.SecureContextOptions {
+    const cert = this.source.current();
+    if (!cert) return {};
+    const roots = this.source.trustBundle();
+    return {
+      key: cert.keyPem,
+      cert: presentedChain(cert.chainPem).join(''),
+      // Until a bundle arrives, trust the root our own chain ends at.
+      ca: roots.length > 0 ? [...roots] : cert.chainPem.slice(-1),
+      minVersion: 'TLSv1.3',
+    };
+  }
+
+  private rebuild(): void {
+    const cert = this.source.current();
+    if (!cert) {
+      this.context = undefined;
+      this.contextIdentity = undefined;
+      return;
+    }
+    try {
+      const options = this.contextOptions();
+      this.context = tls.createSecureContext(options);
+      this.contextIdentity = cert.identity;
+      for (const server of this.servers) server.setSecureContext(options);
+    } catch (err) {
+      // Keep serving with the previous context rather than with none.
+      this.log.error('could not build a TLS context from the new certificate; keeping the previous one', {
+        identity: cert.identity,
+        error: errorMessage(err),
+      });
+    }
+  }
+}
+
+function verifiedPeer(socket: tls.TLSSocket): VerifiedPeer | undefined {
+  const known = verifiedPeers.get(socket);
+  if (known || !socket.authorized) return known;
+  const certificate = socket.getPeerX509Certificate();
+  if (!certificate) return undefined;
+  const peer = { identity: spiffeIdOf(certificate), certificate };
+  verifiedPeers.set(socket, peer);
+  return peer;
+}
+
+function mismatch(where: string, expected: string, actual: string | undefined): WeftError {
+  return new WeftError(
+    ErrorCode.IDENTITY_MISMATCH,
+    `${where} presented identity ${actual ?? '(none: no SPIFFE ID in its certificate)'} but ${expected} was expected`,
+    { hint: 'the endpoint may have been replaced by another workload, or its ServiceAccount changed' },
+  );
+}
+
+/** The chain a peer should see: leaf and intermediates, without the (self-signed) root. */
+function presentedChain(chain: readonly string[]): string[] {
+  if (chain.length < 2) return [...chain];
+  const last = new X509Certificate(chain[chain.length - 1] as string);
+  return last.subject === last.issuer ? chain.slice(0, -1) : [...chain];
+}
+
+function describeVerifyError(code: string, peer: X509Certificate | undefined): string {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return `certificate expired at ${peer?.validTo ?? '?'}`;
+    case 'CERT_NOT_YET_VALID':
+      return `certificate not valid before ${peer?.validFrom ?? '?'}`;
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+      return `issued by a CA not in the trust bundle (${code})`;
+    default:
+      return code;
+  }
+}

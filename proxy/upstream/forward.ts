@@ -1,0 +1,271 @@
+// Carrying out a forward decision (the router): tries with retries and timeouts, mirrors on
+// the side, the response streamed back with its trailers. Both listeners use it; what to
+// forward (endpoints, headers, body) is decided before, by the caller and the planner.
+import type { HeaderMutation, RetryPolicy } from '../../api/domain.js';
+import { delay } from '../../core/backoff.js';
+import type { Logger } from '../../core/log.js';
+import { applyHeaderMutations } from '../route/headers.js';
+import { bodyForTry, isReplayable, type RequestBody } from '../http/body.js';
+import { kindOf, proxyErrors, toClientAnswer } from '../http/errors.js';
+import type { DownstreamResponse } from '../http/facts.js';
+import { downstreamResponseHeaders, forwardableTrailers, type HeaderMap } from '../http/headers.js';
+import { isH2Response, resetDownstream, sendAnswer } from '../http/respond.js';
+import { countError, countResponse, type ClusterCounters, type ProxyStats } from '../http/stats.js';
+import type { UpstreamPools } from './pools.js';
+import { retriableError, retriableResponse, retryBackoffMs } from './retry.js';
+import type { EndpointChooser, PickedEndpoint } from './target.js';
+import type { UpstreamResponse } from './types.js';
+
+export interface ForwardDeps {
+  readonly pools: UpstreamPools;
+  readonly stats: ProxyStats;
+  readonly log: Logger;
+  readonly random: () => number;
+}
+
+/** One request to send to one cluster, everything already decided. */
+export interface ForwardRequest {
+  /** Cluster name, for stats, logs and error messages. */
+  readonly cluster: string;
+  readonly choose: EndpointChooser;
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly scheme: 'http' | 'https';
+  /** Final upstream headers (hop-by-hop removed, proxy headers added, mutations applied). */
+  readonly headers: HeaderMap;
+  readonly body: RequestBody;
+  /** Applied to the upstream response headers, in order. */
+  readonly responseHeaders: readonly HeaderMutation[];
+  /** Whole-request deadline: before headers → 504, after → reset. 0/undefined: none. */
+  readonly timeoutMs?: number;
+  readonly retry?: RetryPolicy;
+  /** Shadow copies, fired and forgotten (only for bodies that are absent or buffered). */
+  readonly mirrors: readonly { readonly cluster: string; readonly choose: EndpointChooser }[];
+  readonly grpc: boolean;
+  /** Inbound side: an upstream reset before headers resets the downstream too (so the peer
+   *  sidecar's `reset` retry policy sees it) instead of answering 503. */
+  readonly resetOnUpstreamReset?: boolean;
+}
+
+/** Mirrors give up after this long when the route has no timeout. */
+const MIRROR_TIMEOUT_MS = 30_000;
+
+class DownstreamGone extends Error {
+  constructor() {
+    super('downstream closed before the response was complete');
+  }
+}
+
+/**
+ * Sends `fr` upstream and streams the answer to `res`. Never throws: every failure becomes a
+ * client answer (errors.ts) or a reset. Resolves when the exchange is over.
+ */
+export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps: ForwardDeps): Promise<void> {
+  const counters = deps.stats.cluster(fr.cluster);
+  counters.requests++;
+  counters.inFlight++;
+  const started = Date.now();
+
+  // Two ways a request ends early: the client goes away, or the route timeout fires.
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) gone.abort(new DownstreamGone());
+  };
+  res.once('close', onClose);
+  const deadline = new AbortController();
+  const timer =
+    fr.timeoutMs && fr.timeoutMs > 0
+      ? setTimeout(() => deadline.abort(proxyErrors.upstreamTimeout(fr.timeoutMs!)), fr.timeoutMs)
+      : undefined;
+  const whole = AbortSignal.any([gone.signal, deadline.signal]);
+
+  fireMirrors(fr, deps);
+  let status: number | undefined;
+  try {
+    const { response, endpoint } = await sendWithRetries(fr, whole, counters, deps);
+    status = response.status;
+    try {
+      await streamResponse(fr, response, res, whole);
+      countResponse(counters, response.status);
+      endpoint.done({ ok: response.status < 500, latencyMs: Date.now() - started });
+    } catch (err) {
+      endpoint.done({ ok: false, latencyMs: Date.now() - started });
+      throw err;
+    }
+  } catch (err) {
+    const failure = gone.signal.aborted ? gone.signal.reason : deadline.signal.aborted ? deadline.signal.reason : err;
+    if (failure instanceof DownstreamGone) {
+      // Nobody to answer: the client left. The upstream side was cancelled through the signal.
+      deps.log.debug('downstream went away', { cluster: fr.cluster, path: fr.path });
+    } else {
+      const answer = toClientAnswer(failure, { grpc: fr.grpc, responseStarted: res.headersSent, resetOnUpstreamReset: fr.resetOnUpstreamReset });
+      if (answer.kind === 'reset' && res.headersSent) counters.resetsAfterHeaders++;
+      else countError(counters.errors, kindOf(failure));
+      deps.log.debug('request failed', { cluster: fr.cluster, path: fr.path, flag: answer.flag, status, error: failure });
+      sendAnswer(res, answer);
+    }
+  } finally {
+    if (timer) clearTimeout(timer);
+    res.removeListener('close', onClose);
+    counters.inFlight--;
+  }
+}
+
+/** Tries endpoints until one answers in a way the retry policy accepts. */
+async function sendWithRetries(
+  fr: ForwardRequest,
+  whole: AbortSignal,
+  counters: ClusterCounters,
+  deps: ForwardDeps,
+): Promise<{ response: UpstreamResponse; endpoint: PickedEndpoint }> {
+  const tried = new Set<string>();
+  const policy = fr.retry;
+  const maxRetries = policy && isReplayable(fr.body) ? policy.numRetries : 0;
+  let lastError: unknown;
+  for (let attempt = 0; ; attempt++) {
+    const endpoint = fr.choose.pick(tried);
+    if (!endpoint) throw attempt === 0 ? proxyErrors.noHealthyUpstream(fr.cluster) : lastError;
+    tried.add(endpoint.key);
+    const perTry = policy?.perTryTimeoutMs ? new AbortController() : undefined;
+    const perTryTimer = perTry
+      ? setTimeout(() => perTry.abort(proxyErrors.upstreamTimeout(policy!.perTryTimeoutMs!)), policy!.perTryTimeoutMs)
+      : undefined;
+    const started = Date.now();
+    const canRetry = attempt < maxRetries;
+    try {
+      const response = await deps.pools.request(endpoint.target, {
+        method: fr.method,
+        path: fr.path,
+        authority: fr.authority,
+        scheme: fr.scheme,
+        headers: fr.headers,
+        body: bodyForTry(fr.body),
+        signal: perTry ? AbortSignal.any([whole, perTry.signal]) : whole,
+      });
+      if (perTryTimer) clearTimeout(perTryTimer);
+      if (canRetry && policy && retriableResponse(policy, response.status, response.headers)) {
+        response.body.destroy();
+        endpoint.done({ ok: false, latencyMs: Date.now() - started });
+        lastError = undefined;
+        counters.retries++;
+        await delay(retryBackoffMs(policy, attempt, deps.random), whole);
+        if (whole.aborted) throw whole.reason;
+        continue;
+      }
+      return { response, endpoint };
+    } catch (err) {
+      if (perTryTimer) clearTimeout(perTryTimer);
+      endpoint.done({ ok: false, latencyMs: Date.now() - started });
+      if (whole.aborted) throw whole.reason;
+      const failure = perTry?.signal.aborted ? perTry.signal.reason : err;
+      if (!canRetry || !policy || !retriableError(policy, kindOf(failure))) throw failure;
+      lastError = failure;
+      counters.retries++;
+      await delay(retryBackoffMs(policy, attempt, deps.random), whole);
+      if (whole.aborted) throw whole.reason;
+    }
+  }
+}
+
+/** Response headers, body (with backpressure) and trailers to the client. Rejects when the
+ *  upstream body fails or `signal` aborts; the caller turns that into a reset. */
+async function streamResponse(fr: ForwardRequest, up: UpstreamResponse, res: DownstreamResponse, signal: AbortSignal): Promise<void> {
+  const headers = applyHeaderMutations(downstreamResponseHeaders(up.headers), fr.responseHeaders);
+  if (up.endStream && isH2Response(res)) {
+    // Headers-only (gRPC trailers-only): keep it one HEADERS frame with END_STREAM.
+    res.stream.respond({ ...headers, ':status': up.status }, { endStream: true });
+    return;
+  }
+  res.writeHead(up.status, headers as Record<string, string | string[]>);
+  if (!isH2Response(res)) res.flushHeaders(); // h2 compat writeHead sends at once
+  if (up.endStream) {
+    res.end();
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const body = up.body;
+    const cleanup = () => {
+      body.removeListener('end', onEnd);
+      body.removeListener('error', onError);
+      res.removeListener('close', onResClose);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onEnd = () => {
+      cleanup();
+      const trailers = forwardableTrailers(up.trailers());
+      // HTTP/1.1 can only carry trailers in a chunked body.
+      if (Object.keys(trailers).length > 0 && (isH2Response(res) || headers['content-length'] === undefined)) {
+        res.addTrailers(trailers as Record<string, string>);
+      }
+      res.end();
+      resolve();
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(proxyErrors.upstreamReset(fr.cluster, err));
+    };
+    const onResClose = () => {
+      cleanup();
+      body.destroy();
+      reject(signal.aborted ? signal.reason : new DownstreamGone());
+    };
+    const onAbort = () => {
+      cleanup();
+      body.destroy();
+      reject(signal.reason);
+    };
+    body.once('end', onEnd);
+    body.once('error', onError);
+    res.once('close', onResClose);
+    signal.addEventListener('abort', onAbort, { once: true });
+    body.pipe(res as NodeJS.WritableStream, { end: false });
+  });
+}
+
+/** Shadow traffic: never awaited, never fails the primary. Envoy appends `-shadow` to the host. */
+function fireMirrors(fr: ForwardRequest, deps: ForwardDeps): void {
+  if (fr.mirrors.length === 0) return;
+  if (!isReplayable(fr.body)) {
+    deps.log.debug('mirror skipped: request body is streamed, not buffered', { cluster: fr.cluster });
+    return;
+  }
+  for (const m of fr.mirrors) {
+    const counters = deps.stats.cluster(m.cluster);
+    const endpoint = m.choose.pick(new Set());
+    if (!endpoint) {
+      counters.mirrorErrors++;
+      continue;
+    }
+    counters.mirrors++;
+    const started = Date.now();
+    deps.pools
+      .request(endpoint.target, {
+        method: fr.method,
+        path: fr.path,
+        authority: shadowAuthority(fr.authority),
+        scheme: fr.scheme,
+        headers: fr.headers,
+        body: bodyForTry(fr.body),
+        signal: AbortSignal.timeout(fr.timeoutMs && fr.timeoutMs > 0 ? fr.timeoutMs : MIRROR_TIMEOUT_MS),
+      })
+      .then(
+        (r) => {
+          r.body.on('error', () => {});
+          r.body.resume();
+          endpoint.done({ ok: r.status < 500, latencyMs: Date.now() - started });
+        },
+        (err: unknown) => {
+          counters.mirrorErrors++;
+          endpoint.done({ ok: false, latencyMs: Date.now() - started });
+          deps.log.debug('mirror failed', { cluster: m.cluster, error: err });
+        },
+      );
+  }
+}
+
+/** `reviews:9080` → `reviews-shadow:9080`. */
+export function shadowAuthority(authority: string): string {
+  const m = /^(\[[^\]]*\]|[^:]*)(:\d+)?$/.exec(authority);
+  return m ? `${m[1]}-shadow${m[2] ?? ''}` : `${authority}-shadow`;
+}

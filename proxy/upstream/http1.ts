@@ -1,0 +1,106 @@
+// HTTP/1.1 upstream: an undici Pool per endpoint with keep-alive, whose sockets come from the
+// UpstreamTransport (so TLS and identity checks are the transport's job, not undici's).
+import { Pool } from 'undici';
+import type { Readable } from 'node:stream';
+import type { UpstreamTransport } from '../transport/index.js';
+import { isProxyError, proxyErrors, type ProxyError } from '../http/errors.js';
+import { fromNodeHeaders, type HeaderMap } from '../http/headers.js';
+import type { UpstreamRequest, UpstreamResponse, UpstreamTarget } from './types.js';
+
+export interface Http1Options {
+  /** How long an idle keep-alive socket is kept (undici keepAliveTimeout). */
+  readonly keepAliveTimeoutMs: number;
+}
+
+export class Http1Upstream {
+  private readonly pool: Pool;
+  private readonly address: string;
+
+  constructor(target: UpstreamTarget, transport: UpstreamTransport, opts: Http1Options) {
+    this.address = `${target.host}:${target.port}`;
+    const connectTarget = {
+      host: target.host,
+      port: target.port,
+      identity: target.identity,
+      targetPort: target.targetPort,
+      alpn: ['http/1.1'],
+      connectTimeoutMs: target.connectTimeoutMs,
+    };
+    this.pool = new Pool(`http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`, {
+      connections: target.maxConnections ?? null,
+      pipelining: 1,
+      keepAliveTimeout: opts.keepAliveTimeoutMs,
+      // The route decides timeouts (and a streaming body may legitimately be slow).
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: (_opts, callback) => {
+        transport.connect(connectTarget).then(
+          (socket) => callback(null, socket),
+          // Marked here, where we still know it is a connect failure: undici hands this very
+          // error to the waiting requests.
+          (err: unknown) => callback(proxyErrors.upstreamConnect(this.address, err), null),
+        );
+      },
+    });
+    // Connection errors are also reported to the requests that waited; nothing to do here.
+    this.pool.on('connectionError', () => {});
+  }
+
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    let data: Awaited<ReturnType<Pool['request']>>;
+    try {
+      data = await this.pool.request({
+        method: req.method as 'GET',
+        path: req.path,
+        headers: { ...req.headers, host: req.authority },
+        body: req.body,
+        signal: req.signal,
+      });
+    } catch (err) {
+      throw classifyHttp1Error(err, this.address);
+    }
+    const trailers = data.trailers as HeaderMap;
+    return {
+      status: data.statusCode,
+      headers: fromNodeHeaders(data.headers),
+      body: data.body as unknown as Readable,
+      endStream: false,
+      trailers: () => fromNodeHeaders(trailers),
+    };
+  }
+
+  /** Requests running or waiting on this pool. */
+  get busy(): boolean {
+    return this.pool.stats.running + this.pool.stats.pending + this.pool.stats.queued > 0;
+  }
+
+  get connections(): number {
+    return this.pool.stats.connected;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy().catch(() => {});
+  }
+}
+
+/** undici's errors before response headers → the data path's kinds. */
+export function classifyHttp1Error(err: unknown, address: string): ProxyError | unknown {
+  if (isProxyError(err)) return err;
+  const code = (err as { code?: string } | undefined)?.code;
+  switch (code) {
+    case 'UND_ERR_ABORTED':
+    case 'ABORT_ERR':
+      return err; // our own abort: the caller knows why (timeout, client gone)
+    case 'UND_ERR_INVALID_ARG':
+      return proxyErrors.badRequest((err as Error).message);
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ETIMEDOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return proxyErrors.upstreamConnect(address, err);
+    default:
+      if ((err as Error | undefined)?.name === 'AbortError') return err;
+      return proxyErrors.upstreamReset(address, err);
+  }
+}

@@ -1,0 +1,190 @@
+// HTTP/2 upstream: one ClientHttp2Session per endpoint, its socket from the UpstreamTransport,
+// every request a stream on it. A session that got GOAWAY, closed or failed is replaced on the
+// next request; streams already running on it finish (GOAWAY) or fail (close).
+import http2 from 'node:http2';
+import type net from 'node:net';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../../core/log.js';
+import type { UpstreamTransport } from '../transport/index.js';
+import { isProxyError, proxyErrors } from '../http/errors.js';
+import { fromNodeHeaders, type HeaderMap } from '../http/headers.js';
+import type { UpstreamRequest, UpstreamResponse, UpstreamTarget } from './types.js';
+
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+export class Http2Upstream {
+  private session: http2.ClientHttp2Session | undefined;
+  private connecting: Promise<http2.ClientHttp2Session> | undefined;
+  private active = 0;
+  private closed = false;
+  private readonly address: string;
+
+  constructor(
+    private readonly target: UpstreamTarget,
+    private readonly transport: UpstreamTransport,
+    private readonly log: Logger,
+  ) {
+    this.address = `${target.host}:${target.port}`;
+  }
+
+  get busy(): boolean {
+    return this.active > 0;
+  }
+
+  get connections(): number {
+    return this.session && !this.session.closed && !this.session.destroyed ? 1 : 0;
+  }
+
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const session = await this.getSession(req.signal);
+    const headers: http2.OutgoingHttpHeaders = {
+      ...req.headers,
+      ':method': req.method,
+      ':path': req.path,
+      ':authority': req.authority,
+      ':scheme': req.scheme,
+    };
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(headers, { endStream: req.body === null, signal: req.signal });
+    } catch (err) {
+      // Invalid header names/values, or a session that closed under us.
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('ERR_HTTP2_INVALID')) throw proxyErrors.badRequest((err as Error).message);
+      throw proxyErrors.upstreamReset(this.address, err);
+    }
+    this.active++;
+    stream.once('close', () => this.active--);
+    writeBody(stream, req.body);
+
+    let trailers: HeaderMap = {};
+    stream.on('trailers', (t) => (trailers = fromNodeHeaders(t)));
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      const onError = (err: Error) => {
+        stream.removeListener('close', onClose);
+        reject(this.classify(err, stream));
+      };
+      const onClose = () => {
+        stream.removeListener('error', onError);
+        reject(this.classify(undefined, stream));
+      };
+      stream.once('error', onError);
+      stream.once('close', onClose);
+      stream.once('response', (h, flags) => {
+        stream.removeListener('error', onError);
+        stream.removeListener('close', onClose);
+        resolve({
+          status: Number(h[':status']),
+          headers: fromNodeHeaders(h),
+          body: stream,
+          endStream: (flags & NGHTTP2_FLAG_END_STREAM) !== 0,
+          trailers: () => trailers,
+        });
+      });
+    });
+  }
+
+  private classify(err: Error | undefined, stream: http2.ClientHttp2Stream): unknown {
+    if (err && (err.name === 'AbortError' || (err as { code?: string }).code === 'ABORT_ERR')) return err;
+    const code = (err as { code?: string } | undefined)?.code;
+    if (stream.rstCode === NGHTTP2_REFUSED_STREAM || code === 'ERR_HTTP2_GOAWAY_SESSION') {
+      return proxyErrors.upstreamRefusedStream(this.address, err);
+    }
+    return proxyErrors.upstreamReset(this.address, err ?? new Error(`stream closed with code ${stream.rstCode ?? 'unknown'}`));
+  }
+
+  private usable(s: http2.ClientHttp2Session | undefined): s is http2.ClientHttp2Session {
+    return s !== undefined && !s.closed && !s.destroyed;
+  }
+
+  private async getSession(signal: AbortSignal): Promise<http2.ClientHttp2Session> {
+    if (this.closed) throw proxyErrors.upstreamConnect(this.address, new Error('pool closed'));
+    if (this.usable(this.session)) return this.session;
+    this.connecting ??= this.connect().finally(() => (this.connecting = undefined));
+    // A request that gives up waiting must not cancel the shared connect.
+    return abortable(this.connecting, signal);
+  }
+
+  private async connect(): Promise<http2.ClientHttp2Session> {
+    let socket: net.Socket;
+    try {
+      socket = await this.transport.connect({
+        host: this.target.host,
+        port: this.target.port,
+        identity: this.target.identity,
+        targetPort: this.target.targetPort,
+        alpn: ['h2'],
+        connectTimeoutMs: this.target.connectTimeoutMs,
+      });
+    } catch (err) {
+      throw isProxyError(err) ? err : proxyErrors.upstreamConnect(this.address, err);
+    }
+    if (this.closed) {
+      socket.destroy();
+      throw proxyErrors.upstreamConnect(this.address, new Error('pool closed'));
+    }
+    const session = http2.connect(`http://${this.address}`, { createConnection: () => socket });
+    const forget = () => {
+      if (this.session === session) this.session = undefined;
+    };
+    // GOAWAY: no new streams here; running ones finish. close/error: gone.
+    session.on('goaway', forget);
+    session.on('close', forget);
+    session.on('error', (err) => {
+      forget();
+      this.log.debug('upstream h2 session error', { upstream: this.address, err });
+    });
+    this.session = session;
+    return session;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const s = this.session;
+    this.session = undefined;
+    if (!s || s.destroyed) return;
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      // Streams still running when the pool is closed for good are cut.
+      setTimeout(() => {
+        s.destroy();
+        resolve();
+      }, 1000).unref();
+    });
+  }
+}
+
+function writeBody(stream: http2.ClientHttp2Stream, body: Readable | Buffer | null): void {
+  if (body === null) return;
+  if (Buffer.isBuffer(body)) {
+    stream.end(body);
+    return;
+  }
+  body.pipe(stream);
+  // pipe() neither forwards errors nor ends on an aborted source: cancel the stream instead.
+  body.once('error', () => {
+    if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+  });
+  body.once('close', () => {
+    if (!body.readableEnded && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
+  });
+  stream.once('close', () => body.unpipe(stream));
+}
+
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
