@@ -90,21 +90,19 @@ export async function keyTooOpen(stateDir: string): Promise<boolean> {
  * ca-key.pem, root-cert.pem (one or more roots) and cert-chain.pem (ca-cert up to the root).
  */
 export async function readPlugged(dir: string): Promise<StoredCa> {
-  const read = async (name: string, required: boolean) => {
-    const text = await readOptional(path.join(dir, name));
-    if (text === undefined && required) {
-      throw new WeftError(ErrorCode.CONFIG_UNREADABLE, `plugged-in CA directory ${dir} has no ${name}`, {
-        hint: `expected Istio's cacerts layout: ${Object.values(CA_FILES).join(', ')}`,
-      });
-    }
-    return text;
-  };
-  const [certPem, keyPem, rootsPem, chainText] = await Promise.all([
-    read(CA_FILES.cert, true),
-    read(CA_FILES.key, true),
-    read(CA_FILES.roots, true),
-    read(CA_FILES.chain, false),
-  ]);
+  const [certPem, keyPem, rootsPem, chainText] = await Promise.all(
+    [CA_FILES.cert, CA_FILES.key, CA_FILES.roots, CA_FILES.chain].map((name) => readOptional(path.join(dir, name))),
+  );
+  const missing = [
+    [CA_FILES.cert, certPem],
+    [CA_FILES.key, keyPem],
+    [CA_FILES.roots, rootsPem],
+  ].flatMap(([name, text]) => (text === undefined ? [name] : []));
+  if (missing.length > 0) {
+    throw new WeftError(ErrorCode.CONFIG_UNREADABLE, `plugged-in CA directory ${dir} has no ${missing.join(', ')}`, {
+      hint: `expected Istio's cacerts layout: ${Object.values(CA_FILES).join(', ')}`,
+    });
+  }
   const cert = splitPemCertificates(certPem ?? '')[0];
   if (!cert) throw new WeftError(ErrorCode.CERT_INVALID, `${path.join(dir, CA_FILES.cert)} holds no certificate`);
   const roots = splitPemCertificates(rootsPem ?? '');

@@ -167,7 +167,7 @@ describe('plugged-in CA (Istio cacerts layout)', () => {
     );
     const empty = await stateDir();
     await expect(CertificateAuthority.loadOrCreate({ trustDomain: 'cluster.local', pluggedDir: empty })).rejects.toThrow(
-      `plugged-in CA directory ${empty} has no ca-cert.pem`,
+      `plugged-in CA directory ${empty} has no ca-cert.pem, ca-key.pem, root-cert.pem`,
     );
   });
 

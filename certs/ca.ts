@@ -47,8 +47,11 @@ export interface CertificateAuthorityOptions {
 }
 
 export interface IssueRequest {
-  /** The key to certify: a public KeyObject or SPKI PEM. */
-  readonly publicKey: KeyObject | string;
+  /**
+   * The key to certify: a public KeyObject, SPKI PEM, or a ParsedCsr (whose SubjectPublicKeyInfo
+   * was validated by parseCsr and is copied as-is, sparing a costly re-encoding per certificate).
+   */
+  readonly publicKey: KeyObject | string | { readonly subjectPublicKeyInfo: Buffer };
   /** The SPIFFE ID to certify: the caller's *proven* identity, never one a CSR merely asks for. */
   readonly identity: string;
   /** Requested lifetime; missing or <= 0 means the default; above the maximum is clamped. */
@@ -81,7 +84,7 @@ interface Signer {
   readonly issuer: LeafIssuer;
   /** A leaf never outlives any certificate above it. */
   readonly notAfter: number;
-  /** chainPem without the signer's private key: appended to every leaf. */
+  /** The signing certificate up to its root, appended to every leaf. */
   readonly chainTail: readonly string[];
 }
 
@@ -167,9 +170,8 @@ export class CertificateAuthority {
   private async sign(req: IssueRequest, ttl: number): Promise<string[]> {
     const signer = this.signer;
     const now = this.now();
-    const key = typeof req.publicKey === 'string' ? crypto.createPublicKey(req.publicKey) : req.publicKey;
     const leaf = await signLeaf(signer.issuer, {
-      subjectPublicKeyInfo: key.export({ type: 'spki', format: 'der' }),
+      subjectPublicKeyInfo: spkiOf(req.publicKey),
       uri: req.identity,
       ...(req.dnsNames ? { dnsNames: req.dnsNames } : {}),
       ...(req.ipAddresses ? { ipAddresses: req.ipAddresses } : {}),
@@ -360,4 +362,10 @@ export class CertificateAuthority {
     if (this.source !== 'self-signed' || !this.opts.stateDir) return;
     await writeSelfSigned(this.opts.stateDir, { signer: this.signer.material, roots: this.roots() });
   }
+}
+
+function spkiOf(key: IssueRequest['publicKey']): Buffer {
+  if (typeof key === 'string') return crypto.createPublicKey(key).export({ type: 'spki', format: 'der' });
+  if ('subjectPublicKeyInfo' in key) return key.subjectPublicKeyInfo;
+  return key.export({ type: 'spki', format: 'der' });
 }

@@ -14,7 +14,7 @@ import { splitWorkload } from './config.js';
 import { AdsClient } from './discovery/ads-client.js';
 import { IdentityManager } from './identity/manager.js';
 import { createInboundListener } from './inbound/listener.js';
-import { createOutboundListener } from './outbound/listener.js';
+import { createOutboundListener, ProxyStats } from './outbound/index.js';
 import { ProxyState } from './state/state.js';
 import { MeshTls } from './transport/tls.js';
 import { tlsTransports } from './transport/mesh.js';
@@ -49,6 +49,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
 
   // 3. The data path: outbound (the app's calls) and inbound (other sidecars' calls).
   const transports = tlsTransports(tls);
+  const stats = new ProxyStats();
   const outbound = createOutboundListener({
     host: cfg.bindAddress,
     port: cfg.outboundPort,
@@ -56,6 +57,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     routeConfigName: 'outbound',
     transport: transports.upstream,
     outboundPolicy: cfg.outboundPolicy,
+    stats,
     log: log.child('outbound'),
   });
   const inbound = createInboundListener({
@@ -65,6 +67,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     listenerName: 'inbound',
     transport: transports.inbound,
     ownIdentity: () => identity.current()?.identity,
+    stats,
     log: log.child('inbound'),
   });
   const outboundAddr = await outbound.listen();
@@ -103,7 +106,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
       await Promise.all([outbound.close(cfg.drainSeconds * 1000), inbound.close(cfg.drainSeconds * 1000)]);
       await ads.stop();
       identity.stop();
-      await Promise.all([admin.close(), stats.close()]);
+      await Promise.all([admin.close(), statsServer.close()]);
       log.info('stopped');
     })());
 
@@ -117,10 +120,10 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
       const c = identity.current();
       return c ? { identity: c.identity, notAfter: new Date(c.notAfter).toISOString() } : undefined;
     },
-    stats: () => outbound.stats(),
+    stats: () => stats.snapshot(),
     drain: stop,
   });
-  const stats: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.statsPort, {
+  const statsServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.statsPort, {
     '/healthz/ready': () => {
       const r = readiness();
       return { status: r.ready ? 200 : 503, body: r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n` };
@@ -135,7 +138,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   });
 
   return {
-    ports: { outbound: outboundAddr.port, inbound: inboundAddr.port, admin: admin.address.port, stats: stats.address.port },
+    ports: { outbound: outboundAddr.port, inbound: inboundAddr.port, admin: admin.address.port, stats: statsServer.address.port },
     ready: () => readiness().ready,
     stop,
   };

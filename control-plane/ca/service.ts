@@ -73,7 +73,7 @@ export function createCaService(opts: CaServiceOptions): CaServiceHandlers {
       );
     }
     const ttlSeconds = Math.min(opts.ca.clampTtl(ttlOf(call.request.validity_duration)), opts.maxTtlSeconds ?? Infinity);
-    const chain = await opts.ca.issue({ publicKey: csr.publicKey, identity, ttlSeconds });
+    const chain = await opts.ca.issue({ publicKey: csr, identity, ttlSeconds });
     issued++;
     opts.onIssued?.(identity);
     opts.log.debug('issued a workload certificate', { identity, workload: caller.workload, ttlSeconds });

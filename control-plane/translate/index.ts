@@ -39,9 +39,11 @@ export function translate(model: Model, proxy: ProxyNode, directory: SidecarDire
 
   const routeConfig = outboundRouteConfiguration(model, proxy.namespace, semantics);
   return {
+    // A workload that serves no port (a pure client) gets no inbound listener: Envoy rejects a
+    // listener without filter chains, and there is nothing for one to forward to.
     [TypeUrl.Listener]: byName([
       ['outbound', outboundListener()],
-      ['inbound', inboundListener(ports.keys(), options.mtls)],
+      ...(ports.size > 0 ? [['inbound', inboundListener(ports.keys(), options.mtls)] as [string, Plain]] : []),
     ]),
     [TypeUrl.RouteConfiguration]: new Map([[routeConfig.name as string, routeConfig]]),
     [TypeUrl.Cluster]: byName(clusters),

@@ -86,6 +86,19 @@ export const proxyErrors = {
         : `no route: host ${JSON.stringify(authority)} is a mesh service but no route matched the request`,
       { hint: detail ?? (reason === 'no_virtual_host' ? 'check the Service name/namespace and port in the Host header' : 'check the HTTPRoute matches for this Service') },
     ),
+  noFilterChain: (listener: string, targetPort: number | undefined) =>
+    new ProxyError(
+      'no_route',
+      targetPort !== undefined
+        ? `no route: this workload's ${listener} listener has no filter chain for port ${targetPort}`
+        : `no route: this workload's ${listener} listener cannot tell which app port was meant`,
+      {
+        hint:
+          targetPort !== undefined
+            ? 'the Service targets a port the WorkloadEntry does not declare'
+            : 'plaintext connections carry no target port (SNI); with several app ports only mTLS can choose',
+      },
+    ),
   blackhole: (authority: string) =>
     new ProxyError('blackhole', `BlackHoleCluster: ${JSON.stringify(authority)} is not a mesh service and the outbound traffic policy is REGISTRY_ONLY`, {
       hint: 'declare the external host as a Service (or WorkloadEntry) or allow any outbound traffic',

@@ -63,6 +63,7 @@ export function readRequest(req: DownstreamRequest, secure: boolean): RequestInf
   let absoluteForm = false;
 
   if (h2) {
+    if (method === 'CONNECT') throw proxyErrors.badRequest('HTTP/2 CONNECT is not served on this port');
     const r = req as http2.Http2ServerRequest;
     authority = r.authority || firstValue(headers, 'host');
     path = r.url || '/';

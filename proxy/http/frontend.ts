@@ -7,7 +7,9 @@ import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
+import { proxyErrors, toClientAnswer } from './errors.js';
 import type { DownstreamRequest, DownstreamResponse } from './facts.js';
+import { sendAnswer, writeRawAnswer } from './respond.js';
 import type { ListenerCounters } from './stats.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -105,10 +107,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     res.once('finish', end);
     handlers.request(req, res, conn.info).catch((err: unknown) => {
       log.error('request handler failed', { error: err });
-      if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end('internal proxy error\n');
-      } else res.destroy();
+      sendAnswer(res, toClientAnswer(err, { grpc: false, responseStarted: res.headersSent }));
     });
   };
   h1.on('request', onRequest);
@@ -131,7 +130,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   h1.on('upgrade', onTunnel);
   h1.on('connect', onTunnel);
   h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable && err.code !== 'ECONNRESET') writeRawAnswer(socket, proxyErrors.badRequest(`malformed HTTP/1.1 request (${err.code ?? err.message})`));
     else socket.destroy();
   });
   h2.on('session', (session: http2.ServerHttp2Session) => {
@@ -187,6 +186,10 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   function handOff(conn: Conn, isH2: boolean): void {
     conn.kind = isH2 ? 'h2' : 'h1';
     if (isH2) {
+      // A TLS client that sent the preface without negotiating ALPN (prior knowledge over TLS):
+      // node:http2 would take it for HTTP/1.1, so record what the bytes already proved.
+      const tlsSocket = conn.socket as { encrypted?: boolean; alpnProtocol?: string | false };
+      if (tlsSocket.encrypted && !tlsSocket.alpnProtocol) tlsSocket.alpnProtocol = 'h2';
       // node:http2 reads what was unshifted from the socket's buffer; it must stay paused.
       h2.emit('connection', conn.socket);
     } else {

@@ -2,6 +2,8 @@
 // retries with backoff, token re-read per request, trust bundle hand-over, stop.
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,12 +13,16 @@ import { parseCsr } from '../../certs/csr.js';
 import { generateWorkloadKeyPair } from '../../certs/keys.js';
 import { eventually, tempDir, testCa, testIdentity } from '../../certs/testing.js';
 import type { Fields, Logger } from '../../core/log.js';
+import { MeshTls } from '../transport/tls.js';
 import { IdentityManager, type IdentityManagerOptions } from './manager.js';
 
 const ID = testIdentity('default', 'reviews');
 const TOKEN = 'reviews-token';
+const RATINGS = testIdentity('default', 'ratings');
+const RATINGS_TOKEN = 'ratings-token';
+const PROVES: Record<string, string> = { [TOKEN]: ID, [RATINGS_TOKEN]: RATINGS };
 
-/** A stand-in CA endpoint: token TOKEN proves ID; can be told to fail or to misbehave. */
+/** A stand-in CA endpoint: each token proves one identity; can be told to fail or to misbehave. */
 class FakeCaServer {
   readonly server = new grpc.Server();
   port = 0;
@@ -35,19 +41,20 @@ class FakeCaServer {
         this.failNext--;
         return callback({ code: grpc.status.UNAVAILABLE, details: 'CA warming up' });
       }
-      if (token !== TOKEN) return callback({ code: grpc.status.UNAUTHENTICATED, details: 'unknown token' });
+      const identity = PROVES[token];
+      if (!identity) return callback({ code: grpc.status.UNAUTHENTICATED, details: 'unknown token' });
       void (async () => {
         const key = this.certifyOtherKey ? (await generateWorkloadKeyPair()).publicKey : parseCsr(call.request.csr).publicKey;
-        const chain = await this.ca.issue({ publicKey: key, identity: ID, ttlSeconds: this.ttlsSeen.at(-1) ?? 0 });
+        const chain = await this.ca.issue({ publicKey: key, identity, ttlSeconds: this.ttlsSeen.at(-1) ?? 0 });
         callback(null, { cert_chain: chain });
       })();
     };
     this.server.addService(caService, { CreateCertificate: handler });
   }
 
-  async start(): Promise<string> {
+  async start(credentials = grpc.ServerCredentials.createInsecure()): Promise<string> {
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      this.server.bindAsync('127.0.0.1:0', credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
     return `127.0.0.1:${this.port}`;
   }
@@ -112,8 +119,8 @@ describe('IdentityManager', () => {
 
   it('renews at about half the lifetime with a fresh key, telling subscribers', async () => {
     const m = manager({ ttlSeconds: 2, renewal: { random: () => 0.5 } });
-    let changes = 0;
-    m.subscribe(() => changes++);
+    const seenAt: number[] = [];
+    m.certificate.subscribe(() => seenAt.push(Date.now()));
     m.start();
     const first = await m.ready();
     const second = await eventually(() => {
@@ -123,10 +130,12 @@ describe('IdentityManager', () => {
     }, 5000);
     expect(second.keyPem).not.toBe(first.keyPem);
     expect(second.notAfter).toBeGreaterThan(first.notAfter);
-    // Renewed around 1 s after the first (half of 2 s), well before the first expired.
-    expect(second.notAfter - first.notAfter).toBeGreaterThan(700);
-    expect(second.notAfter - first.notAfter).toBeLessThan(1900);
-    expect(changes).toBeGreaterThanOrEqual(2);
+    // The 2 s lifetime ends on a whole second, so it is 1-2 s from receipt: renewal comes
+    // 0.5-1 s later (plus the request's own time), and before the first certificate expires.
+    const [gotFirst, gotSecond] = seenAt as [number, number];
+    expect(gotSecond - gotFirst).toBeGreaterThanOrEqual(450);
+    expect(gotSecond - gotFirst).toBeLessThan(1900);
+    expect(gotSecond).toBeLessThan(first.notAfter);
   });
 
   it('retries with backoff while the CA fails, then becomes ready', async () => {
@@ -186,6 +195,38 @@ describe('IdentityManager', () => {
     expect(told).toBe(1); // unchanged: nobody rebuilds anything
   });
 
+  it('talks to the CA over TLS (as on port 15012), trusting the mesh root', async () => {
+    const serving = await ca.servingCertificate(['localhost', '127.0.0.1']);
+    const tlsCa = new FakeCaServer(ca);
+    const tlsAddress = await tlsCa.start(
+      grpc.ServerCredentials.createSsl(null, [
+        { private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.chainPem.join('')) },
+      ]),
+    );
+    try {
+      const m = manager({ caAddress: tlsAddress, caRootPem: ca.roots()[0] as string });
+      m.start();
+      expect((await m.ready()).identity).toBe(ID);
+
+      const untrusting = manager({ caAddress: tlsAddress, caRootPem: (await testCa()).roots()[0] as string });
+      untrusting.start();
+      await eventually(() => expect(untrusting.lastError()).toMatch(/is unavailable/));
+      expect(tlsCa.tokensSeen).toHaveLength(1); // the untrusting one never got its token through
+    } finally {
+      await tlsCa.stop();
+    }
+  });
+
+  it('drops a certificate that expires while the CA keeps failing', async () => {
+    const m = manager({ ttlSeconds: 1, renewal: { fraction: 0.9, jitter: 0 } });
+    m.start();
+    await m.ready();
+    fake.failNext = 1000;
+    await eventually(() => expect(m.current()).toBeUndefined(), 5000);
+    expect(m.lastError()).toMatch(/CA warming up/);
+    expect(logs.join('\n')).toMatch(/error the workload certificate expired and could not be renewed/);
+  });
+
   it('stop ends renewals and rejects a pending ready()', async () => {
     fake.failNext = 1000;
     const m = manager();
@@ -198,3 +239,50 @@ describe('IdentityManager', () => {
     expect(fake.tokensSeen.length).toBeLessThanOrEqual(seen + 1);
   });
 });
+
+describe('IdentityManager feeding MeshTls', () => {
+  it('two sidecars talk mTLS with CA-issued certificates, and renewal does not drop the open connection', async () => {
+    const server = manager({ token: () => RATINGS_TOKEN, ttlSeconds: 2, renewal: { random: () => 0.5 } });
+    const client = manager({ token: () => TOKEN, ttlSeconds: 3600 });
+    server.start();
+    client.start();
+    await Promise.all([server.ready(), client.ready()]);
+    const serverTls = new MeshTls(server);
+    const clientTls = new MeshTls(client);
+    const listener = tls.createServer(serverTls.serverOptions(), (socket) => {
+      socket.on('error', () => undefined);
+      socket.on('data', (d) => socket.write(`${serverTls.peerIdentity(socket)} says ${d.toString()}`));
+    });
+    serverTls.attachServer(listener);
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const { port } = listener.address() as AddressInfo;
+    const open: tls.TLSSocket[] = [];
+    try {
+      const first = await clientTls.connect({ host: '127.0.0.1', port, expectedIdentity: RATINGS, targetPort: 8080 });
+      open.push(first);
+      const before = clientTls.peerCertificate(first)?.serialNumber;
+      expect(await roundTrip(first, 'hi')).toBe(`${ID} says hi`);
+
+      const renewed = server.current();
+      await eventually(() => expect(server.current()).not.toBe(renewed), 5000);
+      expect(await roundTrip(first, 'still here')).toBe(`${ID} says still here`);
+      const second = await clientTls.connect({ host: '127.0.0.1', port, expectedIdentity: RATINGS, targetPort: 8080 });
+      open.push(second);
+      expect(clientTls.peerCertificate(second)?.serialNumber).not.toBe(before);
+      expect(clientTls.peerCertificate(second)?.serialNumber).toBe(new X509Certificate(server.current()?.chainPem[0] as string).serialNumber);
+    } finally {
+      for (const s of open) s.destroy();
+      listener.close();
+      serverTls.close();
+      clientTls.close();
+    }
+  });
+});
+
+function roundTrip(socket: tls.TLSSocket, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    socket.once('data', (d) => resolve(d.toString()));
+    socket.once('error', reject);
+    socket.write(text);
+  });
+}

@@ -4,7 +4,7 @@
 // (SDS ROOTCA); until it does, the root at the end of the CA's answer is used.
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { TrustBundle, spiffeIdOf } from '../../certs/bundle.js';
 import { buildCsr } from '../../certs/csr.js';
 import { generateWorkloadKeyPair, type KeyKind } from '../../certs/keys.js';
@@ -33,6 +33,8 @@ export interface IdentityManagerOptions {
   readonly caAddress: string;
   /** Plaintext unless given (use TLS credentials with the mesh root for port 15012). */
   readonly credentials?: grpc.ChannelCredentials;
+  /** Shortcut for TLS credentials trusting this PEM root (port 15012); ignored if `credentials` is set. */
+  readonly caRootPem?: string;
   readonly channelOptions?: grpc.ChannelOptions;
   /** The bootstrap token, read again for every request (so a rotated token file is picked up). */
   readonly token?: () => string | Promise<string>;
@@ -63,6 +65,7 @@ export class IdentityManager {
   private readonly log: Logger;
   private readonly now: () => number;
   private task: Scheduled | undefined;
+  private expiry: Scheduled | undefined;
   private started = false;
   private stopped = false;
   private error: string | undefined;
@@ -75,7 +78,9 @@ export class IdentityManager {
     this.now = opts.now ?? Date.now;
     this.client = new CaClient({
       address: opts.caAddress,
-      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      ...(opts.credentials || opts.caRootPem
+        ? { credentials: opts.credentials ?? grpc.credentials.createSsl(Buffer.from(opts.caRootPem as string)) }
+        : {}),
       ...(opts.channelOptions ? { channelOptions: opts.channelOptions } : {}),
       ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}),
     });
@@ -132,6 +137,7 @@ export class IdentityManager {
     if (this.stopped) return;
     this.stopped = true;
     this.task?.cancel();
+    this.expiry?.cancel();
     this.client.close();
     this.settleFirst.reject(new WeftError(ErrorCode.INTERNAL, 'identity manager stopped before a certificate arrived'));
   }
@@ -161,9 +167,11 @@ export class IdentityManager {
     const cert: WorkloadCertificate = { ...this.check(chain, keys.publicKey, received), keyPem: keys.privateKeyPem };
     if (this.stopped) return;
     this.error = undefined;
-    if (!this.bundleFromOutside) this.bundle.set([chain[chain.length - 1] as string]);
+    const caRoot = [chain[chain.length - 1] as string];
+    if (!this.bundleFromOutside && !sameList(caRoot, this.bundle.get())) this.bundle.set(caRoot);
     this.certificate.set(cert);
     this.settleFirst.resolve(cert);
+    this.expireAt(cert);
     const renewAt = renewalTime({ from: received, to: cert.notAfter }, this.opts.renewal);
     this.log.info('obtained a workload certificate', {
       identity: cert.identity,
@@ -171,6 +179,19 @@ export class IdentityManager {
       renewAt: new Date(renewAt).toISOString(),
     });
     this.schedule(renewAt);
+  }
+
+  /**
+   * If renewal keeps failing until `cert` expires, drop it: presenting an expired certificate
+   * only earns refusals from peers, while "no certificate" makes the proxy report not ready.
+   */
+  private expireAt(cert: WorkloadCertificate): void {
+    this.expiry?.cancel();
+    this.expiry = scheduleAt(cert.notAfter, async () => {
+      if (this.certificate.get() !== cert || this.stopped) return;
+      this.log.error('the workload certificate expired and could not be renewed', { identity: cert.identity, error: this.error });
+      this.certificate.set(undefined);
+    });
   }
 
   /** The CA's answer must certify our key, carry one SPIFFE ID, and verify to its own root. */

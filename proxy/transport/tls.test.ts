@@ -51,13 +51,12 @@ afterEach(() => {
 /** An inbound server that greets each client with what it saw: peer identity, SNI port, ALPN. */
 async function serve(mesh: MeshTls): Promise<TestServer> {
   const state: TestServer = { port: 0, accepted: [], clientErrors: [] };
-  const server = tls.createServer(mesh.serverOptions(), (socket) => {
+  const server = mesh.createServer((socket) => {
     state.accepted.push(socket);
     socket.on('error', () => undefined);
     socket.write(`peer=${mesh.peerIdentity(socket)} port=${parseTargetPortFromSni(socket.servername)} alpn=${socket.alpnProtocol}\n`);
     socket.on('data', (d) => socket.write(`echo:${d.toString()}`));
   });
-  mesh.attachServer(server);
   server.on('tlsClientError', (err) => state.clientErrors.push(err));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.port = (server.address() as AddressInfo).port;
@@ -242,11 +241,12 @@ describe('rotation', () => {
     const serverSide = mesh(ratings);
     const server = await serve(serverSide.mesh);
     const newcomer = mesh(await workloadCert(foreignCa, REVIEWS), [...ca.roots(), ...foreignCa.roots()]).mesh;
-    const refused = await newcomer.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS });
+    // With SNI, so the context handed out per handshake (SNICallback) is the one verifying us.
+    const refused = await newcomer.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS, targetPort: 8080 });
     await expect(readLine(refused)).rejects.toThrow(/closed before a line/);
 
     serverSide.source.set(ratings, [...ca.roots(), ...foreignCa.roots()]);
-    const accepted = await newcomer.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS });
+    const accepted = await newcomer.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS, targetPort: 8080 });
     closers.push(() => accepted.destroy());
     expect(await readLine(accepted)).toMatch(new RegExp(`^peer=${REVIEWS} `));
   });

@@ -97,6 +97,22 @@ export class MeshTls {
     };
   }
 
+  /**
+   * A listening-ready inbound server: serverOptions(), attached (see attachServer) until it
+   * closes. `onSecureConnection` gets each socket whose client certificate verified.
+   */
+  createServer(onSecureConnection: (socket: tls.TLSSocket) => void): tls.Server {
+    const server = tls.createServer(this.serverOptions(), onSecureConnection);
+    const detach = this.attachServer(server);
+    server.once('close', detach);
+    return server;
+  }
+
+  /** The app port a peer asked for in its SNI (same as the module function). */
+  parseTargetPortFromSni(servername: string | false | null | undefined): number | undefined {
+    return parseTargetPortFromSni(servername);
+  }
+
   /** Keeps `server`'s default context (used when a client sends no SNI) current; returns a detach function. */
   attachServer(server: tls.Server): () => void {
     this.servers.add(server);

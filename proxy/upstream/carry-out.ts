@@ -3,18 +3,21 @@
 // request started with, and a forward plan carried as a byte tunnel (Upgrade / CONNECT).
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../state/types.js';
-import type { DirectPlan, ForwardPlan, RedirectPlan } from '../route/types.js';
+import type { DirectPlan, ForwardPlan, Plan, RedirectPlan, RequestFacts } from '../route/types.js';
 import { applyHeaderMutations } from '../route/headers.js';
 import type { Balancers } from '../balance/registry.js';
 import { prepareBody } from '../http/body.js';
 import { kindOf, proxyErrors, toClientAnswer } from '../http/errors.js';
 import type { DownstreamRequest, DownstreamResponse, RequestInfo } from '../http/facts.js';
 import { firstValue, upstreamRequestHeaders, type HeaderMap } from '../http/headers.js';
-import { sendAnswer, sendLocal } from '../http/respond.js';
+import { sendAnswer, sendLocal, writeRawAnswer, writeRawResponse } from '../http/respond.js';
 import { countError, type ListenerCounters } from '../http/stats.js';
 import { forward, type ForwardDeps } from './forward.js';
 import { clusterChooser, type EndpointChooser } from './target.js';
-import { tunnel, writeRawAnswer, writeRawResponse, type TunnelRequest } from './tunnel.js';
+import { tunnel, type TunnelRequest } from './tunnel.js';
+
+/** The planner's signature (proxy/route/plan.ts `plan`); injectable for tests. */
+export type PlanFn = (config: ProxyConfig, routeConfigName: string, facts: RequestFacts, random: () => number) => Plan;
 
 export interface CarryOutDeps extends ForwardDeps {
   readonly balancers: Balancers;

@@ -82,6 +82,7 @@ export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps:
 
   fireMirrors(fr, deps);
   let status: number | undefined;
+  let flag = '-';
   try {
     const { response, endpoint } = await sendWithRetries(fr, whole, counters, deps);
     status = response.status;
@@ -97,18 +98,21 @@ export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps:
     const failure = gone.signal.aborted ? gone.signal.reason : deadline.signal.aborted ? deadline.signal.reason : err;
     if (failure instanceof DownstreamGone) {
       // Nobody to answer: the client left. The upstream side was cancelled through the signal.
-      deps.log.debug('downstream went away', { cluster: fr.cluster, path: fr.path });
+      flag = 'DC';
     } else {
       const answer = toClientAnswer(failure, { grpc: fr.grpc, responseStarted: res.headersSent, resetOnUpstreamReset: fr.resetOnUpstreamReset });
       if (answer.kind === 'reset' && res.headersSent) counters.resetsAfterHeaders++;
       else countError(counters.errors, kindOf(failure));
-      deps.log.debug('request failed', { cluster: fr.cluster, path: fr.path, flag: answer.flag, status, error: failure });
+      flag = answer.flag;
+      deps.log.debug('request failed', { cluster: fr.cluster, path: fr.path, flag, error: failure });
       sendAnswer(res, answer);
     }
   } finally {
     if (timer) clearTimeout(timer);
     res.removeListener('close', onClose);
     counters.inFlight--;
+    // Access log (Envoy-like fields); debug level, so free unless asked for.
+    deps.log.debug('access', { method: fr.method, authority: fr.authority, path: fr.path, cluster: fr.cluster, status, flag, ms: Date.now() - started });
   }
 }
 
@@ -125,7 +129,7 @@ async function sendWithRetries(
   let lastError: unknown;
   for (let attempt = 0; ; attempt++) {
     const endpoint = fr.choose.pick(tried);
-    if (!endpoint) throw attempt === 0 ? proxyErrors.noHealthyUpstream(fr.cluster) : lastError;
+    if (!endpoint) throw lastError ?? proxyErrors.noHealthyUpstream(fr.cluster);
     tried.add(endpoint.key);
     const perTry = policy?.perTryTimeoutMs ? new AbortController() : undefined;
     const perTryTimer = perTry
@@ -133,8 +137,9 @@ async function sendWithRetries(
       : undefined;
     const started = Date.now();
     const canRetry = attempt < maxRetries;
+    let response: UpstreamResponse | undefined;
     try {
-      const response = await deps.pools.request(endpoint.target, {
+      response = await deps.pools.request(endpoint.target, {
         method: fr.method,
         path: fr.path,
         authority: fr.authority,
@@ -143,28 +148,26 @@ async function sendWithRetries(
         body: bodyForTry(fr.body),
         signal: perTry ? AbortSignal.any([whole, perTry.signal]) : whole,
       });
-      if (perTryTimer) clearTimeout(perTryTimer);
-      if (canRetry && policy && retriableResponse(policy, response.status, response.headers)) {
-        response.body.destroy();
-        endpoint.done({ ok: false, latencyMs: Date.now() - started });
-        lastError = undefined;
-        counters.retries++;
-        await delay(retryBackoffMs(policy, attempt, deps.random), whole);
-        if (whole.aborted) throw whole.reason;
-        continue;
-      }
-      return { response, endpoint };
     } catch (err) {
-      if (perTryTimer) clearTimeout(perTryTimer);
       endpoint.done({ ok: false, latencyMs: Date.now() - started });
       if (whole.aborted) throw whole.reason;
       const failure = perTry?.signal.aborted ? perTry.signal.reason : err;
       if (!canRetry || !policy || !retriableError(policy, kindOf(failure))) throw failure;
       lastError = failure;
-      counters.retries++;
-      await delay(retryBackoffMs(policy, attempt, deps.random), whole);
-      if (whole.aborted) throw whole.reason;
+    } finally {
+      if (perTryTimer) clearTimeout(perTryTimer);
     }
+    if (response) {
+      if (!canRetry || !policy || !retriableResponse(policy, response.status, response.headers)) return { response, endpoint };
+      // A retriable answer: throw it away (never forwarded, so the client sees one response).
+      response.body.destroy();
+      endpoint.done({ ok: false, latencyMs: Date.now() - started });
+      lastError = undefined;
+    }
+    // Only a retriable outcome under a policy gets here.
+    counters.retries++;
+    await delay(retryBackoffMs(policy as RetryPolicy, attempt, deps.random), whole);
+    if (whole.aborted) throw whole.reason;
   }
 }
 

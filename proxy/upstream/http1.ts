@@ -42,8 +42,6 @@ export class Http1Upstream {
         );
       },
     });
-    // Connection errors are also reported to the requests that waited; nothing to do here.
-    this.pool.on('connectionError', () => {});
   }
 
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {

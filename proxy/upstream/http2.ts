@@ -11,6 +11,8 @@ import { fromNodeHeaders, type HeaderMap } from '../http/headers.js';
 import type { UpstreamRequest, UpstreamResponse, UpstreamTarget } from './types.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+/** session.request() errors meaning the session is unusable (rather than the request invalid). */
+const SESSION_GONE: ReadonlySet<string> = new Set(['ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_OUT_OF_STREAMS']);
 
 export class Http2Upstream {
   private session: http2.ClientHttp2Session | undefined;
@@ -36,7 +38,6 @@ export class Http2Upstream {
   }
 
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
-    const session = await this.getSession(req.signal);
     const headers: http2.OutgoingHttpHeaders = {
       ...req.headers,
       ':method': req.method,
@@ -44,17 +45,25 @@ export class Http2Upstream {
       ':authority': req.authority,
       ':scheme': req.scheme,
     };
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = session.request(headers, { endStream: req.body === null, signal: req.signal });
-    } catch (err) {
-      // Invalid header names/values, or a session that closed under us.
-      const code = (err as { code?: string }).code ?? '';
-      if (code.startsWith('ERR_HTTP2_INVALID')) throw proxyErrors.badRequest((err as Error).message);
-      throw proxyErrors.upstreamReset(this.address, err);
+    let stream: http2.ClientHttp2Stream | undefined;
+    for (let attempt = 0; !stream; attempt++) {
+      const session = await this.getSession(req.signal);
+      try {
+        stream = session.request(headers, { endStream: req.body === null, signal: req.signal });
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (!SESSION_GONE.has(code)) throw proxyErrors.badRequest((err as Error).message); // invalid header name/value
+        // The session closed or got GOAWAY between our check and the request: nothing was
+        // sent, so one fresh session may be tried.
+        if (this.session === session) this.session = undefined;
+        if (attempt > 0) throw proxyErrors.upstreamRefusedStream(this.address, err);
+      }
     }
     this.active++;
     stream.once('close', () => this.active--);
+    // Failures are reported through the promise below or to whoever reads the body; a stream
+    // error nobody is listening for any more must not crash the process.
+    stream.on('error', () => {});
     writeBody(stream, req.body);
 
     let trailers: HeaderMap = {};

@@ -4,8 +4,9 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
-import { kindOf, proxyErrors, toClientAnswer } from '../http/errors.js';
+import { kindOf, proxyErrors } from '../http/errors.js';
 import type { HeaderMap } from '../http/headers.js';
+import { writeRawAnswer } from '../http/respond.js';
 import { countError, type ProxyStats } from '../http/stats.js';
 import type { UpstreamPools } from './pools.js';
 import type { EndpointChooser } from './target.js';
@@ -104,31 +105,3 @@ export function requestHead(method: string, target: string, headers: HeaderMap):
   }
   return out + '\r\n';
 }
-
-/** The answer for a raw HTTP/1.1 socket (Upgrade / CONNECT not established), then close. */
-export function writeRawAnswer(socket: Duplex, err: unknown): void {
-  if (socket.destroyed) return;
-  const answer = toClientAnswer(err, { grpc: false, responseStarted: false });
-  if (answer.kind === 'reset') {
-    socket.destroy();
-    return;
-  }
-  writeRawResponse(socket, answer.status, { 'content-type': 'text/plain; charset=utf-8' }, answer.body);
-}
-
-/** A complete HTTP/1.1 response on a raw socket, connection closed after. */
-export function writeRawResponse(socket: Duplex, status: number, headers: HeaderMap, body: string): void {
-  if (socket.destroyed) return;
-  const buf = Buffer.from(body, 'utf8');
-  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Status'}\r\n`;
-  for (const [k, v] of Object.entries({ ...headers, 'content-length': String(buf.length), connection: 'close' })) {
-    for (const value of Array.isArray(v) ? v : [v]) if (!/[\r\n]/.test(value)) head += `${k}: ${value}\r\n`;
-  }
-  socket.end(Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), buf]));
-}
-
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  200: 'OK', 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
-  400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error', 502: 'Bad Gateway',
-  503: 'Service Unavailable', 504: 'Gateway Timeout',
-};
