@@ -1,6 +1,7 @@
 // The sidecar's composition root, top to bottom: identity → config state → listeners → xDS →
 // admin. Nothing starts at import time; `startProxy` builds it all and `stop` drains it.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { RESOURCE_TYPES } from '../api/registry.js';
 import type { SecretValue } from '../api/domain.js';
@@ -19,6 +20,9 @@ import { ProxyState } from './state/state.js';
 import { MeshTls } from './transport/tls.js';
 import { tlsTransports } from './transport/mesh.js';
 
+/** A DNS name in the control plane's serving certificate (see control-plane/main.ts). */
+const CONTROL_PLANE_TLS_NAME = 'weft-control-plane';
+
 export interface RunningProxy {
   readonly ports: { outbound: number; inbound: number; admin: number; stats: number };
   ready(): boolean;
@@ -31,11 +35,17 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   const xdsCredentials = cfg.xdsRootCert
     ? grpc.credentials.createSsl(readFileSync(cfg.xdsRootCert))
     : grpc.credentials.createInsecure();
+  // TLS to an IP address (local mode) verifies the name the control plane's certificate carries;
+  // TLS SNI may not be an IP address (RFC 6066).
+  const xdsHost = cfg.xds.slice(0, cfg.xds.lastIndexOf(':'));
+  const channelOptions: grpc.ChannelOptions =
+    cfg.xdsRootCert && isIP(xdsHost) ? { 'grpc.ssl_target_name_override': CONTROL_PLANE_TLS_NAME, 'grpc.default_authority': CONTROL_PLANE_TLS_NAME } : {};
 
   // 1. Identity: our own key, a certificate from the CA for the identity our token proves.
   const identity = new IdentityManager({
     caAddress: cfg.xds,
     credentials: xdsCredentials,
+    channelOptions,
     token: readToken,
     ttlSeconds: cfg.certTtlSeconds,
     log: log.child('identity'),
@@ -77,6 +87,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   const ads = new AdsClient({
     target: cfg.xds,
     credentials: xdsCredentials,
+    channelOptions,
     node: { id: cfg.workload, metadata: { WORKLOAD: cfg.workload, NAMESPACE: namespace, NAME: name, INBOUND_PORT: inboundAddr.port, MODE: 'sidecar' } },
     token: readToken,
     types: RESOURCE_TYPES,

@@ -15,6 +15,7 @@ export interface AdsClientOptions {
   /** `host:port` of the control plane. */
   readonly target: string;
   readonly credentials: grpc.ChannelCredentials;
+  readonly channelOptions?: grpc.ChannelOptions;
   readonly node: { readonly id: string; readonly metadata: Record<string, unknown> };
   /** The bearer token, read fresh for every stream (the file may be rotated). */
   readonly token: () => string | undefined;
@@ -61,6 +62,7 @@ export class AdsClient {
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 5_000,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      ...opts.channelOptions,
     });
     this.backoff = opts.backoff ?? new Backoff({ initialMs: 200, maxMs: 10_000 });
   }

@@ -1,0 +1,110 @@
+// `weft up` through the real CLI, as `npm start` runs it: the canary example comes up, the split
+// follows an edit of the HTTPRoute with no failed request, and SIGINT leaves no process behind.
+import { spawn, execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/eventually.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = path.join(ROOT, 'dist/cli/main.js');
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function descendants(pid: number): number[] {
+  let out: string;
+  try {
+    out = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  const children = new Map<number, number[]>();
+  for (const line of out.trim().split('\n')) {
+    const [p, pp] = line.trim().split(/\s+/).map(Number) as [number, number];
+    children.set(pp, [...(children.get(pp) ?? []), p]);
+  }
+  const all: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      all.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return all;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('weft up (the npm start path)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-up-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs the canary example, follows a route edit without errors, and stops cleanly on SIGINT', async () => {
+    const config = path.join(dir, 'canary');
+    cpSync(path.join(ROOT, 'examples/canary'), config, { recursive: true });
+    // The example's fixed app ports, moved to free ones so the test never collides.
+    const workloads = path.join(config, 'workloads.yaml');
+    const [p1, p2] = [await freePort(), await freePort()];
+    writeFileSync(workloads, readFileSync(workloads, 'utf8').replaceAll('19081', String(p1)).replaceAll('19082', String(p2)));
+
+    const up = spawn(process.execPath, [CLI, 'up', config, '--no-view', '--state-dir', path.join(dir, 'state')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    let stderr = '';
+    up.stdout.setEncoding('utf8').on('data', (c: string) => lines.push(...c.split('\n').filter(Boolean)));
+    up.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const exited = new Promise<number | null>((r) => up.on('exit', (code) => r(code)));
+
+    try {
+      await eventually(() => expect(lines.some((l) => l.includes('weights[reviews-v1:90 reviews-v2:10]') && / 0 err\/s/.test(l))).toBe(true), {
+        timeoutMs: 30_000,
+        message: `the canary split shows (stdout: ${lines.slice(-3).join(' | ')} stderr: ${stderr})`,
+      });
+      const kids = descendants(up.pid!);
+      expect(kids.length).toBeGreaterThanOrEqual(6); // three sidecars, three workloads
+
+      const route = path.join(config, 'route.yaml');
+      writeFileSync(route, readFileSync(route, 'utf8').replace('weight: 90', 'weight: 50').replace('weight: 10', 'weight: 50'));
+      const edited = lines.length;
+      await eventually(() => expect(lines.slice(edited).some((l) => l.includes('weights[reviews-v1:50 reviews-v2:50]'))).toBe(true), {
+        timeoutMs: 10_000,
+      });
+      // Over the following seconds v2 takes far more than its old 10 % share.
+      await eventually(() => {
+        const after = lines.slice(edited).filter((l) => l.includes('weights[reviews-v1:50 reviews-v2:50]'));
+        const sums = after.map((l) => /v1=(\d+) v2=(\d+)/.exec(l)).filter(Boolean).map((m) => [Number(m![1]), Number(m![2])] as const);
+        const v1 = sums.reduce((a, [x]) => a + x, 0);
+        const v2 = sums.reduce((a, [, y]) => a + y, 0);
+        expect(v1 + v2).toBeGreaterThan(100);
+        expect(v2 / (v1 + v2)).toBeGreaterThan(0.35);
+      }, { timeoutMs: 15_000 });
+      const errors = lines.map((l) => /(\d+) err\/s/.exec(l)).filter(Boolean).map((m) => Number(m![1]));
+      expect(errors.every((e) => e === 0)).toBe(true);
+
+      up.kill('SIGINT');
+      expect(await exited).toBe(0);
+      await eventually(() => expect(kids.filter(alive)).toEqual([]), { timeoutMs: 5_000, message: 'no orphan process' });
+      expect(lines.at(-1)).toBe('stopped.');
+    } finally {
+      if (up.exitCode === null) up.kill('SIGKILL');
+    }
+  });
+});
