@@ -1,7 +1,6 @@
 // The proxy against its control plane: invalid config is NACKed with its reason and the last
 // good config keeps routing; a proxy started before its control plane connects once it is up.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -16,6 +15,7 @@ import { buildSnapshot } from '../../control-plane/snapshot/snapshot.js';
 import { XdsServer } from '../../control-plane/xds-server/server.js';
 import { createLogger } from '../../core/log.js';
 import { eventually } from '../support/eventually.js';
+import { freePort } from '../support/ports.js';
 import { canaryConfig, startBackend, startTestSidecar, viaProxy, waitReady, type TestBackend } from '../support/mesh.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -74,13 +74,6 @@ function resources(ports: { a: number; b: number }, target: 'a' | 'b', opts: { b
   };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('proxy and control plane', () => {
   it('NACKs an invalid update with the field path and keeps routing on the last good config', async () => {
