@@ -1,7 +1,7 @@
 // Tests for CDS decoding: cluster kinds and defaults, upstream HTTP/2 and TLS by SDS name,
 // inline endpoints, circuit breakers, references, and every rejection's field path.
 import { describe, expect, it } from 'vitest';
-import { pack, type Plain } from './codec.js';
+import { pack, toStruct, type Plain } from './codec.js';
 import { clusterType } from './cluster.js';
 import { HTTP_PROTOCOL_OPTIONS_TYPE_URL, TypeUrl, UPSTREAM_TLS_TYPE_URL } from './types.js';
 
@@ -113,5 +113,47 @@ describe('clusterType.decode', () => {
       transport_socket: { name: 'tls', typed_config: { '@type': UPSTREAM_TLS_TYPE_URL, common_tls_context: { validation_context: { match_subject_alt_names: [{ prefix: 'spiffe://' }] } } } },
     }));
     expect(problemFields(r)).toEqual(['transport_socket.typed_config.common_tls_context.validation_context.match_subject_alt_names[0]']);
+  });
+  it('resilience: outlier detection with Envoy defaults, retry budget, Weft lb policy and hash key', () => {
+    const c = okCluster({
+      name: NAME,
+      type: 'EDS',
+      lb_policy: 'ROUND_ROBIN',
+      metadata: { filter_metadata: { weft: toStruct({ lb_policy: 'P2C_EWMA' }) } },
+      outlier_detection: { consecutive_5xx: { value: 3 }, interval: { seconds: 1 }, max_ejection_percent: { value: 50 } },
+      circuit_breakers: { thresholds: [{ max_pending_requests: { value: 8 }, retry_budget: { budget_percent: { value: 25 } } }] },
+    });
+    expect(c.lbPolicy).toBe('P2C_EWMA');
+    expect(c.outlierDetection).toEqual({
+      consecutive5xx: 3, enforcing5xxPercent: 100, consecutiveGatewayFailure: 0, enforcingGatewayFailurePercent: 0,
+      intervalMs: 1000, baseEjectionTimeMs: 30_000, maxEjectionTimeMs: 300_000, maxEjectionPercent: 50, alwaysEjectOne: false,
+    });
+    expect(c.circuitBreakers).toEqual({ maxPendingRequests: 8, retryBudget: { budgetPercent: 25, minRetryConcurrency: 3 } });
+
+    const ring = okCluster({
+      name: 'r', type: 'EDS', lb_policy: 'RING_HASH',
+      ring_hash_lb_config: { minimum_ring_size: { value: 64 } },
+      metadata: { filter_metadata: { weft: toStruct({ hash_key: 'header:X-User' }) } },
+    });
+    expect(ring).toMatchObject({ lbPolicy: 'RING_HASH', ringHash: { minRingSize: 64, maxRingSize: 65536 }, hashKey: { kind: 'header', name: 'x-user' } });
+    const cookie = okCluster({ name: 'm', type: 'EDS', lb_policy: 'MAGLEV', metadata: { filter_metadata: { weft: toStruct({ hash_key: 'cookie:session' }) } } });
+    expect(cookie).toMatchObject({ lbPolicy: 'MAGLEV', hashKey: { kind: 'cookie', name: 'session' } });
+  });
+
+  it('rejects a bad Weft lb policy, hash key, outlier percentages and retry budget, with field paths', () => {
+    const r = clusterType.decode(pack(TypeUrl.Cluster, {
+      name: 'c',
+      type: 'EDS',
+      metadata: { filter_metadata: { weft: toStruct({ lb_policy: 'FASTEST', hash_key: 'query:x' }) } },
+      outlier_detection: { max_ejection_percent: { value: 150 }, interval: { seconds: 0 } },
+      circuit_breakers: { thresholds: [{ retry_budget: { budget_percent: { value: 120 } } }] },
+    }));
+    expect(problemFields(r).sort()).toEqual([
+      'circuit_breakers.thresholds[0].retry_budget.budget_percent',
+      'metadata.filter_metadata.weft.hash_key',
+      'metadata.filter_metadata.weft.lb_policy',
+      'outlier_detection.interval',
+      'outlier_detection.max_ejection_percent',
+    ]);
   });
 });

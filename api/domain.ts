@@ -108,7 +108,8 @@ export interface RedirectAction {
   readonly scheme?: string;
   readonly host?: string;
   readonly port?: number;
-  readonly path?: { readonly kind: 'full' | 'prefix'; readonly value: string };
+  /** `regex`: Envoy's regex_rewrite, which Gateway API ReplacePrefixMatch needs for `/` cases. */
+  readonly path?: PathRewrite;
   readonly status: 301 | 302 | 303 | 307 | 308;
   readonly stripQuery: boolean;
 }
@@ -246,7 +247,54 @@ export interface Cluster {
     readonly maxPendingRequests?: number;
     readonly maxRequests?: number;
     readonly maxRetries?: number;
+    /** Envoy `retry_budget`: when set, replaces `maxRetries` as the limit on retries in flight. */
+    readonly retryBudget?: RetryBudgetConfig;
   };
+  /** What consistent-hash policies (RING_HASH, MAGLEV) hash; from `metadata.filter_metadata.weft.hash_key`. */
+  readonly hashKey?: HashKey;
+  /** RING_HASH ring size bounds (Envoy `ring_hash_lb_config`). */
+  readonly ringHash?: { readonly minRingSize: number; readonly maxRingSize: number };
+  /** Passive health checking (Envoy `outlier_detection`); absent: no ejection. */
+  readonly outlierDetection?: OutlierDetection;
+}
+
+/** The request property a consistent-hash balancer keys on. */
+export type HashKey =
+  | { readonly kind: 'header'; readonly name: string } // lower-case
+  | { readonly kind: 'cookie'; readonly name: string }
+  | { readonly kind: 'source-ip' };
+
+export interface RetryBudgetConfig {
+  /** Retries in flight may be at most this % of the cluster's active requests (Envoy default 20). */
+  readonly budgetPercent: number;
+  /** ... but this many retries in flight are always allowed (Envoy default 3). */
+  readonly minRetryConcurrency: number;
+}
+
+/**
+ * Envoy `outlier_detection`, the parts Weft applies: consecutive-failure ejection (success-rate
+ * and failure-percentage detection are not implemented). Thresholds whose `enforcing_*` is 0
+ * are decoded as 0 (off).
+ */
+export interface OutlierDetection {
+  /** Consecutive 5xx responses or locally originated failures (connect, reset, timeout) that
+   *  eject an endpoint. 0 = off. */
+  readonly consecutive5xx: number;
+  /** % of those ejections actually enforced (Envoy `enforcing_consecutive_5xx`). */
+  readonly enforcing5xxPercent: number;
+  /** Consecutive 502/503/504 or locally originated failures that eject. 0 = off. */
+  readonly consecutiveGatewayFailure: number;
+  readonly enforcingGatewayFailurePercent: number;
+  /** How often ejections are re-evaluated: an ejected endpoint returns on the first tick past
+   *  its ejection time, and an endpoint not ejected for a tick has its multiplier lowered. */
+  readonly intervalMs: number;
+  /** Ejection time = base × times ejected in a row, capped at maxEjectionTimeMs. */
+  readonly baseEjectionTimeMs: number;
+  readonly maxEjectionTimeMs: number;
+  /** At most this % of the cluster's endpoints ejected at once. */
+  readonly maxEjectionPercent: number;
+  /** Envoy `always_eject_one_host`: one endpoint may be ejected whatever the percentage says. */
+  readonly alwaysEjectOne: boolean;
 }
 
 export interface EndpointAssignment {

@@ -16,8 +16,16 @@ import {
 
 const MAX_ALTERNATIVES = 1024;
 // Istio's way of saying "any identity in namespace N": the regex `.*` + `/ns/N/` + `.*` on the
-// principal name.
-const NAMESPACE_REGEX = /^\.\*\/ns\/([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/\.\*$/;
+// principal name; `*` in N (Istio's `prefix*`, `*suffix`, `*`) becomes `.*`.
+const NAMESPACE_REGEX = /^\.\*\/ns\/(\.\*)?([a-z0-9-]*)(\.\*)?\/\.\*$/;
+
+function namespaceMatch(m: RegExpExecArray): StringMatch {
+  const [, lead, value = '', trail] = m;
+  if (value === '') return { kind: 'prefix', value: '' }; // any namespace
+  if (lead && trail) return { kind: 'contains', value };
+  if (lead) return { kind: 'suffix', value };
+  return trail ? { kind: 'prefix', value } : { kind: 'exact', value };
+}
 
 // ---- RBAC ------------------------------------------------------------------------------------
 
@@ -103,7 +111,7 @@ function decodePrincipalName(auth: Plain | undefined, path: string, p: Problems)
   // No principal_name: any authenticated peer. An empty prefix still requires an identity.
   if (!pn) return [{ principal: { kind: 'prefix', value: '' } }];
   const ns = NAMESPACE_REGEX.exec(str(obj(pn, 'safe_regex'), 'regex') ?? '');
-  if (ns) return [{ namespace: { kind: 'exact', value: ns[1]! } }];
+  if (ns) return [{ namespace: namespaceMatch(ns) }];
   const sm: StringMatch | undefined = decodeStringMatcher(pn, field(path, 'principal_name'), p);
   return sm && [{ principal: sm }];
 }

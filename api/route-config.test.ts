@@ -340,14 +340,19 @@ describe('routeConfigType.decode: redirect and direct response', () => {
       .toEqual({ kind: 'direct', status: 418, body: 'teapot' });
   });
 
-  it('rejects an out-of-range direct status and a redirect regex rewrite', () => {
+  it('a redirect regex rewrite (what ReplacePrefixMatch to "/" becomes)', () => {
+    const a = firstRoute({ match: { prefix: '/' }, redirect: { regex_rewrite: { pattern: { regex: '^/foo/*' }, substitution: '/' } } }).action as RedirectAction;
+    expect(a.path).toMatchObject({ kind: 'regex', substitution: '/' });
+  });
+
+  it('rejects an out-of-range direct status and an invalid redirect regex rewrite', () => {
     const ps = problems(rc([vhost([
       { match: { prefix: '/' }, direct_response: { status: 99 } },
-      { match: { prefix: '/' }, redirect: { regex_rewrite: { pattern: { regex: 'a' }, substitution: 'b' } } },
+      { match: { prefix: '/' }, redirect: { regex_rewrite: { pattern: { regex: '(a' }, substitution: 'b' } } },
     ])]));
     expect(ps.map((p) => p.field)).toEqual([
       'virtual_hosts[0].routes[0].direct_response.status',
-      'virtual_hosts[0].routes[1].redirect.regex_rewrite',
+      'virtual_hosts[0].routes[1].redirect.regex_rewrite.pattern.regex',
     ]);
   });
 });

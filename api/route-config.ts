@@ -333,7 +333,7 @@ function decodeRedirect(r: Plain, path: string, p: Problems): RedirectAction {
   let pathRedirect: RedirectAction['path'];
   if (typeof r.path_redirect === 'string') pathRedirect = { kind: 'full', value: r.path_redirect };
   else if (typeof r.prefix_rewrite === 'string') pathRedirect = { kind: 'prefix', value: r.prefix_rewrite };
-  else if (has(r, 'regex_rewrite')) p.add(field(path, 'regex_rewrite'), 'regex_rewrite in a redirect is not supported');
+  else if (has(r, 'regex_rewrite')) pathRedirect = decodePathRewrite(r, path, p);
   const code = str(r, 'response_code') ?? 'MOVED_PERMANENTLY';
   const status = REDIRECT_CODES[code];
   if (status === undefined) p.add(field(path, 'response_code'), `unknown redirect code ${code}`);

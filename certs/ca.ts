@@ -61,6 +61,16 @@ export interface IssueRequest {
   readonly ipAddresses?: readonly string[];
 }
 
+/** What CertificateAuthority.reload() found. */
+export interface CaReload {
+  /** The trust bundle changed (and is in use now). */
+  readonly rootsChanged: boolean;
+  /** A new signer was put to use at once (the old one's root had been removed). */
+  readonly activated: boolean;
+  /** A new signer, waiting for activate() until its root has reached the peers. */
+  readonly pending?: { readonly rootFingerprint: string; activate(): void };
+}
+
 /** A certificate together with its private key, for a server the control plane runs itself. */
 export interface ServingCertificate {
   /** PKCS#8 PEM. Secret. */
@@ -251,7 +261,8 @@ export class CertificateAuthority {
 
   /**
    * Stops trusting a root (last step of a rotation, once every workload has renewed). Accepts
-   * the PEM or its SHA-256 fingerprint. Refuses the root the current signer chains to.
+   * the PEM, its SHA-256 fingerprint, or an unambiguous prefix of it (8+ hex digits). Refuses the
+   * root the current signer chains to.
    */
   async removeRoot(pemOrFingerprint: string): Promise<void> {
     const norm = (fp: string) => fp.replace(/:/g, '').toUpperCase();
@@ -261,9 +272,15 @@ export class CertificateAuthority {
         : pemOrFingerprint,
     );
     const current = this.bundleWatch.get();
-    const isIt = (r: X509Certificate) => norm(r.fingerprint256) === print;
-    if (!current.roots.some(isIt)) {
-      throw new WeftError(ErrorCode.USAGE, `root ${pemOrFingerprint.slice(0, 80)} is not in the trust bundle`);
+    // A full fingerprint, or an unambiguous prefix of at least 8 hex digits (as people copy them).
+    const candidates = current.roots.filter((r) => (print.length >= 8 ? norm(r.fingerprint256).startsWith(print) : false));
+    if (candidates.length > 1) throw new WeftError(ErrorCode.USAGE, `fingerprint ${pemOrFingerprint} matches ${candidates.length} roots; give more of it`);
+    const target = candidates[0];
+    const isIt = (r: X509Certificate) => target !== undefined && r.fingerprint256 === target.fingerprint256;
+    if (!target) {
+      throw new WeftError(ErrorCode.USAGE, `root ${pemOrFingerprint.slice(0, 80)} is not in the trust bundle`, {
+        hint: '`weft ca show` lists the roots with their fingerprints',
+      });
     }
     if (isIt(current.verifyChain(this.signer.material.chainPem, this.now()).root)) {
       throw new WeftError(ErrorCode.USAGE, 'that root is the one the CA signs under; rotate to another root first');
@@ -301,6 +318,61 @@ export class CertificateAuthority {
       this.signer = previous.signer;
       throw err;
     }
+  }
+
+  /**
+   * Reads the CA files again, after another process (`weft ca rotate-root`, `remove-root`, or an
+   * operator replacing a plugged-in CA's files) changed them. Checks everything before changing
+   * anything: files caught half-written throw CERT_INVALID and leave the CA as it was (call again
+   * on the next change). New roots are trusted at once. A new signer is not used yet: it is
+   * returned as `pending`, to be activated once the new roots have reached every peer, so that no
+   * certificate is issued under a root a peer cannot verify yet. When the signer in use no
+   * longer chains to the new bundle (its root was removed), the new one is activated at once.
+   */
+  async reload(): Promise<CaReload> {
+    if (this.source === 'memory') return { rootsChanged: false, activated: false };
+    const stored = this.source === 'plugged' ? await readPlugged(this.opts.pluggedDir as string) : await readSelfSigned(this.opts.stateDir as string);
+    if (!stored) throw new WeftError(ErrorCode.CONFIG_UNREADABLE, 'the CA files are gone; keeping the CA in memory');
+    const bundle = TrustBundle.fromPem(stored.roots);
+    const current = this.bundleWatch.get();
+    const rootsChanged = bundle.pems().join('') !== current.pems().join('');
+    const signerChanged = parseCertificate(stored.signer.certPem, 'ca-cert.pem').fingerprint256 !== this.signer.cert.fingerprint256;
+    const next = signerChanged ? this.prepare(stored.signer, bundle) : undefined;
+    const signerAtReload = this.signer;
+    let currentStillValid = true;
+    try {
+      bundle.verifyChain(this.signer.material.chainPem, this.now());
+    } catch {
+      currentStillValid = false;
+    }
+    if (!next && !currentStillValid) {
+      throw new WeftError(ErrorCode.CERT_INVALID, 'the trust bundle on disk no longer holds the root the CA signs under, and the signer did not change');
+    }
+    if (rootsChanged) this.bundleWatch.set(bundle);
+    if (!next) return { rootsChanged, activated: false };
+    const rootOf = (s: Signer) => bundle.verifyChain(s.material.chainPem, this.now()).root.fingerprint256;
+    const activate = () => {
+      this.signer = next;
+      this.log.info('the CA now signs under a new certificate', { subject: next.cert.subject.replace(/\n/g, ', '), root: rootOf(next) });
+    };
+    if (!currentStillValid) {
+      activate();
+      return { rootsChanged, activated: true };
+    }
+    let done = false;
+    return {
+      rootsChanged,
+      activated: false,
+      pending: {
+        rootFingerprint: rootOf(next),
+        activate: () => {
+          // A later reload may have superseded this one; never go back to an older signer.
+          if (done || this.signer !== signerAtReload) return;
+          done = true;
+          activate();
+        },
+      },
+    };
   }
 
   private install(material: SigningMaterial): void {

@@ -1,11 +1,12 @@
-// `weft ca init` / `weft ca show`: create once, describe what is on disk, refuse to show nothing.
+// `weft ca init` / `show` / `rotate-root` / `remove-root`: create once, describe what is on disk,
+// refuse to show nothing, rotate with the old root kept until it is removed by fingerprint.
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../certs/ca.js';
 import { tempDir } from '../certs/testing.js';
-import { caInit, caShow } from './ca.js';
+import { caInit, caRemoveRoot, caRotateRoot, caShow } from './ca.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -32,6 +33,26 @@ describe('weft ca', () => {
     expect(shown).toContain('Trust bundle: 2 root(s)');
     expect(shown.match(/\(signing\)/g)).toHaveLength(1);
     expect(shown).toMatch(/not after: +20\d\d-.*\(\d+ days left\)/);
+  });
+
+  it('rotate-root adds a signing root and says how to remove the old one; remove-root removes it', async () => {
+    const t = await tempDir();
+    cleanups.push(t.cleanup);
+    await caInit({ stateDir: t.dir, trustDomain: 'mesh.example' });
+    const old = new X509Certificate(await readFile(path.join(t.dir, 'ca', 'ca-cert.pem'), 'utf8'));
+    const said = await caRotateRoot({ stateDir: t.dir });
+    const next = new X509Certificate(await readFile(path.join(t.dir, 'ca', 'ca-cert.pem'), 'utf8'));
+    expect(next.fingerprint256).not.toBe(old.fingerprint256);
+    expect(next.subject).toContain('O=mesh.example');
+    expect(said).toContain(`new root: `);
+    expect(said).toContain(`weft ca remove-root --state-dir ${t.dir} ${old.fingerprint256}`);
+    expect(await caShow({ stateDir: t.dir })).toContain('Trust bundle: 2 root(s)');
+
+    await expect(caRemoveRoot({ stateDir: t.dir, fingerprint: next.fingerprint256 })).rejects.toThrow(/signs under/);
+    const removed = await caRemoveRoot({ stateDir: t.dir, fingerprint: old.fingerprint256.slice(0, 11) });
+    expect(removed).toContain(`Removed root `);
+    expect(removed).toContain(old.fingerprint256);
+    expect(await caShow({ stateDir: t.dir })).toContain('Trust bundle: 1 root(s)');
   });
 
   it('show without a CA says how to make one', async () => {

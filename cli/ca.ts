@@ -1,5 +1,6 @@
-// `weft ca init` and `weft ca show`: create or describe the CA kept in a state dir. Both return
-// the text to print; the CLI entry point wires them to flags.
+// `weft ca init`, `show`, `rotate-root` and `remove-root`: create, describe and rotate the CA kept
+// in a state dir. Each returns the text to print; the CLI entry point wires them to flags. A
+// running control plane watches these files and follows (control-plane/ca/rotation.ts).
 import type { X509Certificate } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -57,4 +58,58 @@ function describe(cert: X509Certificate): string[] {
 
 function oneLine(dn: string): string {
   return dn.split('\n').filter(Boolean).join(', ');
+}
+
+/** The trust domain a CA was made for: its root's organizationName, as createSelfSignedRoot writes it. */
+function trustDomainOf(cert: X509Certificate): string | undefined {
+  return /^O=(.+)$/m.exec(cert.subject)?.[1];
+}
+
+const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
+
+async function openCa(stateDir: string): Promise<CertificateAuthority> {
+  const stored = await readSelfSigned(stateDir);
+  if (!stored) {
+    throw new WeftError(ErrorCode.CONFIG_UNREADABLE, `no CA in ${selfSignedDir(stateDir)}`, {
+      hint: 'run `weft ca init --state-dir DIR --trust-domain TD`, or start the control plane once',
+    });
+  }
+  const trustDomain = trustDomainOf(parseCertificate(stored.signer.certPem, CA_FILES.cert)) ?? 'cluster.local';
+  return CertificateAuthority.loadOrCreate({ trustDomain, stateDir, create: false, log: silent });
+}
+
+
+/**
+ * Step 1 of a root rotation: a new root, added to the trust bundle, signing from now on (the old
+ * root stays trusted). A running control plane pushes the bundle to every proxy first and signs
+ * under the new root once they all trust it; proxies move to it at their next renewal.
+ */
+export async function caRotateRoot(opts: { stateDir: string }): Promise<string> {
+  const ca = await openCa(opts.stateDir);
+  const old = ca.signingCertificate();
+  const root = parseCertificate(await ca.rotateRoot(), 'new root');
+  return [
+    `Created a new root and made it the signing CA; the old root stays in the trust bundle.`,
+    `  new root: ${oneLine(root.subject)}  SHA256 ${root.fingerprint256}`,
+    `  old root: ${oneLine(old.subject)}  SHA256 ${old.fingerprint256}`,
+    'A running control plane picks this up by itself: it sends the bundle (ROOTCA) to every proxy,',
+    'signs under the new root once they all trust it, and proxies change certificates at their next',
+    'renewal. When every workload has renewed (after the longest certificate lifetime, 24 h by',
+    'default), stop trusting the old root:',
+    `  weft ca remove-root --state-dir ${opts.stateDir} ${old.fingerprint256}`,
+  ].join('\n');
+}
+
+/** Last step of a rotation: stop trusting an old root (never the one the CA signs under). */
+export async function caRemoveRoot(opts: { stateDir: string; fingerprint: string }): Promise<string> {
+  const ca = await openCa(opts.stateDir);
+  const before = ca.bundle().roots;
+  await ca.removeRoot(opts.fingerprint);
+  const after = new Set(ca.bundle().roots.map((r) => r.fingerprint256));
+  const gone = before.filter((r) => !after.has(r.fingerprint256));
+  return [
+    ...gone.map((r) => `Removed root ${oneLine(r.subject)}  SHA256 ${r.fingerprint256} from the trust bundle.`),
+    `The trust bundle now holds ${after.size} root(s). A running control plane sends it to every proxy;`,
+    'from then on certificates that chain to the removed root are refused on new connections.',
+  ].join('\n');
 }

@@ -2,14 +2,16 @@
 // The `weft` command: parses flags, builds each process's config once, and hands it to that
 // process's composition root. Errors reach the user as one clear line and a non-zero exit.
 import { Command, InvalidArgumentError } from 'commander';
-import { CONTROL_PLANE_DEFAULTS, controlPlaneConfig } from '../control-plane/config.js';
+import { CONTROL_PLANE_DEFAULTS, KUBERNETES_DEFAULTS, controlPlaneConfig } from '../control-plane/config.js';
 import { errorMessage, isWeftError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { PROXY_DEFAULTS, proxyConfig } from '../proxy/config.js';
-import { caInit, caShow } from './ca.js';
+import { caInit, caRemoveRoot, caRotateRoot, caShow } from './ca.js';
 import { startDemoApp } from './demo/app.js';
+import { registerInject } from './inject.js';
+import { registerInspect } from './inspect.js';
+import { registerIptables } from './iptables.js';
 import { runDemoClient } from './demo/client.js';
-import { runUp } from './up.js';
 
 const int = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -33,7 +35,17 @@ export function buildCli(): Command {
   program
     .command('control-plane')
     .description('run the control plane: xDS + CA on 15010/15012, monitoring on 15014')
-    .requiredOption('--config <dir>', 'directory of YAML config, watched for changes')
+    .option('--config <dir>', 'directory of YAML config, watched for changes')
+    .option('--kubernetes', 'read config from the Kubernetes API instead (in-cluster, or --kubeconfig)')
+    .option('--kubeconfig <file>', 'kubeconfig for --kubernetes (default: the pod ServiceAccount, else $KUBECONFIG)')
+    .option('--namespace <ns>', "the control plane's namespace (--kubernetes)", process.env.POD_NAMESPACE ?? KUBERNETES_DEFAULTS.namespace)
+    .option('--revision <rev>', 'control-plane revision, label weft.dev/rev (--kubernetes)', KUBERNETES_DEFAULTS.revision)
+    .option('--webhook-port <port>', 'sidecar-injection webhook, HTTPS (--kubernetes; -1 disables)', int('--webhook-port'), KUBERNETES_DEFAULTS.webhookPort)
+    .option('--webhook-config <name>', 'MutatingWebhookConfiguration whose caBundle to keep', KUBERNETES_DEFAULTS.webhookConfigName)
+    .option('--native-sidecars <mode>', 'inject native sidecars: auto (Kubernetes >= 1.29), on, off', KUBERNETES_DEFAULTS.nativeSidecars)
+    .option('--proxy-image <ref>', 'the image injected pods run', KUBERNETES_DEFAULTS.proxyImage)
+    .option('--cluster-domain <domain>', 'cluster DNS domain', KUBERNETES_DEFAULTS.clusterDomain)
+    .option('--ca-dir <dir>', "plugged-in CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
     .option('--state-dir <dir>', 'CA and bootstrap tokens', CONTROL_PLANE_DEFAULTS.stateDir)
     .option('--host <addr>', 'address to bind', CONTROL_PLANE_DEFAULTS.host)
     .option('--xds-port <port>', 'plaintext xDS + CA port', int('--xds-port'), CONTROL_PLANE_DEFAULTS.xdsPort)
@@ -52,6 +64,19 @@ export function buildCli(): Command {
         monitorPort: o.monitorPort,
         trustDomain: o.trustDomain,
         mtls: o.mtls,
+        caDir: o.caDir,
+        kubernetes: o.kubernetes
+          ? {
+              kubeconfig: o.kubeconfig,
+              namespace: o.namespace,
+              revision: o.revision,
+              webhookPort: o.webhookPort,
+              webhookConfigName: o.webhookConfig,
+              nativeSidecars: o.nativeSidecars,
+              proxyImage: o.proxyImage,
+              clusterDomain: o.clusterDomain,
+            }
+          : undefined,
       });
       const cp = await startControlPlane(cfg);
       await untilSignal();
@@ -70,8 +95,16 @@ export function buildCli(): Command {
     .option('--inbound-port <port>', 'inbound listener', int('--inbound-port'), PROXY_DEFAULTS.inboundPort)
     .option('--admin-port <port>', 'admin (127.0.0.1 only)', int('--admin-port'), PROXY_DEFAULTS.adminPort)
     .option('--stats-port <port>', 'Prometheus stats', int('--stats-port'), PROXY_DEFAULTS.statsPort)
+    .option('--health-port <port>', '/healthz/ready for probes', int('--health-port'), PROXY_DEFAULTS.healthPort)
     .option('--cert-ttl <seconds>', 'requested certificate lifetime', int('--cert-ttl'), PROXY_DEFAULTS.certTtlSeconds)
     .option('--outbound-policy <policy>', 'ALLOW_ANY or REGISTRY_ONLY', PROXY_DEFAULTS.outboundPolicy)
+    .option('--capture', 'captured mode: the pod\'s TCP arrives through iptables (`weft iptables apply`)')
+    .option('--protocol-detection-timeout <ms>', 'captured mode: wait for the first bytes on ports of unknown protocol', int('--protocol-detection-timeout'), PROXY_DEFAULTS.protocolDetectionTimeoutMs)
+    .option('--drain-seconds <seconds>', 'on SIGTERM / POST /drain: how long in-flight requests get to finish', int('--drain-seconds'), PROXY_DEFAULTS.drainSeconds)
+    .option('--access-log <dest>', 'JSON access log, one line per request: off, stdout or a file path', 'off')
+    .option('--otlp-endpoint <url>', 'OTLP/gRPC trace collector (default $OTEL_EXPORTER_OTLP_ENDPOINT; none: tracing off)')
+    .option('--trace-sampling <percent>', 'percent of requests without a sampling decision that start a trace', (v) => Number(v), PROXY_DEFAULTS.traceSamplingPercent)
+    .option('--decision-header <mode>', 'local: the local app may ask x-weft-debug: 1 for a decision record; off: never', PROXY_DEFAULTS.decisionHeader)
     .action(async (o) => {
       const { startProxy } = await import('../proxy/main.js');
       const cfg = proxyConfig({
@@ -84,13 +117,22 @@ export function buildCli(): Command {
         inboundPort: o.inboundPort,
         adminPort: o.adminPort,
         statsPort: o.statsPort,
+        healthPort: o.healthPort,
         certTtlSeconds: o.certTtl,
         outboundPolicy: o.outboundPolicy,
+        capture: o.capture === true,
+        protocolDetectionTimeoutMs: o.protocolDetectionTimeout,
+        drainSeconds: o.drainSeconds,
+        accessLog: o.accessLog,
+        otlpEndpoint: o.otlpEndpoint,
+        traceSamplingPercent: o.traceSampling,
+        decisionHeader: o.decisionHeader,
       });
       const proxy = await startProxy(cfg);
       // One machine-readable line with the bound ports, for `weft up` and scripts using port 0.
       process.stdout.write(`weft-proxy-listening ${JSON.stringify(proxy.ports)}\n`);
-      await untilSignal();
+      // SIGTERM / SIGINT, or POST /drain on the admin port: drain, then exit.
+      await Promise.race([untilSignal(), proxy.stopped()]);
       await proxy.stop();
     });
 
@@ -101,8 +143,15 @@ export function buildCli(): Command {
     .option('--state-dir <dir>', 'CA and tokens', '.weft/state')
     .option('--no-view', 'print one status line per second instead of the live view')
     .action(async (dir: string, o) => {
+      // Loaded on use: it pulls in the whole control plane, which other commands (the init
+      // container's `weft iptables`) should not pay for at start-up.
+      const { runUp } = await import('./up.js');
       await runUp({ configDir: dir, stateDir: o.stateDir, view: o.view !== false && process.stdout.isTTY === true });
     });
+
+  registerInject(program);
+  registerInspect(program);
+  registerIptables(program);
 
   const ca = program.command('ca').description("operate Weft's certificate authority");
   ca.command('init')
@@ -117,6 +166,19 @@ export function buildCli(): Command {
     .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
     .action(async (o) => {
       process.stdout.write((await caShow({ stateDir: o.stateDir })) + '\n');
+    });
+  ca.command('rotate-root')
+    .description('add a new root to the trust bundle and sign under it from now on (the old root stays trusted)')
+    .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
+    .action(async (o) => {
+      process.stdout.write((await caRotateRoot({ stateDir: o.stateDir })) + '\n');
+    });
+  ca.command('remove-root')
+    .description('stop trusting a root (after every workload has renewed under the new one)')
+    .argument('<fingerprint>', 'SHA-256 fingerprint of the root (as `weft ca show` prints it), or 8+ leading hex digits')
+    .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
+    .action(async (fingerprint: string, o) => {
+      process.stdout.write((await caRemoveRoot({ stateDir: o.stateDir, fingerprint })) + '\n');
     });
 
   const demo = program.command('demo').description('demo workloads used by examples/');

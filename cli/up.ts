@@ -30,7 +30,7 @@ interface Running {
   readonly key: string;
   proxy?: ChildProcess;
   app?: ChildProcess;
-  ports?: { outbound: number; inbound: number; admin: number; stats: number };
+  ports?: { outbound: number; inbound: number; admin: number; stats: number; health: number };
   ready: boolean;
   stats?: DemoStats;
   lastLine?: string;
@@ -94,7 +94,7 @@ export async function runUp(opts: UpOptions): Promise<void> {
         '--workload', key,
         '--token-file', path.join(stateDir, 'tokens', we.metadata.namespace, `${we.metadata.name}.token`),
         '--bind-address', we.spec.address || '127.0.0.1',
-        '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0',
+        '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -103,22 +103,29 @@ export async function runUp(opts: UpOptions): Promise<void> {
       if (!line.startsWith('weft-proxy-listening ')) return;
       r.ports = JSON.parse(line.slice('weft-proxy-listening '.length)) as Running['ports'];
       if (!we.spec.command || we.spec.command.length === 0) return;
-      const [cmd = '', ...args] = we.spec.command;
-      // `weft ...` in a WorkloadEntry command means this very CLI, wherever it is installed.
-      const argv = cmd === 'weft' ? [process.execPath, MAIN, ...args] : [cmd, ...args];
-      const app = spawn(argv[0]!, argv.slice(1), {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          ...we.spec.env,
-          HTTP_PROXY: `http://127.0.0.1:${r.ports!.outbound}`,
-          WEFT_WORKLOAD: key,
-        },
-      });
-      r.app = app;
-      track(app, key, (l) => {
-        if (l.startsWith(STATS_PREFIX)) r.stats = JSON.parse(l.slice(STATS_PREFIX.length)) as DemoStats;
-        else r.lastLine = l;
+      const command = we.spec.command;
+      // Like Istio's holdApplicationUntilProxyStarts: the app starts once its sidecar has its
+      // certificate and a complete config, so its first requests do not fail.
+      void untilReady(`http://127.0.0.1:${r.ports!.admin}/ready`, 60_000).then((ready) => {
+        if (!running.has(key) || r.app) return;
+        if (!ready) log.warn('sidecar not ready after 60 s; starting the workload anyway', { workload: key });
+        const [cmd = '', ...args] = command;
+        // `weft ...` in a WorkloadEntry command means this very CLI, wherever it is installed.
+        const argv = cmd === 'weft' ? [process.execPath, MAIN, ...args] : [cmd, ...args];
+        const app = spawn(argv[0]!, argv.slice(1), {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: {
+            ...process.env,
+            ...we.spec.env,
+            HTTP_PROXY: `http://127.0.0.1:${r.ports!.outbound}`,
+            WEFT_WORKLOAD: key,
+          },
+        });
+        r.app = app;
+        track(app, key, (l) => {
+          if (l.startsWith(STATS_PREFIX)) r.stats = JSON.parse(l.slice(STATS_PREFIX.length)) as DemoStats;
+          else r.lastLine = l;
+        });
       });
     });
   };
@@ -181,6 +188,16 @@ function terminate(child: ChildProcess): Promise<void> {
     });
     child.kill('SIGTERM');
   });
+}
+
+/** Polls `url` until it answers 200 or `timeoutMs` passes. */
+async function untilReady(url: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fetchOk(url)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }
 
 async function fetchOk(url: string): Promise<boolean> {

@@ -6,27 +6,34 @@ import * as grpc from '@grpc/grpc-js';
 import { adsService, caService } from '../api/services.js';
 import { SHORT_NAME, TypeUrl } from '../api/types.js';
 import { CertificateAuthority } from '../certs/ca.js';
+import { selfSignedDir } from '../certs/ca-store.js';
 import { errorMessage } from '../core/errors.js';
 import { serveEndpoints, type EndpointServer } from '../core/http-server.js';
 import { createLogger, type Logger } from '../core/log.js';
-import { LocalTokenAuthenticator } from './ca/authenticator.js';
+import { LocalTokenAuthenticator, type Authenticator } from './ca/authenticator.js';
+import { rootsAcked, watchCaDir } from './ca/rotation.js';
 import { createCaService } from './ca/service.js';
 import { TokenStore } from './ca/tokens.js';
 import type { ControlPlaneConfig } from './config.js';
-import { createControlPlaneMetrics } from './metrics.js';
+import { ConvergenceTracker, countPushes, createControlPlaneMetrics, typeLabel } from './metrics.js';
 import type { Model } from './model/index.js';
 import { MemorySnapshotCache } from './snapshot/cache.js';
+import { SidecarMemory } from './sidecar-memory.js';
 import { buildSnapshot, SnapshotError, type Snapshot } from './snapshot/snapshot.js';
 import { FileSource } from './sources/file.js';
+import { connectKubernetes, podSidecar, type KubernetesServices } from './sources/kubernetes/mode.js';
 import { routeStatuses } from './status/index.js';
+import { NackLedger, withProxyRejections } from './status/nacks.js';
 import { translate, type ProxyNode } from './translate/index.js';
 import { nodeMetadata, XdsServer, type ProxyInfo } from './xds-server/server.js';
-import { syncz } from './xds-server/sync-status.js';
+import { syncz, verdict } from './xds-server/sync-status.js';
 
 export interface ControlPlane {
   readonly xdsAddress: AddressInfo;
   readonly xdsTlsAddress: AddressInfo | undefined;
   readonly monitorAddress: AddressInfo;
+  /** The sidecar-injection webhook (HTTPS), in Kubernetes mode. */
+  readonly webhookAddress: AddressInfo | undefined;
   /** PEM roots proxies must trust (for the TLS xDS port and for each other). */
   trustBundle(): string[];
   /** The current config model, and changes to it (for `weft up`). */
@@ -44,47 +51,71 @@ interface ConnectedSidecar {
 export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = createLogger('control-plane')): Promise<ControlPlane> {
   const metrics = createControlPlaneMetrics();
 
+  // 0. Kubernetes mode: the API server is the config source, its Secret holds the CA, and
+  // TokenReview authenticates callers (see sources/kubernetes/mode.ts).
+  const kube = cfg.kubernetes ? await connectKubernetes(cfg, cfg.kubernetes, log) : undefined;
+
   // 1. Identity: the CA (created on first start) and one bootstrap token per WorkloadEntry.
-  const ca = await CertificateAuthority.loadOrCreate({ stateDir: cfg.stateDir, trustDomain: cfg.trustDomain, log: log.child('ca') });
+  const ca =
+    kube?.ca ??
+    (await CertificateAuthority.loadOrCreate({
+      stateDir: cfg.stateDir,
+      trustDomain: cfg.trustDomain,
+      ...(cfg.caDir ? { pluggedDir: cfg.caDir } : {}),
+      log: log.child('ca'),
+    }));
   const tokens = new TokenStore(cfg.stateDir);
 
-  // 2. Config: the watched directory becomes a Model.
-  const source = new FileSource(cfg.configDir, { log: log.child('config') });
-  await source.start();
+  // 2. Config: the watched directory (or the cluster) becomes a Model.
+  const source = kube?.source ?? new FileSource(cfg.configDir, { log: log.child('config') });
+  if (!kube) await source.start();
   let model: Model = source.model.get();
 
   // 3. Per-proxy snapshots, rebuilt (debounced) whenever the model or the set of sidecars changes.
   const cache = new MemorySnapshotCache();
   const sidecars = new Map<string, ConnectedSidecar>();
   const snapshots = new Map<string, Snapshot>();
+  // Local mode: sidecars known before a restart keep their endpoints while they reconnect.
+  const memory = kube ? undefined : new SidecarMemory({ stateDir: cfg.stateDir, log: log.child('sidecars') });
 
   const rootSecret = () => ({
     name: 'ROOTCA',
     validation_context: { trusted_ca: { inline_string: ca.trustBundle().join('') } },
   });
 
+  // Metrics of convergence (config change → every proxy ACKed) and route status from NACKs.
+  const convergence = new ConvergenceTracker((s) => metrics.convergence.observe(s), () => xds.syncStates());
+  const nacks = new NackLedger();
+
   const rebuild = () => {
-    const started = performance.now();
+    const expected = new Map<string, Map<TypeUrl, string>>();
     const directory = (workload: string) => {
       const s = sidecars.get(workload);
-      return s?.inboundPort === undefined ? undefined : { inboundPort: s.inboundPort };
+      if (s?.inboundPort !== undefined) return { inboundPort: s.inboundPort };
+      // In a cluster a ready pod's sidecar is an endpoint even if it is connected to another replica.
+      if (kube) return podSidecar(model, workload);
+      const remembered = memory?.inboundPort(workload);
+      return remembered === undefined ? undefined : { inboundPort: remembered };
     };
     for (const [id, sidecar] of sidecars) {
       try {
+        const started = performance.now();
         const set = translate(model, sidecar.node, directory, { trustDomain: cfg.trustDomain, mtls: cfg.mtls });
         const secrets = new Map(set[TypeUrl.Secret] ?? []);
         secrets.set('ROOTCA', rootSecret());
         set[TypeUrl.Secret] = secrets;
-        const snapshot = buildSnapshot(set, snapshots.get(id));
+        const previous = snapshots.get(id);
+        const snapshot = buildSnapshot(set, previous);
+        metrics.pushTime.observe((performance.now() - started) / 1000);
         cache.set(id, snapshot);
         snapshots.set(id, snapshot);
-        metrics.pushes.inc({ type: 'snapshot' });
+        expected.set(id, countPushes(metrics.pushes, snapshot, previous));
       } catch (err) {
         if (err instanceof SnapshotError) metrics.inconsistent.inc();
         log.error('could not build config for proxy; it keeps its last good config', { proxy: id, error: errorMessage(err) });
       }
     }
-    metrics.pushTime.observe((performance.now() - started) / 1000);
+    convergence.published(expected);
   };
   let timer: NodeJS.Timeout | undefined;
   const scheduleRebuild = () => {
@@ -95,12 +126,19 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     }, cfg.debounceMs);
   };
 
+  // Sidecars remembered from before a restart that have not come back stop counting here.
+  const graceDeadline = memory?.graceDeadline;
+  const graceTimer = graceDeadline === undefined ? undefined : setTimeout(scheduleRebuild, Math.max(0, graceDeadline - Date.now()) + 1);
+  graceTimer?.unref();
+
   const ensureTokens = (m: Model) => {
+    if (kube) return; // pods prove who they are with ServiceAccount tokens
     for (const we of m.workloadEntries) tokens.ensure(we.metadata.namespace, we.metadata.name);
   };
   ensureTokens(model);
   source.model.subscribe((m) => {
     model = m;
+    convergence.changed();
     ensureTokens(m);
     metrics.configProblems.set(source.problems().length);
     scheduleRebuild();
@@ -108,7 +146,8 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   metrics.configProblems.set(source.problems().length);
 
   // 4. ADS: authenticate each proxy with its bootstrap token, then serve its snapshot.
-  const authenticator = new LocalTokenAuthenticator(tokens, (ns, name) => model.workloadEntry(ns, name)?.spec.serviceAccount);
+  const authenticator: Authenticator =
+    kube?.authenticator ?? new LocalTokenAuthenticator(tokens, (ns, name) => model.workloadEntry(ns, name)?.spec.serviceAccount);
   const xds = new XdsServer(
     cache,
     {
@@ -130,21 +169,32 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
           node: { id: info.id, workload: name, namespace: info.namespace, mode: 'sidecar' },
           inboundPort: Number.isInteger(port) && port > 0 ? port : undefined,
         });
+        memory?.connected(info.id, Number.isInteger(port) && port > 0 ? port : undefined);
         metrics.connected.set(xds.connectedProxies());
         // Its own snapshot now, everyone else's endpoints soon.
         rebuild();
       },
       disconnected: (info) => {
         sidecars.delete(info.id);
+        memory?.disconnected(info.id);
         snapshots.delete(info.id);
         cache.delete(info.id);
+        nacks.forget(info.id);
         metrics.connected.set(xds.connectedProxies());
         scheduleRebuild();
       },
-      nacked: (_info, typeUrl) => metrics.rejects.inc({ type: SHORT_NAME[typeUrl] }),
+      nacked: (info, typeUrl, message) => {
+        metrics.rejects.inc({ type: typeLabel(typeUrl) });
+        const nack = xds.syncStates().find((p) => p.id === info.id && p.types.get(typeUrl)?.nack?.message === message)?.types.get(typeUrl)?.nack;
+        if (nack) nacks.record(info.id, typeUrl, nack, snapshots.get(info.id));
+      },
     },
     log.child('xds'),
   );
+  metrics.watchSync(() => xds.syncStates());
+  /** Whether `proxy` still rejects `version` of `typeUrl` (it has not accepted a later one). */
+  const stillNacked = (proxy: string, typeUrl: TypeUrl, version: string) =>
+    xds.syncStates().some((p) => p.id === proxy && verdict(p.types.get(typeUrl)) === 'NACKED' && p.types.get(typeUrl)?.nack?.version === version);
 
   const caHandlers = createCaService({
     ca,
@@ -154,6 +204,17 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     maxTtlSeconds: cfg.maxCertTtlSeconds,
     onIssued: () => metrics.certsIssued.inc(),
   });
+  // Root rotation (`weft ca rotate-root` / `remove-root`): reload the CA files when they change,
+  // push the new bundle (ROOTCA), and sign under a new root only once every proxy trusts it.
+  ca.subscribeRoots(() => scheduleRebuild());
+  const caWatcher = kube
+    ? undefined
+    : watchCaDir({
+        ca,
+        dir: cfg.caDir ?? selfSignedDir(cfg.stateDir),
+        rootsDistributed: (roots) => rootsAcked(xds.syncStates(), (id) => cache.get(id), roots),
+        log: log.child('ca'),
+      });
 
   const grpcServer = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   grpcServer.addService(adsService, xds.handlers());
@@ -164,7 +225,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   let tlsServer: grpc.Server | undefined;
   let xdsTlsPort: number | undefined;
   if (cfg.xdsTlsPort >= 0) {
-    const serving = await ca.servingCertificate(['weft-control-plane', 'localhost', cfg.host]);
+    const serving = await ca.servingCertificate(['weft-control-plane', 'localhost', cfg.host, ...(kube?.serviceNames ?? [])]);
     tlsServer = new grpc.Server();
     tlsServer.addService(adsService, xds.handlers());
     tlsServer.addService(caService, caHandlers);
@@ -175,8 +236,15 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     );
   }
 
+  // 4b. Kubernetes: the injection webhook, and the leader's writes (route status, root certs, caBundle).
+  const kubeServices: KubernetesServices | undefined = await kube?.startServices(
+    () => model,
+    (fn) => source.model.subscribe(fn),
+  );
+
   // 5. Monitoring.
   const monitor: EndpointServer = await serveEndpoints(cfg.host, cfg.monitorPort, {
+    ...(kubeServices ? { '/debug/kubernetes': () => ({ status: 200, body: kubeServices.debug() }) } : {}),
     '/ready': () => ({ status: 200, body: 'ready\n' }),
     '/metrics': async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
     '/debug/syncz': () => ({ status: 200, body: syncz(xds.syncStates()) }),
@@ -190,13 +258,13 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
       status: 200,
       body: {
         problems: source.problems(),
-        routes: Object.fromEntries(routeStatuses(model)),
+        routes: Object.fromEntries(withProxyRejections(routeStatuses(model), nacks.byRoute(stillNacked))),
       },
     }),
   });
 
   log.info('control plane ready', {
-    config: cfg.configDir,
+    config: kube ? 'kubernetes' : cfg.configDir,
     xds: `${cfg.host}:${xdsPort}`,
     xdsTls: xdsTlsPort === undefined ? 'off' : `${cfg.host}:${xdsTlsPort}`,
     monitor: `${cfg.host}:${monitor.address.port}`,
@@ -207,11 +275,17 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     xdsAddress: { address: cfg.host, family: 'IPv4', port: xdsPort },
     xdsTlsAddress: xdsTlsPort === undefined ? undefined : { address: cfg.host, family: 'IPv4', port: xdsTlsPort },
     monitorAddress: monitor.address,
+    webhookAddress: kubeServices?.webhookAddress,
     trustBundle: () => ca.trustBundle(),
     model: () => model,
     onModel: (fn) => source.model.subscribe(fn),
     async stop() {
+      memory?.freeze();
+      if (graceTimer) clearTimeout(graceTimer);
       if (timer) clearTimeout(timer);
+      convergence.stop();
+      caWatcher?.stop();
+      await kubeServices?.stop();
       source.stop();
       await monitor.close();
       for (const s of [grpcServer, tlsServer]) {

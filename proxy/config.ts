@@ -15,12 +15,28 @@ export interface ProxyConfigOptions {
   readonly inboundPort: number;
   readonly adminPort: number;
   readonly statsPort: number;
+  /** `/healthz/ready` for probes (15021). */
+  readonly healthPort: number;
   /** Requested certificate lifetime (the CA may clamp it). */
   readonly certTtlSeconds: number;
   /** How long in-flight requests get to finish on shutdown. */
   readonly drainSeconds: number;
   /** ALLOW_ANY passes unknown absolute-form hosts through; REGISTRY_ONLY refuses them. */
   readonly outboundPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Captured mode (pod networking): iptables redirects the pod's TCP to the outbound and
+   *  inbound ports (`weft iptables apply`); the original destination picks the path. */
+  readonly capture: boolean;
+  /** Captured mode: wait this long for a client's first bytes on a port of unknown protocol. */
+  readonly protocolDetectionTimeoutMs: number;
+  /** JSON access log: `stdout` or a file path; undefined = off. */
+  readonly accessLog: string | undefined;
+  /** OTLP/gRPC collector for traces (`http://host:4317`); undefined = tracing off.
+   *  Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else $OTEL_EXPORTER_OTLP_ENDPOINT. */
+  readonly otlpEndpoint: string | undefined;
+  /** Percent of requests without a sampling decision that start a trace (a parent's is obeyed). */
+  readonly traceSamplingPercent: number;
+  /** `local`: the local app may ask for a decision record with `x-weft-debug: 1`; `off`: never. */
+  readonly decisionHeader: 'local' | 'off';
 }
 
 export const PROXY_DEFAULTS = {
@@ -30,14 +46,23 @@ export const PROXY_DEFAULTS = {
   inboundPort: 15006,
   adminPort: 15000,
   statsPort: 15020,
+  healthPort: 15021,
   certTtlSeconds: 24 * 3600,
   drainSeconds: 5,
   outboundPolicy: 'ALLOW_ANY',
+  capture: false,
+  protocolDetectionTimeoutMs: 100,
+  accessLog: undefined,
+  otlpEndpoint: undefined,
+  traceSamplingPercent: 1,
+  decisionHeader: 'local',
 } as const;
 
 export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfigOptions, 'xds' | 'workload' | 'tokenFile'>): ProxyConfigOptions {
   const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-  const c = { ...PROXY_DEFAULTS, ...defined } as ProxyConfigOptions;
+  const env = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined;
+  const c = { ...PROXY_DEFAULTS, otlpEndpoint: env, ...defined } as ProxyConfigOptions;
+  if (c.accessLog === 'off' || c.accessLog === '') (c as { accessLog: string | undefined }).accessLog = undefined;
   if (!/^[^:]+:\d+$/.test(c.xds)) throw new WeftError(ErrorCode.USAGE, `--xds: expected HOST:PORT, got "${c.xds}"`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(c.workload)) {
     throw new WeftError(ErrorCode.USAGE, `--workload: expected NAME.NAMESPACE (lower-case DNS labels), got "${c.workload}"`);
@@ -48,8 +73,24 @@ export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfi
     ['inbound-port', c.inboundPort],
     ['admin-port', c.adminPort],
     ['stats-port', c.statsPort],
+    ['health-port', c.healthPort],
   ] as const) {
     if (!Number.isInteger(v) || v < 0 || v > 65535) throw new WeftError(ErrorCode.USAGE, `--${flag}: must be a port number, got ${JSON.stringify(v)}`);
+  }
+  if (c.otlpEndpoint !== undefined && !/^https?:\/\/[^/]+/.test(c.otlpEndpoint)) {
+    throw new WeftError(ErrorCode.USAGE, `--otlp-endpoint: expected a URL like http://127.0.0.1:4317, got "${c.otlpEndpoint}"`);
+  }
+  if (typeof c.traceSamplingPercent !== 'number' || !(c.traceSamplingPercent >= 0 && c.traceSamplingPercent <= 100)) {
+    throw new WeftError(ErrorCode.USAGE, `--trace-sampling: a percentage from 0 to 100, got ${JSON.stringify(c.traceSamplingPercent)}`);
+  }
+  if (c.decisionHeader !== 'local' && c.decisionHeader !== 'off') {
+    throw new WeftError(ErrorCode.USAGE, `--decision-header: local or off, got "${String(c.decisionHeader)}"`);
+  }
+  if (!Number.isFinite(c.drainSeconds) || c.drainSeconds < 0) {
+    throw new WeftError(ErrorCode.USAGE, `--drain-seconds: must be 0 or more, got ${JSON.stringify(c.drainSeconds)}`);
+  }
+  if (!Number.isInteger(c.protocolDetectionTimeoutMs) || c.protocolDetectionTimeoutMs < 1 || c.protocolDetectionTimeoutMs > 60_000) {
+    throw new WeftError(ErrorCode.USAGE, `--protocol-detection-timeout: milliseconds from 1 to 60000, got ${JSON.stringify(c.protocolDetectionTimeoutMs)}`);
   }
   if (c.outboundPolicy !== 'ALLOW_ANY' && c.outboundPolicy !== 'REGISTRY_ONLY') {
     throw new WeftError(ErrorCode.USAGE, `--outbound-policy: ALLOW_ANY or REGISTRY_ONLY, got "${String(c.outboundPolicy)}"`);

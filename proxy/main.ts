@@ -10,23 +10,32 @@ import { createLogger, type Logger } from '../core/log.js';
 import type { EndpointServer } from '../core/http-server.js';
 import { serveEndpoints } from '../core/http-server.js';
 import { startAdmin } from './admin/admin.js';
+import { createBalancers } from './balance/registry.js';
 import type { ProxyConfigOptions } from './config.js';
 import { splitWorkload } from './config.js';
+import { createCapture } from './capture/index.js';
 import { AdsClient } from './discovery/ads-client.js';
 import { IdentityManager } from './identity/manager.js';
 import { createInboundListener } from './inbound/listener.js';
 import { createOutboundListener, ProxyStats } from './outbound/index.js';
 import { ProxyState } from './state/state.js';
+import { MeshMetrics, openAccessLog, Telemetry, Tracing } from './telemetry/index.js';
 import { MeshTls } from './transport/tls.js';
 import { tlsTransports } from './transport/mesh.js';
+import { plainUpstreamTransport } from './transport/plain.js';
+import { createUpstreamPools } from './upstream/pools.js';
+import { targetsOf } from './upstream/target.js';
 
 /** A DNS name in the control plane's serving certificate (see control-plane/main.ts). */
 const CONTROL_PLANE_TLS_NAME = 'weft-control-plane';
 
 export interface RunningProxy {
-  readonly ports: { outbound: number; inbound: number; admin: number; stats: number };
+  readonly ports: { outbound: number; inbound: number; admin: number; stats: number; health: number };
   ready(): boolean;
+  /** Drains (stop accepting, in-flight requests finish within drainSeconds) and stops. */
   stop(): Promise<void>;
+  /** Resolves once the proxy has stopped, whoever asked (a signal, or POST /drain). */
+  stopped(): Promise<void>;
 }
 
 export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLogger(`proxy ${cfg.workload}`)): Promise<RunningProxy> {
@@ -57,9 +66,41 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   const state = new ProxyState();
   const getConfig = () => state.config.get();
 
-  // 3. The data path: outbound (the app's calls) and inbound (other sidecars' calls).
-  const transports = tlsTransports(tls);
+  // 3. Telemetry: Istio metrics always; traces when a collector is set; access log when asked.
+  const telemetry = new Telemetry({
+    workload: cfg.workload,
+    identity: () => identity.current()?.identity,
+    metrics: new MeshMetrics({ processMetrics: true }),
+    tracing: cfg.otlpEndpoint
+      ? await Tracing.create({ endpoint: cfg.otlpEndpoint, rootSampleRate: cfg.traceSamplingPercent / 100, workload: cfg.workload, namespace })
+      : undefined,
+    accessLog: cfg.accessLog ? openAccessLog(cfg.accessLog, log.child('access-log')) : undefined,
+    decisionHeader: cfg.decisionHeader,
+  });
+
+  // 4. The data path: outbound (the app's calls) and inbound (other sidecars' calls).
+  const transports = tlsTransports(tls, { log: log.child('tls') });
   const stats = new ProxyStats();
+  // Captured mode (pod networking): iptables hands us every TCP connection of the pod; the
+  // listeners get capture's server, transport and app hop instead of their local-mode defaults.
+  const capture = cfg.capture
+    ? createCapture({ meshTls: tls, transports, getConfig, stats, outboundPolicy: cfg.outboundPolicy, detectTimeoutMs: cfg.protocolDetectionTimeoutMs, log: log.child('capture') })
+    : undefined;
+  // Pools are ours, not the listeners': on every config swap, pools that no cluster uses any
+  // more are retired — they close once their requests end (a removed cluster drains).
+  const outboundPools = createUpstreamPools({ transport: transports.upstream, log: log.child('outbound').child('upstream') });
+  const inboundPools = createUpstreamPools({
+    transport: plainUpstreamTransport,
+    ...(capture ? { plainTransport: capture.appTransport } : {}),
+    log: log.child('inbound').child('upstream'),
+  });
+  state.config.subscribe((config) => {
+    const used = [...targetsOf(config)];
+    outboundPools.retainOnly(used);
+    inboundPools.retainOnly(used);
+  });
+  // Shared with the admin port, which shows each endpoint's in-flight count, latency and ejection.
+  const outboundBalancers = createBalancers();
   const outbound = createOutboundListener({
     host: cfg.bindAddress,
     port: cfg.outboundPort,
@@ -67,23 +108,29 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     routeConfigName: 'outbound',
     transport: transports.upstream,
     outboundPolicy: cfg.outboundPolicy,
+    pools: outboundPools,
+    balancers: outboundBalancers,
     stats,
+    telemetry,
     log: log.child('outbound'),
+    ...capture?.outbound,
   });
   const inbound = createInboundListener({
     host: cfg.bindAddress,
     port: cfg.inboundPort,
     getConfig,
     listenerName: 'inbound',
-    transport: transports.inbound,
+    transport: capture?.inboundTransport ?? transports.inbound,
     ownIdentity: () => identity.current()?.identity,
+    pools: inboundPools,
     stats,
+    telemetry,
     log: log.child('inbound'),
   });
   const outboundAddr = await outbound.listen();
   const inboundAddr = await inbound.listen();
 
-  // 4. xDS: the inbound port we really got goes into the node metadata; it is our endpoint.
+  // 5. xDS: the inbound port we really got goes into the node metadata; it is our endpoint.
   const ads = new AdsClient({
     target: cfg.xds,
     credentials: xdsCredentials,
@@ -107,21 +154,28 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     const reasons: string[] = [];
     if (!identity.current()) reasons.push('no certificate yet');
     if (!state.isComplete()) reasons.push(`config incomplete (${state.missing().join(', ') || 'waiting for listeners and clusters'})`);
+    if (stopping) reasons.push('draining');
     return { ready: reasons.length === 0, reasons };
   };
 
+  // Drain: stop accepting, answer in-flight requests (Connection: close / GOAWAY) for up to
+  // drainSeconds, then close pools, xDS and the admin ports.
   let stopping: Promise<void> | undefined;
+  let markStopped: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (markStopped = resolve));
   const stop = () =>
     (stopping ??= (async () => {
       log.info('draining', { seconds: cfg.drainSeconds });
-      await Promise.all([outbound.close(cfg.drainSeconds * 1000), inbound.close(cfg.drainSeconds * 1000)]);
+      await Promise.all([outbound.close(cfg.drainSeconds * 1000), inbound.close(cfg.drainSeconds * 1000), capture?.drain(cfg.drainSeconds * 1000)]);
+      await Promise.all([outboundPools.close(), inboundPools.close()]);
       await ads.stop();
       identity.stop();
-      await Promise.all([admin.close(), statsServer.close()]);
+      await Promise.all([admin.close(), statsServer.close(), healthServer.close(), telemetry.close()]);
       log.info('stopped');
+      markStopped();
     })());
 
-  // 5. Admin on loopback only; readiness and (later) Prometheus on the stats port.
+  // 6. Admin on loopback only; readiness and Prometheus (/stats/prometheus) on the stats port.
   const admin: EndpointServer = await startAdmin(cfg.adminPort, {
     workload: cfg.workload,
     ready: readiness,
@@ -132,14 +186,22 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
       return c ? { identity: c.identity, notAfter: new Date(c.notAfter).toISOString() } : undefined;
     },
     stats: () => stats.snapshot(),
+    endpointState: (cluster) => outboundBalancers.endpointState(cluster),
     drain: stop,
   });
+  const healthz = () => {
+    const r = readiness();
+    return { status: r.ready ? 200 : 503, body: r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n` };
+  };
   const statsServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.statsPort, {
-    '/healthz/ready': () => {
-      const r = readiness();
-      return { status: r.ready ? 200 : 503, body: r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n` };
+    '/stats/prometheus': async () => {
+      const m = await telemetry.metrics.exposition();
+      return { status: 200, body: m.body, contentType: m.contentType };
     },
+    '/healthz/ready': healthz,
   });
+  // Kubelet probes and the injected postStart hook use the health port (15021), as in Istio.
+  const healthServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.healthPort, { '/healthz/ready': healthz });
 
   log.info('proxy listening', {
     outbound: `${cfg.bindAddress}:${outboundAddr.port}`,
@@ -149,9 +211,16 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   });
 
   return {
-    ports: { outbound: outboundAddr.port, inbound: inboundAddr.port, admin: admin.address.port, stats: statsServer.address.port },
+    ports: {
+      outbound: outboundAddr.port,
+      inbound: inboundAddr.port,
+      admin: admin.address.port,
+      stats: statsServer.address.port,
+      health: healthServer.address.port,
+    },
     ready: () => readiness().ready,
     stop,
+    stopped: () => stopped,
   };
 }
 

@@ -169,8 +169,16 @@ function parseFilter(r: Reader, field: string, v: unknown, kind: 'http' | 'grpc'
       const urlRewrite = parseRewrite(r, sub, f[own ?? '']);
       return urlRewrite ? { type, urlRewrite } : undefined;
     }
+    case 'ExtensionRef': {
+      const e = r.object(sub, f[own ?? ''], { required: true, known: ['group', 'kind', 'name'] });
+      if (!e) return undefined;
+      const group = r.string(at(sub, 'group'), e.group, { required: true, pattern: GROUP, patternHint: 'an API group' });
+      const kind = r.string(at(sub, 'kind'), e.kind, { required: true, pattern: KIND, patternHint: 'a kind' });
+      const name = r.string(at(sub, 'name'), e.name, { required: true, minLength: 1, maxLength: 253 });
+      return group === undefined || kind === undefined || name === undefined ? undefined : { type, extensionRef: { group, kind, name } };
+    }
     default:
-      // ExtensionRef, CORS, ExternalAuth and unknown types: kept so status can say "not supported".
+      // CORS, ExternalAuth and unknown types: kept so status can say "not supported".
       return { type };
   }
 }

@@ -113,7 +113,8 @@ function parseTimeouts(r: Reader, field: string, v: unknown): HTTPRouteTimeouts 
 function parseRetry(r: Reader, field: string, v: unknown): HTTPRouteRetry | undefined {
   const t = r.object(field, v, { known: ['codes', 'attempts', 'backoff'] });
   if (!t) return undefined;
-  const codes = r.list(at(field, 'codes'), t.codes, (f, c) => r.int(f, c, { min: 400, max: 599 }));
+  // The CRD's bounds; which of them Weft retries on is a question of acceptance (routes.ts).
+  const codes = r.list(at(field, 'codes'), t.codes, (f, c) => r.int(f, c, { min: 100, max: 999 }));
   const attempts = r.int(at(field, 'attempts'), t.attempts, { min: 0 });
   const backoffMs = parseDuration(r, at(field, 'backoff'), t.backoff);
   return {

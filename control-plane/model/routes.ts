@@ -1,5 +1,6 @@
 // Gateway API semantics that translation and route status must agree on: which Service (ports)
 // a parentRef attaches to, whether a route is acceptable at all, and how a backendRef resolves.
+import { translateRe2 } from '../../api/matchers.js';
 import { GATEWAY_GROUP } from './parse-gateway-common.js';
 import type { Model } from './model.js';
 import { show } from './read.js';
@@ -94,27 +95,21 @@ export function resolveParent(model: Model, route: RouteObject, ref: ParentRef, 
 // ---- Route acceptance ---------------------------------------------------------------------
 
 export interface RouteProblem {
-  readonly reason: 'UnsupportedValue';
+  /** UnsupportedValue: a value Weft cannot honour; IncompatibleFilters: filters that exclude each other. */
+  readonly reason: 'UnsupportedValue' | 'IncompatibleFilters';
   readonly field: string;
   readonly message: string;
 }
 
-const RE2_UNSUPPORTED: readonly [RegExp, string][] = [
-  [/\(\?<?[=!]/, 'lookaround assertions'],
-  [/\\[1-9]|\\k</, 'back-references'],
-];
-
-/** Why a regex cannot be used by every proxy (Envoy's RE2 and Weft's JavaScript), or undefined. */
+/**
+ * Why a regex cannot be used by every proxy, or undefined. Proxies (Envoy's RE2 and Weft's
+ * RE2-to-JavaScript translation) reject a route configuration with a regex they cannot
+ * compile as a whole, which would take every route of the client down with it; so the
+ * control plane judges each regex with the very translation Weft's proxy runs.
+ */
 export function regexProblem(source: string): string | undefined {
-  try {
-    new RegExp(source);
-  } catch (err) {
-    return `invalid regular expression ${show(source)}: ${(err as Error).message}`;
-  }
-  for (const [re, what] of RE2_UNSUPPORTED) {
-    if (re.test(source)) return `regular expression ${show(source)} uses ${what}, which RE2 (the mesh's regex dialect) does not support`;
-  }
-  return undefined;
+  const t = translateRe2(source);
+  return t.ok ? undefined : `invalid regular expression ${show(source)}: ${t.error} (routes use RE2 syntax)`;
 }
 
 const HTTP_RULE_FILTERS = new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'RequestRedirect', 'URLRewrite']);
@@ -124,9 +119,12 @@ const SINGLE_USE = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestR
 
 function filterProblems(filters: readonly RouteFilter[], field: string, supported: ReadonlySet<string>, out: RouteProblem[]): void {
   const problem = (f: string, message: string) => out.push({ reason: 'UnsupportedValue', field: f, message });
+  const incompatible = (f: string, message: string) => out.push({ reason: 'IncompatibleFilters', field: f, message });
   filters.forEach((filter, i) => {
     const f = `${field}[${i}]`;
-    if (!supported.has(filter.type)) {
+    // An ExtensionRef Weft cannot resolve is not a reason to drop the route: the spec wants the
+    // requests it applies to answered with an error (translation does that; status says why).
+    if (!supported.has(filter.type) && filter.type !== 'ExtensionRef') {
       problem(`${f}.type`, `filter type ${show(filter.type)} is not supported here by Weft (supported: ${[...supported].join(', ')})`);
     }
     for (const [which, mod] of [
@@ -134,16 +132,20 @@ function filterProblems(filters: readonly RouteFilter[], field: string, supporte
       ['responseHeaderModifier', filter.responseHeaderModifier],
     ] as const) {
       if (!mod) continue;
+      // What a proxy would refuse in a header (and the CRD's value pattern leaves out).
+      [...mod.set, ...mod.add].forEach((h) => {
+        if (/[\0-\x08\x0a-\x1f\x7f]/.test(h.value)) problem(`${f}.${which}`, `the value of header ${show(h.name)} contains a control character (such as a line break), which no header may carry`);
+      });
       const names = [...mod.set.map((h) => h.name), ...mod.add.map((h) => h.name), ...mod.remove].map((n) => n.toLowerCase());
       const dup = names.find((n, k) => names.indexOf(n) !== k);
       if (dup) problem(`${f}.${which}`, `header ${show(dup)} appears in more than one action; set, add and remove must name different headers`);
     }
   });
   for (const type of SINGLE_USE) {
-    if (filters.filter((x) => x.type === type).length > 1) problem(field, `filter ${type} is used more than once; it may appear at most once`);
+    if (filters.filter((x) => x.type === type).length > 1) incompatible(field, `filter ${type} is used more than once; it may appear at most once`);
   }
   if (filters.some((x) => x.type === 'RequestRedirect') && filters.some((x) => x.type === 'URLRewrite')) {
-    problem(field, 'RequestRedirect and URLRewrite filters conflict: a rule may use one or the other');
+    incompatible(field, 'RequestRedirect and URLRewrite filters conflict: a rule may use one or the other');
   }
 }
 
@@ -165,7 +167,11 @@ function httpRuleProblems(rule: HTTPRouteRule, field: string, out: RouteProblem[
   filterProblems(rule.filters, `${field}.filters`, HTTP_RULE_FILTERS, out);
   rule.backendRefs.forEach((b, k) => filterProblems(b.filters, `${field}.backendRefs[${k}].filters`, BACKEND_FILTERS, out));
   if (rule.backendRefs.length > 0 && rule.filters.some((x) => x.type === 'RequestRedirect')) {
-    problem(`${field}.filters`, 'a RequestRedirect filter answers the request itself and cannot be combined with backendRefs; remove one of them');
+    out.push({
+      reason: 'IncompatibleFilters',
+      field: `${field}.filters`,
+      message: 'a RequestRedirect filter answers the request itself and cannot be combined with backendRefs; remove one of them',
+    });
   }
   const prefixRewrite = rule.filters.some(
     (x) => x.requestRedirect?.path?.type === 'ReplacePrefixMatch' || x.urlRewrite?.path?.type === 'ReplacePrefixMatch',
@@ -174,6 +180,10 @@ function httpRuleProblems(rule: HTTPRouteRule, field: string, out: RouteProblem[
   if (prefixRewrite && !onePrefixMatch) {
     problem(`${field}.filters`, 'ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix');
   }
+  rule.retry?.codes.forEach((code, k) => {
+    // GEP-1731: 100-399 SHOULD NOT be retried; 600-999 are not HTTP statuses a proxy sees.
+    if (code < 400 || code > 599) problem(`${field}.retry.codes[${k}]`, `Weft retries on 4xx and 5xx answers only, got ${code}`);
+  });
   if (rule.sessionPersistence) problem(`${field}.sessionPersistence`, 'session persistence is not supported by Weft');
 }
 
@@ -185,7 +195,14 @@ function grpcRouteProblems(route: GRPCRoute, out: RouteProblem[]): void {
       if (m.method?.type === 'RegularExpression') {
         for (const part of ['service', 'method'] as const) {
           const value = m.method[part];
-          const p = value === undefined ? undefined : regexProblem(value);
+          // The translator embeds each part as `(?:part)` in one `:path` regex.
+          const p =
+            value === undefined
+              ? undefined
+              : (regexProblem(value) ??
+                (translateRe2(`(?:${value})`).ok
+                  ? undefined
+                  : `regular expression ${show(value)} cannot be part of the method's path match: inline flags such as (?i) are allowed only at the start of a whole pattern`));
           if (p) out.push({ reason: 'UnsupportedValue', field: `${mf}.method.${part}`, message: p });
         }
       }
@@ -275,6 +292,38 @@ export function resolveBackend(
     };
   }
   return { ok: true, service, port };
+}
+
+/** An ExtensionRef filter, with its field path; Weft has no filter extensions to resolve it to. */
+export interface ExtensionRefUse {
+  readonly field: string;
+  readonly message: string;
+}
+
+/** Every ExtensionRef filter of a route (on rules and on backendRefs). */
+export function routeExtensionRefs(route: RouteObject): ExtensionRefUse[] {
+  const out: ExtensionRefUse[] = [];
+  const rules: readonly { filters: readonly RouteFilter[]; backendRefs: readonly { filters: readonly RouteFilter[] }[] }[] = route.spec.rules;
+  const visit = (filters: readonly RouteFilter[], field: string, effect: string) =>
+    filters.forEach((f, k) => {
+      if (f.type !== 'ExtensionRef') return;
+      const e = f.extensionRef;
+      const what = e ? `${e.kind} ${show(e.name)} in group ${show(e.group)}` : 'a filter';
+      out.push({
+        field: `${field}[${k}].extensionRef`,
+        message: `${field}[${k}].extensionRef: ${what} cannot be resolved: Weft has no filter extensions, so ${effect} answer 500 (a filter is never skipped); remove the filter`,
+      });
+    });
+  rules.forEach((rule, i) => {
+    visit(rule.filters, `spec.rules[${i}].filters`, 'requests this rule matches');
+    rule.backendRefs.forEach((b, k) => visit(b.filters, `spec.rules[${i}].backendRefs[${k}].filters`, 'requests sent to this backend'));
+  });
+  return out;
+}
+
+/** Whether Weft must answer 500 instead of carrying out these filters (an ExtensionRef among them). */
+export function hasExtensionRef(filters: readonly RouteFilter[]): boolean {
+  return filters.some((f) => f.type === 'ExtensionRef');
 }
 
 /** Every backendRef of a route (rule backends and mirror targets) with its field path. */

@@ -149,8 +149,9 @@ export interface URLRewrite {
 }
 
 /**
- * One filter. `type` is kept as written: a type Weft does not implement (ExtensionRef, CORS,
- * ExternalAuth, or an unknown name) is not a parse error but makes the route not Accepted.
+ * One filter. `type` is kept as written: a type Weft does not implement (CORS, ExternalAuth,
+ * or an unknown name) is not a parse error but makes the route not Accepted; an ExtensionRef
+ * (which Weft cannot resolve) makes the requests it applies to answer 500.
  */
 export interface RouteFilter {
   readonly type: string;
@@ -159,6 +160,8 @@ export interface RouteFilter {
   readonly requestMirror?: RequestMirror;
   readonly requestRedirect?: RequestRedirect;
   readonly urlRewrite?: URLRewrite;
+  /** For type ExtensionRef: the filter object it names (Weft resolves none). */
+  readonly extensionRef?: { readonly group: string; readonly kind: string; readonly name: string };
 }
 
 export interface BackendRef extends BackendObjectRef {

@@ -5,6 +5,7 @@ import {
   resolveBackend,
   resolveParent,
   routeBackendRefs,
+  routeExtensionRefs,
   routeKey,
   routeProblems,
   type Model,
@@ -19,7 +20,7 @@ export const CONTROLLER_NAME = 'weft.dev/control-plane';
 export interface RouteCondition {
   readonly type: 'Accepted' | 'ResolvedRefs';
   readonly status: 'True' | 'False';
-  /** Accepted, NoMatchingParent, UnsupportedValue, Conflicted; ResolvedRefs, BackendNotFound, InvalidKind, RefNotPermitted. */
+  /** Accepted, NoMatchingParent, UnsupportedValue, IncompatibleFilters, Conflicted; ResolvedRefs, BackendNotFound, InvalidKind, RefNotPermitted. */
   readonly reason: string;
   readonly message: string;
   readonly observedGeneration?: number;
@@ -45,13 +46,16 @@ function condition(route: RouteObject, c: Omit<RouteCondition, 'observedGenerati
 }
 
 function resolvedRefs(model: Model, route: RouteObject, semantics: RouteSemanticsOptions): RouteCondition {
-  const failures = [...routeBackendRefs(route)]
-    .map(({ ref, field, mirror }) => ({ res: resolveBackend(model, route, ref, field, semantics), mirror }))
-    .flatMap(({ res, mirror }) => (res.ok ? [] : [{ ...res, mirror }]));
+  const failures = [
+    ...[...routeBackendRefs(route)]
+      .map(({ ref, field, mirror }) => ({ res: resolveBackend(model, route, ref, field, semantics), mirror }))
+      .flatMap(({ res, mirror }) => (res.ok ? [] : [{ ...res, mirror }])),
+    ...routeExtensionRefs(route).map((e) => ({ reason: 'InvalidKind', message: e.message, mirror: false })),
+  ];
   const first = failures[0];
   if (!first) return condition(route, { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'All references resolved' });
   const effect = failures.some((f) => !f.mirror)
-    ? 'Requests for an unresolved backend get 500 (in proportion to its weight) until this is fixed'
+    ? 'Requests for an unresolved reference get 500 (for a backend, in proportion to its weight) until this is fixed'
     : 'Requests are not mirrored to an unresolved target until this is fixed';
   return condition(route, {
     type: 'ResolvedRefs',
@@ -84,7 +88,8 @@ function accepted(model: Model, route: RouteObject, ref: ParentRef, index: numbe
     return condition(route, {
       type: 'Accepted',
       status: 'False',
-      reason: 'UnsupportedValue',
+      // Filters that exclude each other have a reason of their own; anything else is a value Weft cannot honour.
+      reason: problems.some((p) => p.reason === 'IncompatibleFilters') ? 'IncompatibleFilters' : 'UnsupportedValue',
       message: `The route is not applied: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
     });
   }

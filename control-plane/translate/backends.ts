@@ -2,6 +2,7 @@
 // unresolvable backend keeps its share and answers 500) and RequestMirror filters → mirror policies.
 import type { Plain } from '../../api/codec.js';
 import {
+  hasExtensionRef,
   resolveBackend,
   type BackendRef,
   type Model,
@@ -32,8 +33,10 @@ export function forwardAction(
   let unresolved = false;
   const clusters = live.map(({ ref, k }) => {
     const res = resolveBackend(model, route, ref, `spec.rules[${ruleIndex}].backendRefs[${k}]`, semantics);
-    if (!res.ok) unresolved = true;
-    const name = res.ok
+    // A backend whose filters Weft cannot carry out (ExtensionRef) answers 500 like an unresolved one.
+    const usable = res.ok && !hasExtensionRef(ref.filters);
+    if (!usable) unresolved = true;
+    const name = usable && res.ok
       ? outboundClusterName(res.port.port, res.service.metadata.name, res.service.metadata.namespace)
       : unresolvedClusterName(ref.kind, ref.namespace ?? route.metadata.namespace, ref.name, ref.port);
     const weighted: Plain = { name, weight: u32(ref.weight) };

@@ -1,6 +1,7 @@
 // Clusters and ClusterLoadAssignments: one EDS cluster per (Service, port), whose endpoints are
-// the connected sidecars of the selected workloads (plus hand-made EndpointSlices), and one
-// STATIC inbound cluster per app port of the proxy's own workload.
+// the connected sidecars of the selected workloads (plus hand-made EndpointSlices), with the
+// Service's traffic policy (cluster-policy.ts), and one STATIC inbound cluster per app port of
+// the proxy's own workload.
 import type { Plain } from '../../api/codec.js';
 import { HTTP_PROTOCOL_OPTIONS_TYPE_URL } from '../../api/types.js';
 import { portProtocol, usesHttp2, workloadKey, type Model, type Service, type ServicePort, type WorkloadEntry } from '../model/index.js';
@@ -15,6 +16,7 @@ import {
   upstreamTlsSocket,
 } from './envoy.js';
 import type { SidecarDirectory, TranslateOptions } from './types.js';
+import { clusterPolicy } from './cluster-policy.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -151,7 +153,7 @@ export function outboundClusters(
   for (const service of model.services) {
     for (const port of meshPorts(service)) {
       const name = outboundClusterName(port.port, service.metadata.name, service.metadata.namespace);
-      clusters.set(name, edsCluster(name, usesHttp2(portProtocol(port)), options.mtls));
+      clusters.set(name, { ...edsCluster(name, usesHttp2(portProtocol(port)), options.mtls), ...clusterPolicy(service, port) });
       assignments.set(name, loadAssignment(name, serviceEndpoints(model, service, port, directory, options.trustDomain)));
     }
   }

@@ -70,8 +70,9 @@ export interface HeaderMutation {
 /** Gateway API set/add/remove → Envoy HeaderValueOptions (set overwrites, add appends). */
 export function headerMutation(mod: HeaderModifier | undefined): HeaderMutation {
   if (!mod) return { toAdd: [], toRemove: [] };
+  // Envoy reads header values as format strings (`%VAR%`): a literal "%" must be written "%%".
   const option = (name: string, value: string, append_action: string): Plain => ({
-    header: { key: name.toLowerCase(), value },
+    header: { key: name.toLowerCase(), value: value.replaceAll('%', '%%') },
     append_action,
   });
   return {

@@ -2,7 +2,7 @@
 // (exact, prefix or regex), every route carries `grpc: {}`, and precedence follows the spec
 // (longest service, longest method, most headers).
 import type { Plain } from '../../api/codec.js';
-import type { GRPCMethodMatch, GRPCRoute, GRPCRouteMatch, GRPCRouteRule, Model, RouteSemanticsOptions } from '../model/index.js';
+import { hasExtensionRef, type GRPCMethodMatch, type GRPCRoute, type GRPCRouteMatch, type GRPCRouteRule, type Model, type RouteSemanticsOptions } from '../model/index.js';
 import { forwardAction } from './backends.js';
 import { applyHeaderMutations, headerMutation, stringMatch } from './envoy.js';
 import { escapeRegex } from './http-route.js';
@@ -12,14 +12,15 @@ const ANY_SEGMENT = '[^/]+';
 
 function methodPath(m: GRPCMethodMatch | undefined): Plain {
   if (!m) return { prefix: '/' };
-  // The API allows a leading "." on a fully qualified service; the request path never has it.
-  const service = m.service?.replace(/^\./, '');
   if (m.type === 'Exact') {
+    // The API allows a leading "." on a fully qualified service; the request path never has it.
+    // (Only for Exact: in a regular expression a leading "." is a pattern.)
+    const service = m.service?.replace(/^\./, '');
     if (service !== undefined && m.method !== undefined) return { path: `/${service}/${m.method}` };
     if (service !== undefined) return { prefix: `/${service}/` };
     return { safe_regex: { regex: `/${ANY_SEGMENT}/${escapeRegex(m.method ?? '')}` } };
   }
-  const s = service === undefined ? ANY_SEGMENT : `(?:${service})`;
+  const s = m.service === undefined ? ANY_SEGMENT : `(?:${m.service})`;
   const meth = m.method === undefined ? ANY_SEGMENT : `(?:${m.method})`;
   return { safe_regex: { regex: `/${s}/${meth}` } };
 }
@@ -40,9 +41,13 @@ function envoyRoute(
   semantics: RouteSemanticsOptions,
 ): Plain {
   const out: Plain = { name: `${route.metadata.namespace}/${route.metadata.name}/${rule.name ?? ruleIndex}`, match: routeMatch(match) };
-  const action = forwardAction(model, route, rule, ruleIndex, semantics);
-  if (action) out.route = action;
-  else out.direct_response = { status: 500 };
+  const action = hasExtensionRef(rule.filters) ? undefined : forwardAction(model, route, rule, ruleIndex, semantics);
+  // A filter Weft cannot carry out is never skipped: the rule answers with an error instead.
+  if (hasExtensionRef(rule.filters)) out.direct_response = { status: 500 };
+  else if (action) out.route = action;
+  // No backend may receive the call: gRPC clients (of Weft's proxy, or of Envoy's local reply)
+  // read 503 as UNAVAILABLE, which is what the spec asks for (500 would read as UNKNOWN).
+  else out.direct_response = { status: 503 };
   const byType = (type: string) => rule.filters.find((f) => f.type === type);
   applyHeaderMutations(
     out,

@@ -1,15 +1,16 @@
 // HTTPRoute → Envoy routes: one Envoy route per (rule, match), each with the precedence key the
 // Gateway API orders them by (exact path, longest prefix/regex, method, headers, query params).
 import type { Plain } from '../../api/codec.js';
-import type {
-  HTTPPathMatch,
-  HTTPRoute,
-  HTTPRouteMatch,
-  HTTPRouteRule,
-  Model,
-  PathModifier,
-  RequestRedirect,
-  RouteSemanticsOptions,
+import {
+  hasExtensionRef,
+  type HTTPPathMatch,
+  type HTTPRoute,
+  type HTTPRouteMatch,
+  type HTTPRouteRule,
+  type Model,
+  type PathModifier,
+  type RequestRedirect,
+  type RouteSemanticsOptions,
 } from '../model/index.js';
 import { forwardAction } from './backends.js';
 import { applyHeaderMutations, duration, headerMutation, stringMatch, u32 } from './envoy.js';
@@ -18,6 +19,11 @@ import { routeOrder, type RouteCandidate } from './precedence.js';
 /** RE2-safe literal. */
 export function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A regex_rewrite substitution that stands for `text` itself (a backslash starts a group reference). */
+function literalSubstitution(text: string): string {
+  return text.replaceAll('\\', '\\\\');
 }
 
 /** Gateway PathPrefix ignores a trailing "/"; "/" itself matches everything. */
@@ -59,7 +65,7 @@ export function prefixRewrite(matchPrefix: string, replacement: string): Plain |
   const r = normalizedPrefix(replacement);
   if (p === '' && r === '') return undefined;
   if (r === '') return { regex_rewrite: { pattern: { regex: `^${escapeRegex(p)}/*` }, substitution: '/' } };
-  if (p === '') return { regex_rewrite: { pattern: { regex: '^/' }, substitution: `${r}/` } };
+  if (p === '') return { regex_rewrite: { pattern: { regex: '^/' }, substitution: `${literalSubstitution(r)}/` } };
   return { prefix_rewrite: r };
 }
 
@@ -67,7 +73,7 @@ function pathRewrite(mod: PathModifier, rule: HTTPRouteRule, full: 'path_redirec
   if (mod.type === 'ReplaceFullPath') {
     return full === 'path_redirect'
       ? { path_redirect: mod.value }
-      : { regex_rewrite: { pattern: { regex: '^.*$' }, substitution: mod.value } };
+      : { regex_rewrite: { pattern: { regex: '^.*$' }, substitution: literalSubstitution(mod.value) } };
   }
   // Acceptance checks guarantee exactly one PathPrefix match here.
   const match = rule.matches[0];
@@ -82,13 +88,15 @@ const REDIRECT_CODES: Record<RequestRedirect['statusCode'], string> = {
   308: 'PERMANENT_REDIRECT',
 };
 
-function redirectAction(r: RequestRedirect, rule: HTTPRouteRule): Plain {
+function redirectAction(r: RequestRedirect, rule: HTTPRouteRule, servicePort: number): Plain {
   const out: Plain = { response_code: REDIRECT_CODES[r.statusCode] };
   if (r.scheme) out.scheme_redirect = r.scheme;
   if (r.hostname) out.host_redirect = r.hostname;
-  // The spec: with a scheme and no port, the port is the scheme's well-known one.
-  const port = r.port ?? (r.scheme === 'https' ? 443 : r.scheme === 'http' ? 80 : undefined);
-  if (port !== undefined) out.port_redirect = port;
+  // The spec's port rules: with a scheme and no port, the scheme's well-known port; with
+  // neither, the listener's port, which for a mesh route is the Service port the request was
+  // sent to (whatever the Host header says). The proxy leaves 80/443 out of the Location.
+  const port = r.port ?? (r.scheme === 'https' ? 443 : r.scheme === 'http' ? 80 : servicePort);
+  out.port_redirect = port;
   if (r.path) Object.assign(out, pathRewrite(r.path, rule, 'path_redirect'));
   return out;
 }
@@ -115,12 +123,23 @@ function applyTimeoutsAndRetry(action: Plain, rule: HTTPRouteRule): void {
   }
 }
 
-function envoyRoute(model: Model, route: HTTPRoute, rule: HTTPRouteRule, ruleIndex: number, match: HTTPRouteMatch, semantics: RouteSemanticsOptions): Plain {
+function envoyRoute(
+  model: Model,
+  route: HTTPRoute,
+  rule: HTTPRouteRule,
+  ruleIndex: number,
+  match: HTTPRouteMatch,
+  semantics: RouteSemanticsOptions,
+  servicePort: number,
+): Plain {
   const out: Plain = { name: `${route.metadata.namespace}/${route.metadata.name}/${rule.name ?? ruleIndex}`, match: routeMatch(match) };
   const byType = (type: string) => rule.filters.find((f) => f.type === type);
   const redirect = byType('RequestRedirect')?.requestRedirect;
-  if (redirect) {
-    out.redirect = redirectAction(redirect, rule);
+  if (hasExtensionRef(rule.filters)) {
+    // A filter Weft cannot carry out must not be skipped: the rule answers 500 (status says why).
+    out.direct_response = { status: 500 };
+  } else if (redirect) {
+    out.redirect = redirectAction(redirect, rule, servicePort);
   } else {
     const action = forwardAction(model, route, rule, ruleIndex, semantics);
     if (!action) {
@@ -147,14 +166,17 @@ function pathPrecedence(path: HTTPPathMatch): { exact: boolean; length: number; 
   return { exact: false, length: normalizedPrefix(path.value).length, regex: false };
 }
 
-/** Every (rule, match) of an accepted HTTPRoute as an Envoy route with its precedence key. */
-export function httpRouteCandidates(model: Model, route: HTTPRoute, semantics: RouteSemanticsOptions): RouteCandidate[] {
+/**
+ * Every (rule, match) of an accepted HTTPRoute as an Envoy route with its precedence key, for
+ * the virtual host of Service port `servicePort`.
+ */
+export function httpRouteCandidates(model: Model, route: HTTPRoute, semantics: RouteSemanticsOptions, servicePort: number): RouteCandidate[] {
   const order = routeOrder(route);
   return route.spec.rules.flatMap((rule, ruleIndex) =>
     rule.matches.map((match, matchIndex) => {
       const path = pathPrecedence(match.path);
       return {
-        envoy: envoyRoute(model, route, rule, ruleIndex, match, semantics),
+        envoy: envoyRoute(model, route, rule, ruleIndex, match, semantics, servicePort),
         key: {
           kind: 'http' as const,
           exactPath: path.exact,

@@ -4,13 +4,15 @@ import type { Plain } from '../../api/codec.js';
 import { TypeUrl } from '../../api/types.js';
 import { DEFAULT_ROUTE_SEMANTICS, type Model, type WorkloadEntry } from '../model/index.js';
 import { appPorts, inboundClusters, outboundClusters } from './clusters.js';
-import { inboundListener, outboundListener } from './listeners.js';
+import { inboundListener, outboundListener, serviceVipListeners } from './listeners.js';
 import { outboundRouteConfiguration } from './route-config.js';
+import { inboundSecurity } from './security.js';
 import type { ProxyNode, ResourceSet, SidecarDirectory, TranslateOptions } from './types.js';
 
 export type { ProxyNode, ResourceSet, SidecarDirectory, TranslateOptions } from './types.js';
 export { spiffeId } from './clusters.js';
 export { outboundClusterName, inboundClusterName, serviceFqdn } from './envoy.js';
+export { ROOT_NAMESPACE, mtlsModeFor, rbacHttpFilters, rbacPolicyName } from './security.js';
 
 function ownWorkload(model: Model, proxy: ProxyNode): WorkloadEntry | undefined {
   const direct = model.workloadEntry(proxy.namespace, proxy.workload);
@@ -43,7 +45,8 @@ export function translate(model: Model, proxy: ProxyNode, directory: SidecarDire
     // listener without filter chains, and there is nothing for one to forward to.
     [TypeUrl.Listener]: byName([
       ['outbound', outboundListener()],
-      ...(ports.size > 0 ? [['inbound', inboundListener(ports.keys(), options.mtls)] as [string, Plain]] : []),
+      ...serviceVipListeners(model),
+      ...(workload && ports.size > 0 ? [['inbound', inboundListener(ports.keys(), inboundSecurity(model, workload, options.mtls))] as [string, Plain]] : []),
     ]),
     [TypeUrl.RouteConfiguration]: new Map([[routeConfig.name as string, routeConfig]]),
     [TypeUrl.Cluster]: byName(clusters),

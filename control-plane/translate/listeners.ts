@@ -1,8 +1,13 @@
 // The sidecar's two listeners: `outbound` (HTTP routed by Host through RDS `outbound`) and
-// `inbound` (one filter chain per app port, forwarding to that port's STATIC inbound cluster).
+// `inbound` (filter chains per app port by transport protocol, forwarding to that port's STATIC
+// inbound cluster, with the workload's RBAC filters).
 import type { Plain } from '../../api/codec.js';
-import { downstreamTlsSocket, httpConnectionManager, inboundClusterName, socketAddress, u32 } from './envoy.js';
-import { OUTBOUND_ROUTE_CONFIG } from './route-config.js';
+import { TCP_PROXY_TYPE_URL } from '../../api/types.js';
+import { portProtocol, type Model } from '../model/index.js';
+import { meshPorts } from './clusters.js';
+import { downstreamTlsSocket, httpConnectionManager, inboundClusterName, outboundClusterName, socketAddress, u32 } from './envoy.js';
+import { OUTBOUND_ROUTE_CONFIG, serviceVip } from './route-config.js';
+import { withHttpFilters, type InboundSecurity } from './security.js';
 
 export const OUTBOUND_LISTENER = 'outbound';
 export const INBOUND_LISTENER = 'inbound';
@@ -27,16 +32,28 @@ function inboundRouteConfig(port: number): Plain {
   };
 }
 
-export function inboundListener(appPorts: Iterable<number>, mtls: boolean): Plain {
-  const chains = [...appPorts].map((port) => {
+/**
+ * The inbound listener: per app port, a TLS chain (`transport_protocol: tls`), plus a plaintext
+ * chain (`raw_buffer`) when the port is PERMISSIVE; STRICT ports get only the TLS chain. Without
+ * mTLS (development) one chain per port takes any connection. Every HCM carries the workload's
+ * RBAC filters before the router.
+ */
+export function inboundListener(appPorts: Iterable<number>, security: InboundSecurity): Plain {
+  const chains = [...appPorts].flatMap((port) => {
     const name = `inbound|${port}`;
-    const chain: Plain = {
-      name,
-      filter_chain_match: { destination_port: u32(port) },
-      filters: [httpConnectionManager(name, { inline: inboundRouteConfig(port) })],
+    const chain = (chainName: string, transport?: 'tls' | 'raw_buffer'): Plain => {
+      const hcm = httpConnectionManager(name, { inline: inboundRouteConfig(port) });
+      withHttpFilters(hcm, security.httpFilters);
+      return {
+        name: chainName,
+        filter_chain_match: { destination_port: u32(port), ...(transport ? { transport_protocol: transport } : {}) },
+        filters: [hcm],
+        ...(transport === 'tls' ? { transport_socket: downstreamTlsSocket() } : {}),
+      };
     };
-    if (mtls) chain.transport_socket = downstreamTlsSocket();
-    return chain;
+    if (!security.mtls) return [chain(name)];
+    const tls = chain(name, 'tls');
+    return security.modeFor(port) === 'STRICT' ? [tls] : [tls, chain(`${name}|plaintext`, 'raw_buffer')];
   });
   return {
     name: INBOUND_LISTENER,
@@ -44,4 +61,50 @@ export function inboundListener(appPorts: Iterable<number>, mtls: boolean): Plai
     traffic_direction: 'INBOUND',
     filter_chains: chains,
   };
+}
+
+// ---- Service VIP listeners (captured mode) --------------------------------------------------
+
+/** Istio's name for the virtual listener of a Service's ClusterIP:port. */
+export function vipListenerName(ip: string, port: number): string {
+  return `${ip}_${port}`;
+}
+
+function tcpProxy(cluster: string): Plain {
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE_URL, stat_prefix: cluster, cluster } };
+}
+
+const HTTP_PROTOCOLS = new Set(['http', 'http2', 'grpc', 'grpc-web']);
+
+/**
+ * One virtual listener (`bind_to_port: false`) per Service ClusterIP and port, as Istio sends:
+ * a sidecar whose traffic is captured looks the original destination up here. Its chains say
+ * the port's protocol: HTTP (appProtocol / port name http, http2, grpc...) → the `outbound`
+ * routes; TCP, TLS, MySQL, ... → tcp_proxy to the Service's cluster; unknown → both, the HTTP
+ * chain first and tcp_proxy as the default chain (the proxy detects which one the bytes need).
+ * Services without a ClusterIP (headless, local mode) get none.
+ */
+export function serviceVipListeners(model: Model): Array<[string, Plain]> {
+  const out: Array<[string, Plain]> = [];
+  for (const service of model.services) {
+    const vip = serviceVip(service);
+    if (vip === undefined) continue;
+    for (const port of meshPorts(service)) {
+      const protocol = portProtocol(port);
+      const name = vipListenerName(vip, port.port);
+      const cluster = outboundClusterName(port.port, service.metadata.name, service.metadata.namespace);
+      const http = { name: `${name}|http`, filters: [httpConnectionManager(name, { rds: OUTBOUND_ROUTE_CONFIG })] };
+      const tcp = { name: `${name}|tcp`, filters: [tcpProxy(cluster)] };
+      const listener: Plain = {
+        name,
+        address: socketAddress(vip, port.port),
+        bind_to_port: { value: false },
+        traffic_direction: 'OUTBOUND',
+        filter_chains: HTTP_PROTOCOLS.has(protocol) || protocol === 'unknown' ? [http] : [tcp],
+      };
+      if (protocol === 'unknown') listener.default_filter_chain = tcp;
+      out.push([name, listener]);
+    }
+  }
+  return out;
 }

@@ -1,5 +1,6 @@
 // The `outbound` RouteConfiguration: one virtual host per (Service, port) with every name form
 // a client may use, and the routes attached to that Service (GAMMA producer/consumer rules).
+import { isIP } from 'node:net';
 import type { Plain } from '../../api/codec.js';
 import {
   resolveParent,
@@ -60,23 +61,35 @@ export function applicableRoutes(attached: readonly Attachment[], service: Servi
   return chosen.some((r) => r.kind === 'GRPCRoute') ? chosen.filter((r) => r.kind === 'GRPCRoute') : chosen;
 }
 
+/** A Service's virtual IP (spec.clusterIP), when it has one: not headless (`None`), not empty. */
+export function serviceVip(service: Service): string | undefined {
+  const ip = service.spec.clusterIP;
+  return ip !== undefined && isIP(ip) !== 0 ? ip : undefined;
+}
+
 export function domainsFor(service: Service, port: number, clientNs: string): string[] {
   const { name, namespace } = service.metadata;
   const names = [serviceFqdn(name, namespace), `${name}.${namespace}.svc`, `${name}.${namespace}`];
   if (namespace === clientNs) names.push(name);
+  // Captured traffic addressed to the VIP itself (`http://10.96.0.10:9080/`) names the Service too.
+  const vip = serviceVip(service);
+  if (vip !== undefined) names.push(isIP(vip) === 6 ? `[${vip}]` : vip);
   const portless = port === 80 || meshPorts(service).length === 1;
   return names.flatMap((n) => (portless ? [n, `${n}:${port}`] : [`${n}:${port}`]));
 }
 
 export function outboundRouteConfiguration(model: Model, clientNs: string, semantics: RouteSemanticsOptions): Plain {
   const attachments = attachmentsByService(model);
-  // Candidates depend only on the route, so each route is translated once per call.
-  const candidates = new Map<RouteObject, RouteCandidate[]>();
-  const candidatesOf = (route: RouteObject): RouteCandidate[] => {
-    let list = candidates.get(route);
+  // Candidates depend only on the route and the Service port (redirects name the port), so each
+  // (route, port) is translated once per call.
+  const candidates = new Map<RouteObject, Map<number, RouteCandidate[]>>();
+  const candidatesOf = (route: RouteObject, port: number): RouteCandidate[] => {
+    const byPort = candidates.get(route) ?? new Map<number, RouteCandidate[]>();
+    candidates.set(route, byPort);
+    let list = byPort.get(port);
     if (!list) {
-      list = route.kind === 'HTTPRoute' ? httpRouteCandidates(model, route, semantics) : grpcRouteCandidates(model, route, semantics);
-      candidates.set(route, list);
+      list = route.kind === 'HTTPRoute' ? httpRouteCandidates(model, route, semantics, port) : grpcRouteCandidates(model, route, semantics);
+      byPort.set(port, list);
     }
     return list;
   };
@@ -89,7 +102,7 @@ export function outboundRouteConfiguration(model: Model, clientNs: string, seman
       const routes = applicableRoutes(attached, service, port.port, clientNs);
       const envoyRoutes =
         routes.length > 0
-          ? sortByPrecedence(routes.flatMap(candidatesOf))
+          ? sortByPrecedence(routes.flatMap((r) => candidatesOf(r, port.port)))
           : [{ name: 'default', match: { prefix: '/' }, route: { cluster: outboundClusterName(port.port, name, namespace) } }];
       virtualHosts.push({
         name: `${serviceFqdn(name, namespace)}:${port.port}`,

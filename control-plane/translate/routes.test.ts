@@ -216,11 +216,11 @@ describe('filters', () => {
   }
 
   const redirects: { name: string; redirect: string; match?: string; expected: Plain }[] = [
-    { name: 'defaults to 302', redirect: '{ hostname: example.com }', expected: { host_redirect: 'example.com', response_code: 'FOUND' } },
+    { name: 'defaults to 302; no scheme and no port: the Service port', redirect: '{ hostname: example.com }', expected: { host_redirect: 'example.com', port_redirect: 9080, response_code: 'FOUND' } },
     { name: 'a scheme brings its well-known port', redirect: '{ scheme: https, statusCode: 301 }', expected: { scheme_redirect: 'https', port_redirect: 443, response_code: 'MOVED_PERMANENTLY' } },
     { name: 'an explicit port wins', redirect: '{ scheme: http, port: 8080, statusCode: 307 }', expected: { scheme_redirect: 'http', port_redirect: 8080, response_code: 'TEMPORARY_REDIRECT' } },
-    { name: 'full path', redirect: '{ path: { type: ReplaceFullPath, replaceFullPath: /elsewhere }, statusCode: 303 }', expected: { path_redirect: '/elsewhere', response_code: 'SEE_OTHER' } },
-    { name: 'prefix', redirect: '{ path: { type: ReplacePrefixMatch, replacePrefixMatch: /v2 }, statusCode: 308 }', match: '/v1', expected: { prefix_rewrite: '/v2', response_code: 'PERMANENT_REDIRECT' } },
+    { name: 'full path', redirect: '{ path: { type: ReplaceFullPath, replaceFullPath: /elsewhere }, statusCode: 303 }', expected: { path_redirect: '/elsewhere', port_redirect: 9080, response_code: 'SEE_OTHER' } },
+    { name: 'prefix', redirect: '{ path: { type: ReplacePrefixMatch, replacePrefixMatch: /v2 }, statusCode: 308 }', match: '/v1', expected: { prefix_rewrite: '/v2', port_redirect: 9080, response_code: 'PERMANENT_REDIRECT' } },
   ];
   for (const c of redirects) {
     it(`RequestRedirect: ${c.name}`, () => {
@@ -442,6 +442,8 @@ ${rules}`;
     { name: 'service only: prefix', method: '{ service: helloworld.Greeter }', expected: { prefix: '/helloworld.Greeter/' } },
     { name: 'method only: regex on any service', method: '{ method: SayHello }', expected: { safe_regex: { regex: '/[^/]+/SayHello' } } },
     { name: 'regular expressions', method: '{ type: RegularExpression, service: "hello.*", method: "Say.*" }', expected: { safe_regex: { regex: '/(?:hello.*)/(?:Say.*)' } } },
+    { name: 'a regular expression keeps a leading "."', method: '{ type: RegularExpression, service: ".*\\\\.Greeter" }', expected: { safe_regex: { regex: '/(?:.*\\.Greeter)/[^/]+' } } },
+    { name: 'an Exact service drops a leading "."', method: '{ service: .helloworld.Greeter, method: SayHello }', expected: { path: '/helloworld.Greeter/SayHello' } },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -481,6 +483,11 @@ ${rules}`;
       50051,
     );
     expect(routes.map((r) => r.name)).toEqual(['default/g/full', 'default/g/svc', 'default/g/any']);
+  });
+
+  it('a rule without a backend that may receive calls answers 503 (gRPC UNAVAILABLE, not UNKNOWN)', () => {
+    const [r] = routesOf(run(grpc('    - backendRefs: [{ name: greeter, port: 50051, weight: 0 }]')), 'greeter', 50051);
+    expect(r?.direct_response).toEqual({ status: 503 });
   });
 
   it('wins over an HTTPRoute on the same Service port', () => {

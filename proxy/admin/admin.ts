@@ -1,5 +1,7 @@
 // The proxy's admin port (127.0.0.1 only): readiness, the config it holds with versions and
-// nonces per type, clusters with their endpoints, counters, and a drain switch.
+// nonces per type, clusters with their endpoints, counters, and a drain switch (/drain, and
+// /quitquitquit, which Jobs call to let their proxy exit).
+import { endpointKey } from '../balance/types.js';
 import { serveEndpoints, type EndpointServer } from '../../core/http-server.js';
 import type { ProxyConfig } from '../state/types.js';
 
@@ -11,6 +13,8 @@ export interface AdminSources {
   xdsStatus(): unknown;
   identity(): { identity: string; notAfter: string; serial?: string } | undefined;
   stats(): unknown;
+  /** Per-endpoint balancer state of a cluster, keyed by endpointKey. */
+  endpointState?(cluster: string): Record<string, { inflight: number; ejected: boolean; timesEjected: number; rttMs: number }> | undefined;
   drain(): Promise<void>;
 }
 
@@ -60,6 +64,8 @@ export function startAdmin(port: number, src: AdminSources): Promise<EndpointSer
             weight: e.weight,
             identity: e.identity,
             workload: e.workload,
+            // In flight, peak-EWMA latency and outlier ejection, once the endpoint has seen traffic.
+            ...src.endpointState?.(cl.name)?.[endpointKey(e)],
           })),
         })),
       };
@@ -69,6 +75,13 @@ export function startAdmin(port: number, src: AdminSources): Promise<EndpointSer
       if (req.method !== 'POST') return { status: 405, body: 'use POST /drain\n' };
       void src.drain();
       return { status: 202, body: 'draining\n' };
+    },
+    // For Jobs whose proxy is a regular container (no native sidecars): the app's last step
+    // (`curl -X POST 127.0.0.1:15000/quitquitquit`) ends the proxy, so the pod can complete.
+    '/quitquitquit': async (_url, req) => {
+      if (req.method !== 'POST') return { status: 405, body: 'use POST /quitquitquit\n' };
+      void src.drain();
+      return { status: 200, body: 'quitting\n' };
     },
   });
 }

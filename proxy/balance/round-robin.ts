@@ -1,21 +1,17 @@
 // Weighted round robin, "smooth" variant (as in nginx): with weights 5,1,1 it yields
 // a a b a c a a rather than a a a a a b c, so a heavy endpoint never gets a burst.
 import type { Endpoint } from '../../api/domain.js';
-import { InflightCounts } from './inflight.js';
-import { endpointKey, type Balancer, type RequestOutcome } from './types.js';
+import { BaseBalancer, weightOf } from './base.js';
+import type { ClusterState } from './cluster-state.js';
 
-export class RoundRobinBalancer implements Balancer {
-  private readonly current: number[];
-  private readonly weights: number[];
-  private readonly total: number;
+export class RoundRobinBalancer extends BaseBalancer {
+  private readonly current: Float64Array;
+  private readonly weights: Float64Array;
 
-  constructor(
-    readonly endpoints: readonly Endpoint[],
-    private readonly inflight: InflightCounts = new InflightCounts(),
-  ) {
-    this.weights = endpoints.map((e) => Math.max(1, e.weight));
-    this.total = this.weights.reduce((a, b) => a + b, 0);
-    this.current = endpoints.map(() => 0);
+  constructor(endpoints: readonly Endpoint[], state?: ClusterState) {
+    super(endpoints, state);
+    this.weights = Float64Array.from(endpoints, weightOf);
+    this.current = new Float64Array(endpoints.length);
   }
 
   pick(avoid?: ReadonlySet<string>): Endpoint | undefined {
@@ -23,7 +19,7 @@ export class RoundRobinBalancer implements Balancer {
     if (n === 0) return undefined;
     // Retries: step the sequence until an endpoint not tried yet comes up (at most n steps).
     let chosen = this.step();
-    for (let i = 1; avoid && avoid.size > 0 && i < n && avoid.has(endpointKey(this.endpoints[chosen]!)); i++) chosen = this.step();
+    for (let i = 1; i < n && this.avoided(chosen, avoid); i++) chosen = this.step();
     return this.endpoints[chosen];
   }
 
@@ -33,15 +29,7 @@ export class RoundRobinBalancer implements Balancer {
       this.current[i]! += this.weights[i]!;
       if (this.current[i]! > this.current[best]!) best = i;
     }
-    this.current[best]! -= this.total;
+    this.current[best]! -= this.totalWeight;
     return best;
-  }
-
-  onStart(e: Endpoint): void {
-    this.inflight.inc(e);
-  }
-
-  onEnd(e: Endpoint, _outcome: RequestOutcome): void {
-    this.inflight.dec(e);
   }
 }

@@ -2,7 +2,7 @@
 // statuses, and a started response can only be reset.
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../core/errors.js';
-import { PROXY_ERROR_KINDS, ProxyError, proxyErrors, toClientAnswer } from './errors.js';
+import { grpcStatusForHttp, PROXY_ERROR_KINDS, ProxyError, proxyErrors, toClientAnswer } from './errors.js';
 import { encodeGrpcMessage } from './respond.js';
 
 describe('toClientAnswer', () => {
@@ -39,6 +39,19 @@ describe('toClientAnswer', () => {
     expect(toClientAnswer(proxyErrors.upstreamReset('a'), { grpc: false, responseStarted: false, resetOnUpstreamReset: true }).kind).toBe('reset');
     expect(toClientAnswer(proxyErrors.upstreamRefusedStream('a'), { grpc: false, responseStarted: false, resetOnUpstreamReset: true })).toMatchObject({ kind: 'reset', refused: true });
     expect(toClientAnswer(proxyErrors.upstreamConnect('a'), { grpc: false, responseStarted: false, resetOnUpstreamReset: true }).kind).toBe('respond');
+  });
+
+  it('a started gRPC response ends with DEADLINE_EXCEEDED trailers on a timeout; other failures reset it', () => {
+    expect(toClientAnswer(proxyErrors.upstreamTimeout(1), { grpc: true, responseStarted: true })).toEqual({
+      kind: 'reset',
+      flag: 'UT',
+      grpc: { status: 4, message: 'upstream request timeout' },
+    });
+    expect(toClientAnswer(proxyErrors.upstreamReset('a'), { grpc: true, responseStarted: true })).toEqual({ kind: 'reset', flag: 'UC' });
+  });
+
+  it('maps the HTTP status of a direct response to a gRPC status as gRPC and Envoy do', () => {
+    expect([400, 401, 403, 404, 429, 500, 502, 503, 504, 200].map(grpcStatusForHttp)).toEqual([13, 16, 7, 12, 14, 2, 14, 14, 14, 0]);
   });
 
   it('keeps the stable codes of core/errors', () => {

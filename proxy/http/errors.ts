@@ -16,6 +16,7 @@ export type ProxyErrorKind =
   | 'upstream_reset' // connection closed/reset before the response headers
   | 'upstream_refused_stream' // HTTP/2 REFUSED_STREAM: the upstream never processed the request
   | 'upstream_timeout' // route timeout (or per-try timeout on the last try) before headers
+  | 'upstream_overflow' // a cluster circuit breaker is open (max requests / pending / connections)
   | 'permission_denied' // inbound authorization said no
   | 'bad_request' // the downstream request cannot be routed at all (no authority, bad target)
   | 'internal'; // a bug: anything not raised on purpose
@@ -40,6 +41,7 @@ const ANSWERS: Readonly<Record<ProxyErrorKind, AnswerRow>> = Object.freeze({
   upstream_reset: { code: ErrorCode.UPSTREAM_RESET, flag: 'UC', status: 503, grpc: GRPC.UNAVAILABLE },
   upstream_refused_stream: { code: ErrorCode.UPSTREAM_RESET, flag: 'UR', status: 503, grpc: GRPC.UNAVAILABLE },
   upstream_timeout: { code: ErrorCode.UPSTREAM_TIMEOUT, flag: 'UT', status: 504, grpc: GRPC.DEADLINE_EXCEEDED },
+  upstream_overflow: { code: ErrorCode.NO_HEALTHY_UPSTREAM, flag: 'UO', status: 503, grpc: GRPC.UNAVAILABLE },
   permission_denied: { code: ErrorCode.PERMISSION_DENIED, flag: 'RBAC', status: 403, grpc: GRPC.PERMISSION_DENIED },
   bad_request: { code: ErrorCode.USAGE, flag: 'DPE', status: 400, grpc: GRPC.INVALID_ARGUMENT },
   internal: { code: ErrorCode.INTERNAL, flag: 'INT', status: 500, grpc: GRPC.INTERNAL },
@@ -129,6 +131,13 @@ export const proxyErrors = {
     }),
   upstreamTimeout: (timeoutMs: number) =>
     new ProxyError('upstream_timeout', 'upstream request timeout', { hint: `no complete response headers within ${timeoutMs} ms` }),
+  upstreamOverflow: (cluster: string, limit: 'max_requests' | 'max_pending_requests', value: number) =>
+    new ProxyError('upstream_overflow', `upstream overflow: cluster ${JSON.stringify(cluster)} is at its circuit breaker limit ${limit}=${value}`, {
+      hint:
+        limit === 'max_requests'
+          ? 'the cluster already has that many requests in flight; raise the limit (weft.dev/circuit-breaker) or add capacity'
+          : 'every connection the cluster may open (max_connections) is busy and that many requests already wait for one',
+    }),
   permissionDenied: (reason: string) => new ProxyError('permission_denied', 'RBAC: access denied', { hint: reason }),
   badRequest: (what: string) => new ProxyError('bad_request', `bad request: ${what}`),
   internal: (cause: unknown) => new ProxyError('internal', 'internal proxy error', { cause, hint: causeText(cause) }),
@@ -154,8 +163,11 @@ export type ClientAnswer =
       readonly grpc?: { readonly status: number; readonly message: string };
       readonly flag: string;
     }
-  /** The response already started (or the error must travel as a reset): reset the stream. */
-  | { readonly kind: 'reset'; readonly flag: string; readonly refused?: boolean };
+  /**
+   * The response already started (or the error must travel as a reset): reset the stream. With
+   * `grpc`, a gRPC response on HTTP/2 ends with these trailers instead, as a gRPC server would.
+   */
+  | { readonly kind: 'reset'; readonly flag: string; readonly refused?: boolean; readonly grpc?: { readonly status: number; readonly message: string } };
 
 export interface AnswerContext {
   /** The request is gRPC (content-type application/grpc*). */
@@ -171,13 +183,42 @@ export interface AnswerContext {
 export function toClientAnswer(err: unknown, ctx: AnswerContext): ClientAnswer {
   const e = err instanceof ProxyError ? err : proxyErrors.internal(err);
   const row = ANSWERS[e.kind];
-  if (ctx.responseStarted) return { kind: 'reset', flag: row.flag };
+  if (ctx.responseStarted) {
+    // A deadline is the one failure a started gRPC response can still report exactly: its
+    // status travels in trailers (DEADLINE_EXCEEDED rather than a reset's INTERNAL/CANCELLED).
+    if (ctx.grpc && e.kind === 'upstream_timeout') return { kind: 'reset', flag: row.flag, grpc: { status: row.grpc, message: e.body } };
+    return { kind: 'reset', flag: row.flag };
+  }
   if (ctx.resetOnUpstreamReset && (e.kind === 'upstream_reset' || e.kind === 'upstream_refused_stream')) {
     return { kind: 'reset', flag: row.flag, refused: e.kind === 'upstream_refused_stream' };
   }
   const status = e.status ?? row.status;
   if (ctx.grpc) return { kind: 'respond', status: 200, body: '', grpc: { status: row.grpc, message: e.body }, flag: row.flag };
   return { kind: 'respond', status, body: e.body + '\n', flag: row.flag };
+}
+
+/**
+ * The gRPC status for an HTTP status the proxy answers a gRPC request with itself (a direct
+ * response), as gRPC's HTTP-to-gRPC table (and Envoy's local replies) map it.
+ */
+export function grpcStatusForHttp(status: number): number {
+  switch (status) {
+    case 400:
+      return GRPC.INTERNAL;
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return GRPC.PERMISSION_DENIED;
+    case 404:
+      return GRPC.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GRPC.UNAVAILABLE;
+    default:
+      return status >= 200 && status < 300 ? 0 : GRPC.UNKNOWN;
+  }
 }
 
 /** The response flag of an error, for logs and stats. */

@@ -75,6 +75,8 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   let nextId = 1;
   let closing = false;
   let activeRequests = 0;
+  /** HTTP/1.1 responses in flight, so a drain can mark those not yet started `Connection: close`. */
+  const inflightH1 = new Set<http.ServerResponse>();
   const waiters: Array<() => void> = [];
   /** Something ended (a request, a connection): let close() look again. */
   const changed = () => {
@@ -93,11 +95,16 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     counters.requests++;
     conn.active++;
     activeRequests++;
-    if (closing && !('stream' in res)) res.shouldKeepAlive = false;
+    const h1res = 'stream' in res ? undefined : (res as http.ServerResponse);
+    if (h1res) {
+      if (closing) h1res.shouldKeepAlive = false;
+      else inflightH1.add(h1res);
+    }
     let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
+      if (h1res) inflightH1.delete(h1res);
       conn.active--;
       activeRequests--;
       if (closing && conn.kind === 'h1' && conn.active === 0) conn.socket.destroySoon();
@@ -220,6 +227,9 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
 
     async close(drainTimeoutMs) {
       closing = true;
+      // Responses still to be written tell their client this connection ends with them.
+      for (const res of inflightH1) if (!res.headersSent) res.shouldKeepAlive = false;
+      inflightH1.clear();
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
       for (const c of conns) {
         if (c.kind === 'sniffing' || (c.kind === 'h1' && c.active === 0)) c.socket.destroy();

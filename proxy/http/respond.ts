@@ -10,8 +10,14 @@ export function isH2Response(res: DownstreamResponse): res is http2.Http2ServerR
   return 'stream' in res;
 }
 
-/** Carries out a ClientAnswer. Safe to call at any point: if headers are already out, resets. */
+/** Carries out a ClientAnswer. Safe to call at any point: if headers are already out, resets
+ *  (or, for a gRPC reset that carries a status, ends the HTTP/2 stream with it in trailers). */
 export function sendAnswer(res: DownstreamResponse, answer: ClientAnswer, extraHeaders: HeaderMap = {}): void {
+  if (answer.kind === 'reset' && answer.grpc && res.headersSent && isH2Response(res) && !res.writableEnded && !res.stream.destroyed) {
+    res.addTrailers({ 'grpc-status': String(answer.grpc.status), 'grpc-message': encodeGrpcMessage(answer.grpc.message) });
+    res.end();
+    return;
+  }
   if (answer.kind === 'reset' || res.headersSent) {
     resetDownstream(res, { refused: answer.kind === 'reset' && answer.refused === true });
     return;

@@ -10,21 +10,41 @@ export interface ChainFacts {
 }
 
 /**
+ * Whether a chain serves plaintext connections: `raw_buffer` ones, and those that say nothing
+ * and terminate no TLS (a chain with a TLS context cannot serve a client that speaks none).
+ */
+export function acceptsPlaintext(c: FilterChain): boolean {
+  return c.transportProtocol === 'raw_buffer' || (c.transportProtocol === undefined && c.tls === undefined);
+}
+
+/**
+ * Why a plaintext connection is refused by this listener (every port STRICT, or no inbound
+ * listener at all), or undefined when some chain takes plaintext.
+ */
+export function plaintextRefusal(listener: Listener | undefined, listenerName: string): string | undefined {
+  if (!listener) return `this workload has no ${listenerName} listener (no config yet, or it serves no port)`;
+  const chains = [...listener.filterChains, ...(listener.defaultFilterChain ? [listener.defaultFilterChain] : [])];
+  if (chains.some(acceptsPlaintext)) return undefined;
+  return 'mTLS is STRICT on every port of this workload (PeerAuthentication); the client must use mTLS';
+}
+
+/**
  * Envoy-like selection, narrowed to what Weft's inbound listener uses: chains are filtered by
  * transport protocol; then the chain whose destination ports include the target port; without a
- * target port (plaintext), the only chain; then a chain for any port; then the default chain.
+ * target port (plaintext has no SNI), the only chain that takes plaintext; then a chain for any
+ * port; then the default chain.
  */
 export function selectFilterChain(listener: Listener, facts: ChainFacts): FilterChain | undefined {
-  const candidates = listener.filterChains.filter(
-    (c) => c.transportProtocol === undefined || (c.transportProtocol === 'tls') === facts.secure,
-  );
+  const candidates = listener.filterChains.filter((c) => (facts.secure ? c.transportProtocol !== 'raw_buffer' : acceptsPlaintext(c)));
   if (facts.targetPort !== undefined) {
     const byPort = candidates.find((c) => c.destinationPorts.includes(facts.targetPort!));
     if (byPort) return byPort;
   } else if (candidates.length === 1) {
     return candidates[0];
   }
-  return candidates.find((c) => c.destinationPorts.length === 0) ?? listener.defaultFilterChain;
+  const def = listener.defaultFilterChain;
+  const defFits = def && (facts.secure ? def.transportProtocol !== 'raw_buffer' : acceptsPlaintext(def));
+  return candidates.find((c) => c.destinationPorts.length === 0) ?? (defFits ? def : undefined);
 }
 
 const views = new WeakMap<ProxyConfig, WeakMap<RouteConfig, ProxyConfig>>();

@@ -1,6 +1,10 @@
 // The inbound listener: accepts peer sidecars (mTLS through the InboundTransport, or plaintext),
-// HTTP/1.1 and HTTP/2 on one port, and forwards to the app. Composed by proxy/main.ts.
+// HTTP/1.1 and HTTP/2 on one port, authorizes each request (RBAC) and forwards to the app. With a
+// secure transport each connection is sniffed: TLS goes to it, plaintext is taken only where a
+// filter chain accepts it (PERMISSIVE). Composed by proxy/main.ts.
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { createLogger, type Logger } from '../../core/log.js';
 import type { ProxyConfig } from '../state/types.js';
 import { plan as realPlan } from '../route/plan.js';
@@ -11,8 +15,11 @@ import { ProxyStats } from '../http/stats.js';
 import type { InboundTransport } from '../transport/index.js';
 import { plainInboundTransport, plainUpstreamTransport } from '../transport/plain.js';
 import type { PlanFn } from '../upstream/carry-out.js';
+import type { Telemetry } from '../telemetry/index.js';
 import { createUpstreamPools, type UpstreamPools } from '../upstream/pools.js';
-import { allowAll, type AuthorizeHook } from './authz.js';
+import { rbacAuthorizer, type AuthorizeHook } from './authz.js';
+import { plaintextRefusal } from './chain.js';
+import { createDetectingServer } from './detect.js';
 import { serveInbound, tunnelInbound, type InboundContext } from './handle.js';
 
 export interface InboundListenerOptions {
@@ -29,9 +36,11 @@ export interface InboundListenerOptions {
   readonly balancers?: Balancers;
   readonly plan?: PlanFn;
   readonly stats?: ProxyStats;
+  /** Metrics, traces, access log and decision records; absent: none. */
+  readonly telemetry?: Telemetry;
   /** Our SPIFFE ID for XFCC `By=`; called per request (it changes on rotation only). */
   readonly ownIdentity?: () => string | undefined;
-  /** Authorization; default allow all. */
+  /** Authorization; default: the chain's RBAC rules (AuthorizationPolicy). */
   readonly authorize?: AuthorizeHook;
   readonly log?: Logger;
   readonly random?: () => number;
@@ -62,19 +71,40 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
     listenerName: opts.listenerName ?? 'inbound',
     plan: opts.plan ?? realPlan,
     random,
-    authorize: opts.authorize ?? allowAll,
+    authorize: opts.authorize ?? rbacAuthorizer(log.child('rbac')),
     ownIdentity: opts.ownIdentity ?? (() => undefined),
-    deps: { pools, balancers, stats, log, random, maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_REPLAY_LIMIT },
+    deps: { pools: opts.telemetry ? opts.telemetry.observePools(pools) : pools, balancers, stats, log, random, maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_REPLAY_LIMIT },
     counters,
+    telemetry: opts.telemetry,
+  };
+
+  // A TLS transport takes TLS; plaintext beside it is decided per connection by the config.
+  const plaintext = new WeakSet<net.Socket>();
+  const createServer = (onSocket: (socket: net.Socket) => void): net.Server => {
+    const server = transport.createServer(onSocket);
+    if (!(server instanceof tls.Server)) return server;
+    return createDetectingServer({
+      tlsServer: server,
+      onPlaintext: (socket) => {
+        plaintext.add(socket);
+        onSocket(socket);
+        socket.resume(); // paused while peeking; the HTTP frontend is listening now
+      },
+      refusePlaintext: () => plaintextRefusal(opts.getConfig().listeners.get(ctx.listenerName), ctx.listenerName),
+      log,
+    });
   };
 
   const frontend = createHttpFrontend({
-    createServer: (onSocket) => transport.createServer(onSocket),
-    describe: (socket) => ({
-      secure: transport.secure,
-      peerIdentity: transport.peerIdentity(socket),
-      targetPort: transport.targetPort(socket),
-    }),
+    createServer,
+    describe: (socket) => {
+      const secure = transport.secure && !plaintext.has(socket);
+      return {
+        secure,
+        peerIdentity: secure ? transport.peerIdentity(socket) : undefined,
+        targetPort: secure ? transport.targetPort(socket) : transport.plaintextTargetPort?.(socket),
+      };
+    },
     handlers: {
       request: (req, res, conn) => serveInbound(ctx, req, res, conn),
       tunnel: (req, socket, head, conn) => tunnelInbound(ctx, req, socket, head, conn),

@@ -17,6 +17,7 @@ import { fixedChooser } from '../upstream/target.js';
 import type { UpstreamTarget } from '../upstream/types.js';
 import { tunnel } from '../upstream/tunnel.js';
 import { writeRawAnswer } from '../http/respond.js';
+import type { Telemetry } from '../telemetry/index.js';
 
 /** Everything one outbound request needs; built once per listener. */
 export interface OutboundContext {
@@ -29,6 +30,8 @@ export interface OutboundContext {
   readonly counters: ListenerCounters;
   /** The listener's own address, to refuse absolute-form requests that would loop back. */
   readonly self: () => { port: number } | undefined;
+  /** Metrics, traces, access log, decision records (absent: off). */
+  readonly telemetry?: Telemetry;
 }
 
 /** Stats and logs name pass-through traffic like Envoy does. */
@@ -36,6 +39,8 @@ export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
 
 /** One ordinary request (HTTP/1.1 or HTTP/2). Answers `res` in every case. */
 export async function serveOutbound(ctx: OutboundContext, req: DownstreamRequest, res: DownstreamResponse, conn: ConnectionInfo): Promise<void> {
+  // 0. Telemetry records the request from here until its response closes.
+  const rec = ctx.telemetry?.begin('outbound', req, res, conn);
   // 1. Read: authority (an absolute-form target wins over Host), origin-form path, headers.
   let info: RequestInfo;
   try {
@@ -43,17 +48,19 @@ export async function serveOutbound(ctx: OutboundContext, req: DownstreamRequest
   } catch (err) {
     return answerError(res, err, false, ctx.counters);
   }
+  rec?.read(info);
   // 2. Decide, on the config snapshot of this moment: the request finishes on it even if a
   //    new one is swapped in meanwhile.
   const config = ctx.getConfig();
   const plan = ctx.plan(config, ctx.routeConfigName, info.facts, ctx.random);
+  rec?.planned(config, plan);
   // 3. Do what the plan says.
   switch (plan.kind) {
     case 'forward':
       return forwardPlan(plan, config, info, req, res, ctx.deps, { counters: ctx.counters });
     case 'direct':
     case 'redirect':
-      return answerLocally(res, plan);
+      return answerLocally(res, plan, info.grpc);
     case 'noRoute': {
       const refusal = refuseUnrouted(ctx, plan, info);
       if (refusal) return answerError(res, refusal, info.grpc, ctx.counters);
@@ -73,10 +80,13 @@ export async function tunnelOutbound(ctx: OutboundContext, req: http.IncomingMes
   const connect = info.method === 'CONNECT';
   const config = ctx.getConfig();
   const plan = ctx.plan(config, ctx.routeConfigName, info.facts, ctx.random);
+  const tcp = ctx.telemetry?.beginTunnel('outbound', socket, conn);
+  tcp?.planned(config, plan, info.authority);
   switch (plan.kind) {
     case 'forward':
       // A mesh Service: the peer sidecar terminates CONNECT (or forwards the Upgrade).
-      return tunnelPlan(plan, config, info, socket, head, ctx.deps, { counters: ctx.counters, mode: connect ? 'connect-forward' : 'upgrade' });
+      await tunnelPlan(plan, config, info, socket, head, ctx.deps, { counters: ctx.counters, mode: connect ? 'connect-forward' : 'upgrade' });
+      return tcp?.settled();
     case 'direct':
     case 'redirect':
       return answerLocallyRaw(socket, plan);
@@ -86,7 +96,7 @@ export async function tunnelOutbound(ctx: OutboundContext, req: http.IncomingMes
       const target = passThroughTarget(ctx, info);
       if (target instanceof Error) return writeRawAnswer(socket, target);
       ctx.counters.passthrough++;
-      return tunnel(
+      await tunnel(
         {
           cluster: PASSTHROUGH_CLUSTER,
           choose: fixedChooser(target),
@@ -101,6 +111,7 @@ export async function tunnelOutbound(ctx: OutboundContext, req: http.IncomingMes
         head,
         ctx.deps,
       );
+      return tcp?.settled();
     }
   }
 }

@@ -15,6 +15,7 @@ import { plainUpstreamTransport } from '../transport/plain.js';
 import { createUpstreamPools, type UpstreamPools } from '../upstream/pools.js';
 import { serveOutbound, tunnelOutbound, type OutboundContext } from './handle.js';
 import type { PlanFn } from '../upstream/carry-out.js';
+import type { Telemetry } from '../telemetry/index.js';
 
 export interface OutboundListenerOptions {
   readonly port: number;
@@ -33,6 +34,14 @@ export interface OutboundListenerOptions {
   readonly plan?: PlanFn;
   /** Counters for the admin endpoint; pass one instance to both listeners. */
   readonly stats?: ProxyStats;
+  /** Metrics, traces, access log and decision records; absent: none. */
+  readonly telemetry?: Telemetry;
+  /** Captured mode (proxy/capture): makes the listening server, which hands the connections that
+   *  carry HTTP to `onSocket`. Default: a plain TCP server (every connection is HTTP). */
+  readonly createServer?: (onSocket: (socket: net.Socket) => void) => net.Server;
+  /** Captured mode: the planner for the requests of one connection (its original destination
+   *  completes the Host); undefined = `plan`. Called per request with `req.socket`. */
+  readonly planFor?: (socket: unknown) => PlanFn | undefined;
   /** ALLOW_ANY (default) passes unknown absolute-form/CONNECT hosts through; REGISTRY_ONLY refuses them (502). */
   readonly outboundPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   readonly log?: Logger;
@@ -71,17 +80,23 @@ export function createOutboundListener(opts: OutboundListenerOptions): OutboundL
     plan: opts.plan ?? realPlan,
     random,
     outboundPolicy: opts.outboundPolicy ?? 'ALLOW_ANY',
-    deps: { pools, balancers, stats, log, random, maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_REPLAY_LIMIT },
+    deps: { pools: opts.telemetry ? opts.telemetry.observePools(pools) : pools, balancers, stats, log, random, maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_REPLAY_LIMIT },
     counters,
     self: () => address,
+    telemetry: opts.telemetry,
+  };
+
+  const contextFor = (socket: unknown): OutboundContext => {
+    const plan = opts.planFor?.(socket);
+    return plan ? { ...ctx, plan } : ctx;
   };
 
   const frontend = createHttpFrontend({
-    createServer: (onSocket) => net.createServer({ noDelay: true }, onSocket),
+    createServer: opts.createServer ?? ((onSocket) => net.createServer({ noDelay: true }, onSocket)),
     describe: () => ({ secure: false, peerIdentity: undefined, targetPort: undefined }),
     handlers: {
-      request: (req, res, conn) => serveOutbound(ctx, req, res, conn),
-      tunnel: (req, socket, head, conn) => tunnelOutbound(ctx, req, socket, head, conn),
+      request: (req, res, conn) => serveOutbound(contextFor(req.socket), req, res, conn),
+      tunnel: (req, socket, head, conn) => tunnelOutbound(contextFor(socket), req, socket, head, conn),
     },
     counters,
     log,

@@ -435,7 +435,10 @@ describe('outbound listener', () => {
     const inFlight = get(port, '/slow?ms=300', { host: 'echo.default' });
     await eventually(() => expect(echo.seen).toHaveLength(1));
     const closed = listener.close(5000);
-    expect((await inFlight).status).toBe(200);
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    // The client learns the connection ends with this response (HTTP/1.1 drain).
+    expect(res.headers.connection).toBe('close');
     await closed;
     await expect(get(port, '/', { host: 'echo.default' })).rejects.toThrow();
   });

@@ -282,6 +282,14 @@ describe('plan: redirect', () => {
     ['prefix replacement', { path: { kind: 'prefix', value: '/v2' } }, req('a', '/v1/items'), 'http://a/v2/items', { kind: 'segmentPrefix', value: '/v1' }],
     ['prefix replacement with "/"', { path: { kind: 'prefix', value: '/' } }, req('a', '/v1/items'), 'http://a/items', { kind: 'segmentPrefix', value: '/v1' }],
     ['IPv6 host keeps its brackets', {}, req('[::1]:8080', '/'), 'http://[::1]:8080/'],
+    [
+      'regex rewrite (ReplacePrefixMatch "/" as the translator sends it), query kept',
+      { path: { kind: 'regex', regex: /^\/v1\/*/gu, substitution: '/' } },
+      req('a', '/v1/items?q=1'),
+      'http://a/items?q=1',
+      { kind: 'segmentPrefix', value: '/v1' },
+    ],
+    ['regex rewrite of the prefix itself', { path: { kind: 'regex', regex: /^\/v1\/*/gu, substitution: '/' } }, req('a', '/v1'), 'http://a/', { kind: 'segmentPrefix', value: '/v1' }],
   ])('%s', (_name, r, facts, location, match = ALL) => {
     const p = planRoutes(one(route('r', match, redirect(r))), facts, randoms());
     expect(p.kind === 'redirect' && p.location).toBe(location);

@@ -137,6 +137,8 @@ export function redirectLocation(
     newPath = a.path.value;
   } else if (a.path?.kind === 'prefix') {
     newPath = replacePrefix(pathOnly, matchedPrefix(match, pathOnly), a.path.value);
+  } else if (a.path?.kind === 'regex') {
+    newPath = rewritePath(a.path, match, pathOnly, pathOnly);
   }
   const query = a.stripQuery || request.path.length <= pathOnly.length ? '' : request.path.slice(pathOnly.length);
   return base + newPath + query;

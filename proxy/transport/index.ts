@@ -53,4 +53,7 @@ export interface InboundTransport {
   peerIdentity(socket: net.Socket): string | undefined;
   /** The app port the peer asked for (from SNI), or undefined when it did not say. */
   targetPort(socket: net.Socket): number | undefined;
+  /** Captured mode: the app port a plaintext client originally addressed (its connection's
+   *  original destination), when known. Absent: plaintext names no port. */
+  plaintextTargetPort?(socket: net.Socket): number | undefined;
 }

@@ -1,12 +1,55 @@
 // The sidecar's mesh transports: mTLS both ways through MeshTls. Pools use this only for
 // clusters with TLS; plaintext clusters (the local app, non-mesh hosts) use the plain transport.
+// The inbound side checks each client itself so that every refusal is logged with its reason.
 import type net from 'node:net';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { ErrorCode, WeftError } from '../../core/errors.js';
+import { createLogger, type Logger } from '../../core/log.js';
 import type { InboundTransport, UpstreamTransport } from './index.js';
 import type { MeshTls } from './tls.js';
 
-export function tlsTransports(meshTls: MeshTls): { upstream: UpstreamTransport; inbound: InboundTransport } {
+/** The trust domain of a SPIFFE ID (`spiffe://<td>/...`), or undefined. */
+function trustDomainOf(id: string | undefined): string | undefined {
+  return id ? /^spiffe:\/\/([^/]+)\//.exec(id)?.[1] : undefined;
+}
+
+/** OpenSSL's verification codes, as an operator reads them. */
+function verifyFailure(code: string, socket: tls.TLSSocket): string {
+  const peer = socket.getPeerX509Certificate();
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return `client certificate expired at ${peer?.validTo ?? '?'}`;
+    case 'CERT_NOT_YET_VALID':
+      return `client certificate not valid before ${peer?.validFrom ?? '?'}`;
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return `client certificate was issued by a CA not in the trust bundle (${code}; another mesh, or a root removed by rotation?)`;
+    default:
+      return peer ? `client certificate does not verify (${code})` : 'the client presented no certificate';
+  }
+}
+
+/**
+ * Why an inbound mTLS client is refused, or undefined when it may go on: its chain must verify
+ * against the trust bundle (checked here rather than by node:tls, which would close silently)
+ * and its one SPIFFE ID must be in our trust domain.
+ */
+export function inboundRefusal(meshTls: MeshTls, socket: tls.TLSSocket): string | undefined {
+  if (!socket.authorized) return verifyFailure(String(socket.authorizationError ?? 'unverified'), socket);
+  const peer = meshTls.peerIdentity(socket);
+  if (!peer) return 'client certificate carries no single SPIFFE ID (URI SAN)';
+  const ours = trustDomainOf(meshTls.localIdentity());
+  const theirs = trustDomainOf(peer);
+  if (ours && theirs !== ours) return `client SPIFFE ID ${peer} is outside this mesh's trust domain ${ours}`;
+  return undefined;
+}
+
+export function tlsTransports(meshTls: MeshTls, opts: { log?: Logger } = {}): { upstream: UpstreamTransport; inbound: InboundTransport } {
+  const log = opts.log ?? createLogger('tls');
   const upstream: UpstreamTransport = {
     secure: true,
     connect(target) {
@@ -31,9 +74,33 @@ export function tlsTransports(meshTls: MeshTls): { upstream: UpstreamTransport; 
   };
   const inbound: InboundTransport = {
     secure: true,
-    createServer: (onSocket: (socket: net.Socket) => void) => meshTls.createServer(onSocket),
-    peerIdentity: (socket) => meshTls.peerIdentity(socket as tls.TLSSocket),
-    targetPort: (socket) => meshTls.parseTargetPortFromSni((socket as tls.TLSSocket).servername),
+    /**
+     * The inbound TLS server. Client chains are verified here rather than by node:tls (which
+     * closes silently), so that each refusal is logged: only `onSocket` gets verified sockets —
+     * never listen to the server's own 'secureConnection'. It may be handed connections with
+     * `emit('connection')` (the inbound listener does, after peeking at the first byte).
+     */
+    createServer(onSocket: (socket: net.Socket) => void): net.Server {
+      const server = tls.createServer({ ...meshTls.serverOptions(), rejectUnauthorized: false }, (socket) => {
+        const client = `${socket.remoteAddress}:${socket.remotePort}`;
+        const refusal = inboundRefusal(meshTls, socket);
+        if (refusal) {
+          log.warn('refused an mTLS client', { client, reason: refusal });
+          socket.destroy();
+          return;
+        }
+        log.debug('accepted an mTLS client', { client, peer: meshTls.peerIdentity(socket), serial: meshTls.peerCertificate(socket)?.serialNumber });
+        onSocket(socket);
+      });
+      server.on('tlsClientError', (err, socket) => {
+        log.info('TLS handshake with a client failed', { client: `${socket.remoteAddress}:${socket.remotePort}`, error: err.message });
+      });
+      const detach = meshTls.attachServer(server);
+      server.once('close', detach);
+      return server;
+    },
+    peerIdentity: (socket) => ((socket as tls.TLSSocket).encrypted ? meshTls.peerIdentity(socket as tls.TLSSocket) : undefined),
+    targetPort: (socket) => ((socket as tls.TLSSocket).encrypted ? meshTls.parseTargetPortFromSni((socket as tls.TLSSocket).servername) : undefined),
   };
   return { upstream, inbound };
 }

@@ -1,20 +1,23 @@
 // Carrying out a Plan, the parts both listeners share: local answers (direct response,
 // redirect, error), a forward plan turned into a ForwardRequest against the snapshot the
 // request started with, and a forward plan carried as a byte tunnel (Upgrade / CONNECT).
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../state/types.js';
 import type { DirectPlan, ForwardPlan, Plan, RedirectPlan, RequestFacts } from '../route/types.js';
 import { applyHeaderMutations } from '../route/headers.js';
 import type { Balancers } from '../balance/registry.js';
+import { requestHash } from '../balance/hash.js';
 import { prepareBody } from '../http/body.js';
-import { kindOf, proxyErrors, toClientAnswer } from '../http/errors.js';
+import { grpcStatusForHttp, kindOf, proxyErrors, toClientAnswer } from '../http/errors.js';
 import type { DownstreamRequest, DownstreamResponse, RequestInfo } from '../http/facts.js';
 import { firstValue, upstreamRequestHeaders, type HeaderMap } from '../http/headers.js';
-import { sendAnswer, sendLocal, writeRawAnswer, writeRawResponse } from '../http/respond.js';
+import { sendAnswer, sendGrpcStatus, sendLocal, writeRawAnswer, writeRawResponse } from '../http/respond.js';
 import { countError, type ListenerCounters } from '../http/stats.js';
 import { forward, type ForwardDeps } from './forward.js';
 import { clusterChooser, type EndpointChooser } from './target.js';
 import { tunnel, type TunnelRequest } from './tunnel.js';
+import { recordOf } from '../telemetry/record.js';
 
 /** The planner's signature (proxy/route/plan.ts `plan`); injectable for tests. */
 export type PlanFn = (config: ProxyConfig, routeConfigName: string, facts: RequestFacts, random: () => number) => Plan;
@@ -32,11 +35,18 @@ export type HeaderAdjust = (headers: HeaderMap) => HeaderMap;
 /** Answers a failure that happened before anything was forwarded. */
 export function answerError(res: DownstreamResponse, err: unknown, grpc: boolean, counters: ListenerCounters): void {
   countError(counters.localErrors, kindOf(err));
+  recordOf(res)?.failedLocally(err);
   sendAnswer(res, toClientAnswer(err, { grpc, responseStarted: res.headersSent }));
 }
 
-/** A direct response or a redirect, with the route's response header mutations. */
-export function answerLocally(res: DownstreamResponse, plan: DirectPlan | RedirectPlan): void {
+/** A direct response or a redirect, with the route's response header mutations. A gRPC
+ *  request gets a direct response as a gRPC status (trailers-only), as Envoy's local replies do. */
+export function answerLocally(res: DownstreamResponse, plan: DirectPlan | RedirectPlan, grpc = false): void {
+  if (plan.kind === 'direct' && grpc) {
+    const message = plan.body.trim() || `HTTP ${plan.status} from route ${JSON.stringify(plan.route.name)}`;
+    sendGrpcStatus(res, grpcStatusForHttp(plan.status), message, applyHeaderMutations({}, plan.responseHeaders));
+    return;
+  }
   if (plan.kind === 'direct') {
     const headers = applyHeaderMutations(plan.body ? { 'content-type': 'text/plain; charset=utf-8' } : {}, plan.responseHeaders);
     sendLocal(res, plan.status, headers, plan.body);
@@ -80,6 +90,8 @@ export async function forwardPlan(
   }
   let headers = applyHeaderMutations(upstreamRequestHeaders(info.headers, info.scheme), plan.requestHeaders);
   if (opts.adjust) headers = opts.adjust(headers);
+  // Telemetry: trace context and peer header in, and the tries of this request observed.
+  recordOf(res)?.sending(plan.cluster, plan.authority, headers);
   await forward(
     {
       cluster: plan.cluster,
@@ -96,6 +108,8 @@ export async function forwardPlan(
       mirrors,
       grpc: info.grpc,
       resetOnUpstreamReset: opts.resetOnUpstreamReset,
+      breaker: deps.pools.breaker(choice.cluster),
+      hash: choice.cluster.hashKey ? requestHash(choice.cluster.hashKey, info.headers, req.socket?.remoteAddress) : undefined,
     },
     res,
     deps,
@@ -129,6 +143,7 @@ export async function tunnelPlan(
       authority: plan.authority,
       headers,
       upgrade: firstValue(info.headers, 'upgrade'),
+      hash: choice.cluster.hashKey ? requestHash(choice.cluster.hashKey, info.headers, socket instanceof net.Socket ? socket.remoteAddress : undefined) : undefined,
     },
     socket,
     head,

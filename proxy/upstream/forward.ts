@@ -1,6 +1,9 @@
-// Carrying out a forward decision (the router): tries with retries and timeouts, mirrors on
-// the side, the response streamed back with its trailers. Both listeners use it; what to
-// forward (endpoints, headers, body) is decided before, by the caller and the planner.
+// Carrying out a forward decision (the router): tries with retries and timeouts under the
+// cluster's circuit breaker and retry budget, mirrors on the side, the response streamed back
+// with its trailers. Both listeners use it; what to forward (endpoints, headers, body) is
+// decided before, by the caller and the planner. Once response headers went to the client,
+// nothing is retried: the retry loop ends when a response is accepted.
+import { PassThrough, type Readable } from 'node:stream';
 import type { HeaderMutation, RetryPolicy } from '../../api/domain.js';
 import { delay } from '../../core/backoff.js';
 import type { Logger } from '../../core/log.js';
@@ -11,9 +14,11 @@ import type { DownstreamResponse } from '../http/facts.js';
 import { downstreamResponseHeaders, forwardableTrailers, type HeaderMap } from '../http/headers.js';
 import { isH2Response, resetDownstream, sendAnswer } from '../http/respond.js';
 import { countError, countResponse, type ClusterCounters, type ProxyStats } from '../http/stats.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { UpstreamPools } from './pools.js';
 import { retriableError, retriableResponse, retryBackoffMs } from './retry.js';
 import type { EndpointChooser, PickedEndpoint } from './target.js';
+import type { RequestOutcome } from '../balance/types.js';
 import type { UpstreamResponse } from './types.js';
 
 export interface ForwardDeps {
@@ -46,6 +51,24 @@ export interface ForwardRequest {
   /** Inbound side: an upstream reset before headers resets the downstream too (so the peer
    *  sidecar's `reset` retry policy sees it) instead of answering 503. */
   readonly resetOnUpstreamReset?: boolean;
+  /** The cluster's circuit breaker (and retry budget); absent for pass-through. */
+  readonly breaker?: CircuitBreaker;
+  /** The request's consistent-hash value, for clusters whose balancer hashes. */
+  readonly hash?: number;
+}
+
+/** One try that produced the response being forwarded. */
+interface Sent {
+  readonly response: UpstreamResponse;
+  readonly endpoint: PickedEndpoint;
+  /** Try start → response headers. */
+  readonly latencyMs: number;
+}
+
+/** Per request: whether it holds a retry slot in its cluster's breaker (from its first retry
+ *  until it ends). */
+interface RetryState {
+  retrying: boolean;
 }
 
 /** Mirrors give up after this long when the route has no timeout. */
@@ -80,18 +103,21 @@ export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps:
       : undefined;
   const whole = AbortSignal.any([gone.signal, deadline.signal]);
 
-  fireMirrors(fr, deps);
+  fr = fireMirrors(fr, deps);
   let status: number | undefined;
   let flag = '-';
+  const retries: RetryState = { retrying: false };
   try {
-    const { response, endpoint } = await sendWithRetries(fr, whole, counters, deps);
+    const sent = await sendWithRetries(fr, whole, counters, deps, retries);
+    const { response } = sent;
     status = response.status;
     try {
       await streamResponse(fr, response, res, whole);
       countResponse(counters, response.status);
-      endpoint.done({ ok: response.status < 500, latencyMs: Date.now() - started });
+      endTry(fr, sent.endpoint, { ok: response.status < 500, latencyMs: sent.latencyMs, status: response.status });
     } catch (err) {
-      endpoint.done({ ok: false, latencyMs: Date.now() - started });
+      // The body failed after the headers went out: the upstream's fault unless the client left.
+      endTry(fr, sent.endpoint, { ok: false, latencyMs: sent.latencyMs, cancelled: gone.signal.aborted });
       throw err;
     }
   } catch (err) {
@@ -109,6 +135,7 @@ export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps:
     }
   } finally {
     if (timer) clearTimeout(timer);
+    if (retries.retrying) fr.breaker?.retryDone();
     res.removeListener('close', onClose);
     counters.inFlight--;
     // Access log (Envoy-like fields); debug level, so free unless asked for.
@@ -116,27 +143,55 @@ export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps:
   }
 }
 
-/** Tries endpoints until one answers in a way the retry policy accepts. */
-async function sendWithRetries(
-  fr: ForwardRequest,
-  whole: AbortSignal,
-  counters: ClusterCounters,
-  deps: ForwardDeps,
-): Promise<{ response: UpstreamResponse; endpoint: PickedEndpoint }> {
+/** Ends a try: the balancer learns its outcome, the breaker gets its slot back. */
+function endTry(fr: ForwardRequest, endpoint: PickedEndpoint, outcome: RequestOutcome): void {
+  endpoint.done(outcome);
+  fr.breaker?.release();
+}
+
+/** The outcome of a try that failed before response headers, for latency and outlier detection. */
+function failedOutcome(failure: unknown, latencyMs: number): RequestOutcome {
+  // The client left, or we could not even form the request: nothing learned about the endpoint.
+  const cancelled = failure instanceof DownstreamGone || kindOf(failure) === 'bad_request' || kindOf(failure) === 'internal';
+  return { ok: false, latencyMs, cancelled };
+}
+
+/** Whether a retriable failure may be retried: attempts left, and (asked last, as it takes a
+ *  slot) room in the cluster's retry budget for this request's first retry. */
+function mayRetry(attempt: number, maxRetries: number, breaker: CircuitBreaker | undefined, rs: RetryState): boolean {
+  if (attempt >= maxRetries) return false;
+  if (!breaker || rs.retrying) return true;
+  rs.retrying = breaker.reserveRetry();
+  return rs.retrying;
+}
+
+/**
+ * Tries endpoints until one answers in a way the retry policy accepts. Each try first takes a
+ * slot under the cluster's circuit breaker (503 UO when it is open); the first retry also needs
+ * room in the retry budget, else the last failure stands.
+ */
+async function sendWithRetries(fr: ForwardRequest, whole: AbortSignal, counters: ClusterCounters, deps: ForwardDeps, rs: RetryState): Promise<Sent> {
   const tried = new Set<string>();
   const policy = fr.retry;
   const maxRetries = policy && isReplayable(fr.body) ? policy.numRetries : 0;
+  const breaker = fr.breaker;
   let lastError: unknown;
   for (let attempt = 0; ; attempt++) {
-    const endpoint = fr.choose.pick(tried);
-    if (!endpoint) throw lastError ?? proxyErrors.noHealthyUpstream(fr.cluster);
+    if (breaker) {
+      const wait = breaker.acquire(whole);
+      if (wait) await wait;
+    }
+    const endpoint = fr.choose.pick(tried, fr.hash);
+    if (!endpoint) {
+      breaker?.release();
+      throw lastError ?? proxyErrors.noHealthyUpstream(fr.cluster);
+    }
     tried.add(endpoint.key);
     const perTry = policy?.perTryTimeoutMs ? new AbortController() : undefined;
     const perTryTimer = perTry
       ? setTimeout(() => perTry.abort(proxyErrors.upstreamTimeout(policy!.perTryTimeoutMs!)), policy!.perTryTimeoutMs)
       : undefined;
     const started = Date.now();
-    const canRetry = attempt < maxRetries;
     let response: UpstreamResponse | undefined;
     try {
       response = await deps.pools.request(endpoint.target, {
@@ -149,22 +204,25 @@ async function sendWithRetries(
         signal: perTry ? AbortSignal.any([whole, perTry.signal]) : whole,
       });
     } catch (err) {
-      endpoint.done({ ok: false, latencyMs: Date.now() - started });
+      const failure = whole.aborted ? whole.reason : perTry?.signal.aborted ? perTry.signal.reason : err;
+      endTry(fr, endpoint, failedOutcome(failure, Date.now() - started));
       if (whole.aborted) throw whole.reason;
-      const failure = perTry?.signal.aborted ? perTry.signal.reason : err;
-      if (!canRetry || !policy || !retriableError(policy, kindOf(failure))) throw failure;
+      if (!policy || !retriableError(policy, kindOf(failure), fr.method) || !mayRetry(attempt, maxRetries, breaker, rs)) throw failure;
       lastError = failure;
     } finally {
       if (perTryTimer) clearTimeout(perTryTimer);
     }
     if (response) {
-      if (!canRetry || !policy || !retriableResponse(policy, response.status, response.headers)) return { response, endpoint };
+      const latencyMs = Date.now() - started;
+      if (!policy || !retriableResponse(policy, response.status, response.headers) || !mayRetry(attempt, maxRetries, breaker, rs)) {
+        return { response, endpoint, latencyMs };
+      }
       // A retriable answer: throw it away (never forwarded, so the client sees one response).
       response.body.destroy();
-      endpoint.done({ ok: false, latencyMs: Date.now() - started });
+      endTry(fr, endpoint, { ok: false, latencyMs, status: response.status });
       lastError = undefined;
     }
-    // Only a retriable outcome under a policy gets here.
+    // Only a retriable outcome under a policy, with room in the budget, gets here.
     counters.retries++;
     await delay(retryBackoffMs(policy as RetryPolicy, attempt, deps.random), whole);
     if (whole.aborted) throw whole.reason;
@@ -226,19 +284,24 @@ async function streamResponse(fr: ForwardRequest, up: UpstreamResponse, res: Dow
   });
 }
 
-/** Shadow traffic: never awaited, never fails the primary. Envoy appends `-shadow` to the host. */
-function fireMirrors(fr: ForwardRequest, deps: ForwardDeps): void {
-  if (fr.mirrors.length === 0) return;
-  if (!isReplayable(fr.body)) {
-    deps.log.debug('mirror skipped: request body is streamed, not buffered', { cluster: fr.cluster });
-    return;
-  }
-  for (const m of fr.mirrors) {
+/**
+ * Shadow traffic: never awaited, never fails the primary. Envoy appends `-shadow` to the host.
+ * Returns the request the primary goes on with: the same, or, for a streamed body, one that
+ * reads the primary's share of the split body.
+ */
+function fireMirrors(fr: ForwardRequest, deps: ForwardDeps): ForwardRequest {
+  if (fr.mirrors.length === 0) return fr;
+  // A streamed body is split here, before anything reads it, so the primary loses nothing
+  // however late its first try starts (a circuit breaker may hold it).
+  const split = fr.body.kind === 'stream' ? splitBody(fr.body.source, fr.mirrors.length) : undefined;
+  fr.mirrors.forEach((m, i) => {
     const counters = deps.stats.cluster(m.cluster);
     const endpoint = m.choose.pick(new Set());
+    const copy = split?.copies[i];
     if (!endpoint) {
       counters.mirrorErrors++;
-      continue;
+      copy?.destroy();
+      return;
     }
     counters.mirrors++;
     const started = Date.now();
@@ -249,7 +312,7 @@ function fireMirrors(fr: ForwardRequest, deps: ForwardDeps): void {
         authority: shadowAuthority(fr.authority),
         scheme: fr.scheme,
         headers: fr.headers,
-        body: bodyForTry(fr.body),
+        body: copy ?? bodyForTry(fr.body),
         signal: AbortSignal.timeout(fr.timeoutMs && fr.timeoutMs > 0 ? fr.timeoutMs : MIRROR_TIMEOUT_MS),
       })
       .then(
@@ -264,7 +327,57 @@ function fireMirrors(fr: ForwardRequest, deps: ForwardDeps): void {
           deps.log.debug('mirror failed', { cluster: m.cluster, error: err });
         },
       );
-  }
+  });
+  return split ? { ...fr, body: { kind: 'stream', source: split.primary } } : fr;
+}
+
+/** A streamed body as the primary's copy (which sets the pace) and one copy per mirror. */
+function splitBody(source: Readable, mirrors: number): { primary: Readable; copies: Readable[] } {
+  const primary = new PassThrough();
+  source.pipe(primary);
+  // pipe() does not pass on an aborted upload: the primary's try must see it fail.
+  source.once('close', () => {
+    if (!source.readableEnded) primary.destroy(new Error('downstream request body aborted'));
+  });
+  return { primary, copies: Array.from({ length: mirrors }, () => mirrorCopy(source)) };
+}
+
+/** How far a mirror may fall behind a streamed request body before it is cut off. */
+const MIRROR_LAG_BYTES = 1024 * 1024;
+
+/**
+ * A copy of a streamed request body (gRPC, chunked, large) for one mirror. Only the primary's
+ * pace counts: chunks are handed over without waiting, and a mirror more than
+ * MIRROR_LAG_BYTES behind is cut off rather than slowing or buffering the primary.
+ */
+function mirrorCopy(source: Readable): Readable {
+  const copy = new PassThrough();
+  const cleanup = () => {
+    source.removeListener('data', onData);
+    source.removeListener('end', onEnd);
+    source.removeListener('close', onClose);
+  };
+  const onData = (chunk: Buffer) => {
+    if (copy.destroyed) return cleanup();
+    if (copy.readableLength + copy.writableLength > MIRROR_LAG_BYTES) {
+      cleanup();
+      copy.destroy(new Error('mirror fell behind the request body'));
+      return;
+    }
+    copy.write(chunk);
+  };
+  const onEnd = () => {
+    cleanup();
+    copy.end();
+  };
+  const onClose = () => {
+    cleanup();
+    if (!source.readableEnded) copy.destroy(new Error('downstream request body aborted'));
+  };
+  source.on('data', onData);
+  source.once('end', onEnd);
+  source.once('close', onClose);
+  return copy;
 }
 
 /** `reviews:9080` → `reviews-shadow:9080`. */

@@ -133,4 +133,23 @@ describe('upstream pools', () => {
     const err = await p.request(h1(1), req()).catch((e: unknown) => e);
     expect(isProxyError(err, 'upstream_connect')).toBe(true);
   });
+  it('retires pools no cluster uses any more: running requests finish, then the pool closes', async () => {
+    const echo = await startEchoH1();
+    const kept = await startEchoH1();
+    cleanups.push(() => echo.close(), () => kept.close());
+    const p = pools();
+    await text(p, h1(kept.port));
+    const running = p.request(h1(echo.port), req('/slow?ms=300'));
+    await eventually(() => expect(p.describe().find((d) => d.address === `127.0.0.1:${echo.port}`)?.active).toBe(1));
+    // Config change: only `kept` is still used.
+    p.retainOnly([h1(kept.port)]);
+    expect(p.describe().find((d) => d.address === `127.0.0.1:${echo.port}`)).toMatchObject({ retiring: true, active: 1 });
+    const r = await running;
+    expect(r.status).toBe(200);
+    for await (const _ of r.body) void _;
+    await eventually(() => expect(p.describe().map((d) => d.address)).toEqual([`127.0.0.1:${kept.port}`]));
+    expect(p.describe()[0]!.retiring).toBe(false);
+    // A later request to the retired endpoint gets a fresh pool.
+    expect(JSON.parse(await text(p, h1(echo.port)))).toMatchObject({ path: '/' });
+  });
 });

@@ -1,13 +1,17 @@
 // Upstream connection pools, keyed by endpoint (address, target port, identity, protocol,
 // transport) — never by config generation, so connections survive config swaps. Idle pools
-// are closed after a while; close() ends them all.
+// are closed after a while; pools no cluster uses any more (retainOnly) close as soon as their
+// requests end; close() ends them all. Each cluster's circuit breaker lives here too, as
+// Envoy's do beside its connection pools.
 import type net from 'node:net';
+import type { Cluster } from '../../api/domain.js';
 import { createLogger, type Logger } from '../../core/log.js';
 import type { UpstreamTransport } from '../transport/index.js';
 import { plainUpstreamTransport } from '../transport/plain.js';
 import { isProxyError, proxyErrors } from '../http/errors.js';
 import { Http1Upstream } from './http1.js';
 import { Http2Upstream } from './http2.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import type { UpstreamRequest, UpstreamResponse, UpstreamTarget } from './types.js';
 
 export interface UpstreamPoolsOptions {
@@ -31,6 +35,8 @@ export interface PoolInfo {
   readonly active: number;
   readonly connections: number;
   readonly idleMs: number;
+  /** Retired by a config change: closes once `active` reaches 0. */
+  readonly retiring: boolean;
 }
 
 /**
@@ -44,6 +50,16 @@ export interface UpstreamPools {
   request(target: UpstreamTarget, req: UpstreamRequest): Promise<UpstreamResponse>;
   /** A fresh, unpooled connection (Upgrade / CONNECT tunnels). Rejects with upstream_connect. */
   openTunnel(target: UpstreamTarget): Promise<net.Socket>;
+  /** The circuit breaker of `cluster` (one per cluster name, its thresholds following the
+   *  cluster's config, its counts kept). Called once per request by carry-out.ts. */
+  breaker(cluster: Cluster): CircuitBreaker;
+  /**
+   * Config changed: only these targets are still used by some cluster. Every other pool is
+   * retired — new requests to its endpoint get a fresh pool, and it closes once the requests
+   * running on it end (a removed cluster drains instead of being cut). Called by the
+   * composition root on every config swap.
+   */
+  retainOnly(targets: Iterable<UpstreamTarget>): void;
   /** For /clusters in the admin endpoint. */
   describe(): PoolInfo[];
   /** Closes every pool; running requests are cut. Later calls reject. */
@@ -56,6 +72,8 @@ interface Entry {
   readonly conn: Http1Upstream | Http2Upstream;
   active: number;
   lastUsed: number;
+  /** No cluster uses this endpoint any more: close when idle, take no new requests. */
+  retiring: boolean;
 }
 
 export function poolKey(t: UpstreamTarget, transport: UpstreamTransport): string {
@@ -68,7 +86,19 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
   const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
   const keepAliveTimeoutMs = opts.keepAliveTimeoutMs ?? 4_000;
   const entries = new Map<string, Entry>();
+  /** Retired pools still finishing requests. */
+  const retiring = new Set<Entry>();
+  const breakers = new Map<string, { cluster: Cluster; breaker: CircuitBreaker; lastUsed: number }>();
   let closed = false;
+
+  /** Closes a retired pool once nothing runs on it. */
+  const closeIfDone = (e: Entry) => {
+    if (!e.retiring || e.active > 0 || !retiring.has(e)) return;
+    // undici counts a request as running until just after its body ended: look again shortly.
+    if (e.conn.busy) return void setTimeout(() => closeIfDone(e), 50).unref();
+    retiring.delete(e);
+    void e.conn.close();
+  };
 
   const sweep = setInterval(() => {
     const now = Date.now();
@@ -78,6 +108,8 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
         void e.conn.close();
       }
     }
+    for (const e of retiring) closeIfDone(e);
+    for (const [name, b] of breakers) if (b.breaker.idle && now - b.lastUsed >= idleTimeoutMs) breakers.delete(name);
   }, Math.max(250, Math.min(idleTimeoutMs / 2, 30_000)));
   sweep.unref();
 
@@ -92,7 +124,7 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
         target.protocol === 'http2'
           ? new Http2Upstream(target, transport, log)
           : new Http1Upstream(target, transport, { keepAliveTimeoutMs });
-      e = { key, target, conn, active: 0, lastUsed: Date.now() };
+      e = { key, target, conn, active: 0, lastUsed: Date.now(), retiring: false };
       entries.set(key, e);
     }
     return e;
@@ -113,6 +145,7 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
           done = true;
           e.active--;
           e.lastUsed = Date.now();
+          closeIfDone(e);
         };
         if (res.endStream) finish();
         else {
@@ -124,7 +157,34 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
       } catch (err) {
         e.active--;
         e.lastUsed = Date.now();
+        closeIfDone(e);
         throw err;
+      }
+    },
+
+    breaker(cluster) {
+      const perConnection = cluster.protocol !== 'http2';
+      let b = breakers.get(cluster.name);
+      if (!b) {
+        b = { cluster, breaker: new CircuitBreaker(cluster.name, cluster.circuitBreakers, perConnection), lastUsed: 0 };
+        breakers.set(cluster.name, b);
+      } else if (b.cluster !== cluster) {
+        b.cluster = cluster;
+        b.breaker.update(cluster.circuitBreakers, perConnection);
+      }
+      b.lastUsed = Date.now();
+      return b.breaker;
+    },
+
+    retainOnly(targets) {
+      const keep = new Set<string>();
+      for (const t of targets) keep.add(poolKey(t, transportFor(t)));
+      for (const e of entries.values()) {
+        if (keep.has(e.key)) continue;
+        entries.delete(e.key);
+        e.retiring = true;
+        retiring.add(e);
+        closeIfDone(e);
       }
     },
 
@@ -147,21 +207,23 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
 
     describe() {
       const now = Date.now();
-      return [...entries.values()].map((e) => ({
+      return [...entries.values(), ...retiring].map((e) => ({
         key: e.key,
         protocol: e.target.protocol,
         address: `${e.target.host}:${e.target.port}`,
         active: e.active,
         connections: e.conn.connections,
         idleMs: e.active > 0 ? 0 : now - e.lastUsed,
+        retiring: e.retiring,
       }));
     },
 
     async close() {
       closed = true;
       clearInterval(sweep);
-      const all = [...entries.values()];
+      const all = [...entries.values(), ...retiring];
       entries.clear();
+      retiring.clear();
       await Promise.all(all.map((e) => e.conn.close()));
     },
   };

@@ -21,6 +21,20 @@ describe('retriableError', () => {
   });
 });
 
+describe('retriableError by method', () => {
+  it.each<[string, ProxyErrorKind, boolean]>([
+    ['POST', 'upstream_connect', true], // never reached the app
+    ['POST', 'upstream_refused_stream', true],
+    ['POST', 'upstream_reset', false], // may have been processed
+    ['PATCH', 'upstream_timeout', false],
+    ['PUT', 'upstream_reset', true],
+    ['DELETE', 'upstream_timeout', true],
+    ['GET', 'upstream_reset', true],
+  ])('%s after %s → %s', (method, kind, expected) => {
+    expect(retriableError(retryPolicy(['5xx', 'reset', 'connect-failure', 'refused-stream'], 1), kind, method)).toBe(expected);
+  });
+});
+
 describe('retriableResponse', () => {
   it.each<[string[], number[], number, Record<string, string>, boolean]>([
     [['5xx'], [], 500, {}, true],
@@ -39,11 +53,16 @@ describe('retriableResponse', () => {
 });
 
 describe('retryBackoffMs', () => {
-  it('grows exponentially up to the maximum, with full jitter', () => {
+  it('jitters between the base interval and an exponential ceiling, up to the maximum', () => {
     const p = retryPolicy(['5xx'], 5, { backoffBaseMs: 25, backoffMaxMs: 250 });
-    expect(retryBackoffMs(p, 0, () => 0.999)).toBe(24);
-    expect(retryBackoffMs(p, 2, () => 0.999)).toBe(99);
+    expect(retryBackoffMs(p, 0, () => 0.999)).toBe(49);
+    expect(retryBackoffMs(p, 2, () => 0.999)).toBe(199);
     expect(retryBackoffMs(p, 10, () => 0.999)).toBe(249);
-    expect(retryBackoffMs(p, 3, () => 0)).toBe(0);
+  });
+
+  it('never waits less than the base interval (Gateway API retry.backoff is a minimum)', () => {
+    const p = retryPolicy(['5xx'], 5, { backoffBaseMs: 400, backoffMaxMs: 4000 });
+    for (const retry of [0, 1, 5]) expect(retryBackoffMs(p, retry, () => 0)).toBe(400);
+    expect(retryBackoffMs(retryPolicy(['5xx'], 1, { backoffBaseMs: 100, backoffMaxMs: 100 }), 3, () => 0.5)).toBe(100);
   });
 });

@@ -27,6 +27,8 @@ export interface TunnelRequest {
   readonly headers: HeaderMap;
   /** The client's Upgrade header value (mode 'upgrade'). */
   readonly upgrade?: string;
+  /** The request's consistent-hash value (a WebSocket stays with its user's endpoint). */
+  readonly hash?: number;
 }
 
 export interface TunnelDeps {
@@ -39,7 +41,7 @@ export interface TunnelDeps {
 export async function tunnel(t: TunnelRequest, client: Duplex, head: Buffer, deps: TunnelDeps): Promise<void> {
   const counters = deps.stats.cluster(t.cluster);
   counters.requests++;
-  const endpoint = t.choose.pick(new Set());
+  const endpoint = t.choose.pick(new Set(), t.hash);
   let upstream: net.Socket;
   let first: string;
   const started = Date.now();
@@ -60,9 +62,11 @@ export async function tunnel(t: TunnelRequest, client: Duplex, head: Buffer, dep
     return;
   }
   counters.inFlight++;
+  // The latency sample is the connect time: a tunnel's lifetime says nothing about the endpoint.
+  const connectMs = Date.now() - started;
   upstream.once('close', () => {
     counters.inFlight--;
-    endpoint.done({ ok: true, latencyMs: Date.now() - started });
+    endpoint.done({ ok: true, latencyMs: connectMs });
   });
   if (t.mode === 'connect-terminate') client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   else upstream.write(first);

@@ -75,6 +75,7 @@ export async function startTestSidecar(xds: string, workload: string, tokenFile:
       inboundPort: 0,
       adminPort: 0,
       statsPort: 0,
+      healthPort: 0,
       drainSeconds: 1,
       ...opts,
     }),

@@ -1,0 +1,117 @@
+// The data-plane benchmark's processes, started once per `npm run bench`: the backends, the
+// HAProxy reference proxy, and Weft's two paths (one sidecar; two sidecars with mTLS), each
+// path described by the ports a client calls and the processes whose cost it measures.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { backendConfig, referenceProxyConfig, startHaproxy } from './haproxy.js';
+import { ECHO, oneSidecarConfig, startBenchControlPlane, startBenchSidecar, twoSidecarConfig, type AppPorts } from './mesh.js';
+import { freePort } from './net.js';
+import { rssMiB, start, waitForLine, type Child } from './proc.js';
+
+export type Protocol = 'http1' | 'h2c' | 'grpc';
+export type PathName = 'direct' | 'haproxy' | 'weft1' | 'weft2';
+
+export const PROTOCOLS: readonly Protocol[] = ['http1', 'h2c', 'grpc'];
+export const PATHS: readonly PathName[] = ['direct', 'haproxy', 'weft1', 'weft2'];
+
+export const PATH_LABEL: Record<PathName, string> = {
+  direct: 'direct (client → server)',
+  haproxy: 'HAProxy, 1 thread',
+  weft1: 'Weft, 1 sidecar',
+  weft2: 'Weft, 2 sidecars + mTLS',
+};
+
+/** One way from the load generator to the server. */
+export interface BenchPath {
+  readonly name: PathName;
+  /** Port the client connects to, per protocol. */
+  readonly port: Record<Protocol, number>;
+  /** Host / :authority per protocol (the Weft paths route by it; the others ignore it). */
+  readonly authority: Record<Protocol, string>;
+  /** The proxy processes on this path (what cost is measured on). */
+  readonly proxies: readonly { readonly role: string; readonly child: Child }[];
+}
+
+export interface CpuPlan {
+  /** Load generators, backends and control planes. */
+  readonly load: string | undefined;
+  /** The proxies under test. */
+  readonly proxy: string | undefined;
+}
+
+export interface DataPlaneEnv {
+  readonly paths: Record<PathName, BenchPath>;
+  /** The backend process per protocol (to show it is not the bottleneck). */
+  readonly backends: Record<Protocol, Child>;
+  /** RSS (MiB) of each proxy right after it became ready, before any traffic. */
+  readonly idleRss: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+const GRPC_SERVER = fileURLToPath(new URL('../servers/grpc-server.js', import.meta.url));
+
+export async function startDataPlaneEnv(dir: string, cpus: CpuPlan, log: (line: string) => void): Promise<DataPlaneEnv> {
+  const children: Child[] = [];
+  const keep = <T extends Child>(c: T) => (children.push(c), c);
+  try {
+    // Backends on the load CPU: HAProxy answering HTTP/1.1 and h2c itself; a minimal gRPC server.
+    const app: AppPorts = { http1: await freePort(), h2c: await freePort(), grpc: 0 };
+    const backend = keep(await startHaproxy('backend', dir, backendConfig(app), [app.http1, app.h2c], cpus.load));
+    const grpcServer = keep(start('grpc-server', process.execPath, [GRPC_SERVER, '--port', '0'], { cpu: cpus.load, captureStdout: true, logFile: path.join(dir, 'grpc-server.log') }));
+    const grpcPort = Number((await waitForLine(grpcServer, /^listening (\d+)$/, 10_000))[1]);
+    grpcServer.proc.stdout?.resume();
+    const appPorts: AppPorts = { ...app, grpc: grpcPort };
+    log(`backends: http1 :${appPorts.http1}, h2c :${appPorts.h2c} (HAProxy fixed response), grpc :${appPorts.grpc} (node:http2)`);
+
+    // The reference proxy, on the proxy CPU.
+    const ref = { http1: await freePort(), h2c: await freePort(), grpc: await freePort() };
+    const haproxy = keep(
+      await startHaproxy('haproxy-proxy', dir, referenceProxyConfig({ listen: ref, upstream: appPorts }), [ref.http1, ref.h2c, ref.grpc], cpus.proxy),
+    );
+
+    // Weft: a plaintext mesh for the one-sidecar path, an mTLS mesh for the two-sidecar path.
+    const cpPlain = await startBenchControlPlane({ name: 'cp-plain', dir, files: oneSidecarConfig(appPorts), mtls: false, cpu: cpus.load });
+    keep(cpPlain.child);
+    const cpMtls = await startBenchControlPlane({ name: 'cp-mtls', dir, files: twoSidecarConfig(appPorts), mtls: true, cpu: cpus.load });
+    keep(cpMtls.child);
+    const [edge, client, server] = await Promise.all([
+      startBenchSidecar({ name: 'sidecar-edge', dir, cp: cpPlain, workload: 'edge.bench', cpu: cpus.proxy }),
+      startBenchSidecar({ name: 'sidecar-client', dir, cp: cpMtls, workload: 'client.bench', cpu: cpus.proxy }),
+      startBenchSidecar({ name: 'sidecar-server', dir, cp: cpMtls, workload: 'server.bench', cpu: cpus.proxy }),
+    ]);
+    keep(edge.child);
+    keep(client.child);
+    keep(server.child);
+    log(`weft: control planes ready, sidecars ready (edge :${edge.ports.outbound}, client :${client.ports.outbound} → server :${server.ports.inbound})`);
+
+    const authority: Record<Protocol, string> = { http1: ECHO.http1.authority, h2c: ECHO.h2c.authority, grpc: ECHO.grpc.authority };
+    const same = (p: number): Record<Protocol, number> => ({ http1: p, h2c: p, grpc: p });
+    const paths: Record<PathName, BenchPath> = {
+      direct: { name: 'direct', port: appPorts, authority, proxies: [] },
+      haproxy: { name: 'haproxy', port: ref, authority, proxies: [{ role: 'haproxy', child: haproxy }] },
+      weft1: { name: 'weft1', port: same(edge.ports.outbound), authority, proxies: [{ role: 'sidecar', child: edge.child }] },
+      weft2: {
+        name: 'weft2',
+        port: same(client.ports.outbound),
+        authority,
+        proxies: [
+          { role: 'client sidecar', child: client.child },
+          { role: 'server sidecar', child: server.child },
+        ],
+      },
+    };
+    const idleRss: Record<string, number> = {};
+    for (const p of Object.values(paths)) for (const x of p.proxies) idleRss[`${p.name}/${x.role}`] = rssMiB(x.child.pid);
+    return {
+      paths,
+      backends: { http1: backend, h2c: backend, grpc: grpcServer },
+      idleRss,
+      stop: async () => {
+        await Promise.all(children.map((c) => c.stop()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(children.map((c) => c.stop()));
+    throw err;
+  }
+}

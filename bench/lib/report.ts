@@ -1,0 +1,291 @@
+// From raw samples to the figures the report shows: medians over runs, ratios taken inside each
+// run (then their median), the targets checked, and the Markdown tables.
+import type { CpScenarioResult, IdentityRow } from '../controlplane.js';
+import type { LatencySample, ThroughputSample } from '../dataplane.js';
+import { PATH_LABEL, type PathName, type Protocol } from './dataplane-env.js';
+import { median, ratio, spread } from './stats.js';
+
+export interface BenchResults {
+  readonly meta: {
+    readonly started: string;
+    readonly command: string;
+    readonly commit: string;
+    readonly weftCli: string;
+    readonly node: string;
+    readonly cpuModel: string;
+    readonly cpus: number;
+    readonly pinning: string;
+    readonly settings: Record<string, unknown>;
+    readonly loadAverage: readonly number[];
+  };
+  readonly idleRss: Record<string, number>;
+  readonly throughput: ThroughputSample[];
+  readonly latency: LatencySample[];
+  readonly controlPlane: CpScenarioResult[];
+  readonly identity: IdentityRow[];
+  readonly notes: string[];
+}
+
+const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : x === Infinity ? '∞' : '–');
+const fmtInt = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
+const ms = (x: number) => (Number.isFinite(x) ? (Math.abs(x) < 10 ? x.toFixed(2) : x.toFixed(1)) : x === Infinity ? '∞' : '–');
+const signedMs = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${ms(x)}` : '–');
+
+function groups<T extends { protocol: Protocol; path: PathName; run: number }>(samples: readonly T[]) {
+  const protocols = [...new Set(samples.map((s) => s.protocol))];
+  const paths = [...new Set(samples.map((s) => s.path))];
+  const runs = [...new Set(samples.map((s) => s.run))];
+  const pick = (p: Protocol, path: PathName) => samples.filter((s) => s.protocol === p && s.path === path);
+  const inRun = (p: Protocol, path: PathName, run: number) => samples.find((s) => s.protocol === p && s.path === path && s.run === run);
+  return { protocols, paths, runs, pick, inRun };
+}
+
+// ---- summaries (also written to the JSON) -------------------------------------------------------
+
+export interface ThroughputRow {
+  protocol: Protocol;
+  path: PathName;
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  proxyCores: number;
+  rpsPerProxyCore: number;
+  /** Median over runs of (this path's rps per proxy core ÷ HAProxy's, same run). */
+  perCoreVsHaproxy: number;
+  /** Median over runs of (this path's rps ÷ direct's, same run). */
+  vsDirect: number;
+  backendCores: number;
+  errors: number;
+  cpuSecondsPer1k: Record<string, number>;
+  rssPeakMiB: Record<string, number>;
+}
+
+export function throughputRows(samples: readonly ThroughputSample[]): ThroughputRow[] {
+  const g = groups(samples);
+  const rows: ThroughputRow[] = [];
+  for (const p of g.protocols) {
+    for (const path of g.paths) {
+      const xs = g.pick(p, path);
+      if (xs.length === 0) continue;
+      const perCore = g.runs.map((r) => ratio(g.inRun(p, path, r)?.rpsPerProxyCore ?? NaN, g.inRun(p, 'haproxy', r)?.rpsPerProxyCore ?? NaN));
+      const vsDirect = g.runs.map((r) => ratio(g.inRun(p, path, r)?.rps ?? NaN, g.inRun(p, 'direct', r)?.rps ?? NaN));
+      const roles = [...new Set(xs.flatMap((x) => x.proxies.map((q) => q.role)))];
+      const perRole = (f: (q: ThroughputSample['proxies'][number]) => number) =>
+        Object.fromEntries(roles.map((role) => [role, median(xs.map((x) => f(x.proxies.find((q) => q.role === role)!)))]));
+      const sp = spread(xs.map((x) => x.rps));
+      rows.push({
+        protocol: p,
+        path,
+        rps: median(xs.map((x) => x.rps)),
+        rpsMin: sp.min,
+        rpsMax: sp.max,
+        proxyCores: median(xs.map((x) => x.proxyCores)),
+        rpsPerProxyCore: median(xs.map((x) => x.rpsPerProxyCore)),
+        perCoreVsHaproxy: path === 'haproxy' || path === 'direct' ? NaN : median(perCore),
+        vsDirect: path === 'direct' ? NaN : median(vsDirect),
+        backendCores: median(xs.map((x) => x.backendCores)),
+        errors: xs.reduce((a, x) => a + x.errors, 0),
+        cpuSecondsPer1k: perRole((q) => q.cpuSecondsPer1k),
+        rssPeakMiB: perRole((q) => q.rssPeakMiB),
+      });
+    }
+  }
+  return rows;
+}
+
+export interface LatencyRow {
+  protocol: Protocol;
+  path: PathName;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  /** Median over runs of (this path − direct, same run), ms. */
+  addedP50: number;
+  addedP90: number;
+  addedP99: number;
+  failed: number;
+  lost: number;
+  sendLagP99: number;
+  servedRps: number;
+  /** Per proxy process: CPU cores used at the fixed rate, normalised to 1000 rps, and peak RSS. */
+  vcpuPer1kRps: Record<string, number>;
+  rssPeakMiB: Record<string, number>;
+}
+
+export function latencyRows(samples: readonly LatencySample[]): LatencyRow[] {
+  const g = groups(samples);
+  const rows: LatencyRow[] = [];
+  for (const p of g.protocols) {
+    for (const path of g.paths) {
+      const xs = g.pick(p, path);
+      if (xs.length === 0) continue;
+      const added = (q: 'p50' | 'p90' | 'p99') =>
+        path === 'direct'
+          ? NaN
+          : median(g.runs.map((r) => (g.inRun(p, path, r)?.latencyMs[q] ?? NaN) - (g.inRun(p, 'direct', r)?.latencyMs[q] ?? NaN)));
+      const roles = [...new Set(xs.flatMap((x) => x.proxies.map((q) => q.role)))];
+      const perRole = (f: (q: LatencySample['proxies'][number]) => number) =>
+        Object.fromEntries(roles.map((role) => [role, median(xs.map((x) => f(x.proxies.find((q) => q.role === role)!)))]));
+      rows.push({
+        protocol: p,
+        path,
+        p50: median(xs.map((x) => x.latencyMs.p50)),
+        p90: median(xs.map((x) => x.latencyMs.p90)),
+        p99: median(xs.map((x) => x.latencyMs.p99)),
+        max: median(xs.map((x) => x.latencyMs.max)),
+        addedP50: added('p50'),
+        addedP90: added('p90'),
+        addedP99: added('p99'),
+        failed: xs.reduce((a, x) => a + x.failed, 0),
+        lost: xs.reduce((a, x) => a + x.lost, 0),
+        sendLagP99: median(xs.map((x) => x.sendLagP99Ms)),
+        servedRps: median(xs.map((x) => x.servedRps)),
+        // CPU seconds per 1000 completed requests = cores per 1000 req/s actually served (a path
+        // that cannot sustain the rate is charged for what it did serve, not for the target rate).
+        vcpuPer1kRps: perRole((q) => q.cpuSecondsPer1k),
+        rssPeakMiB: perRole((q) => q.rssPeakMiB),
+      });
+    }
+  }
+  return rows;
+}
+
+// ---- targets ----------------------------------------------------------------------------------
+
+export interface TargetRow {
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+export function targets(r: BenchResults, tp: ThroughputRow[], lat: LatencyRow[]): TargetRow[] {
+  const out: TargetRow[] = [];
+  const row = (p: Protocol, path: PathName) => tp.find((x) => x.protocol === p && x.path === path);
+  const lrow = (p: Protocol, path: PathName) => lat.find((x) => x.protocol === p && x.path === path);
+  const check = (target: string, value: number, ok: (v: number) => boolean, show: string) =>
+    out.push({ target, measured: show, met: Number.isNaN(value) ? undefined : ok(value) });
+  const h1 = row('http1', 'weft1');
+  if (h1) check('1 sidecar HTTP/1.1 ≥ 0.60× HAProxy per core', h1.perCoreVsHaproxy, (v) => v >= 0.6, `${fmt(h1.perCoreVsHaproxy, 2)}×`);
+  for (const p of ['h2c', 'grpc'] as const) {
+    const x = row(p, 'weft1');
+    if (x) check(`1 sidecar ${p} ≥ 0.50× HAProxy per core`, x.perCoreVsHaproxy, (v) => v >= 0.5, `${fmt(x.perCoreVsHaproxy, 2)}×`);
+  }
+  const l2 = lrow('http1', 'weft2');
+  if (l2) {
+    check('2 sidecars + mTLS at 1000 rps: ≤ +1.0 ms p90 over direct', l2.addedP90, (v) => v <= 1.0, `${signedMs(l2.addedP90)} ms`);
+    check('2 sidecars + mTLS at 1000 rps: ≤ +2.0 ms p99 over direct', l2.addedP99, (v) => v <= 2.0, `${signedMs(l2.addedP99)} ms`);
+    const vcpu = Math.max(...Object.values(l2.vcpuPer1kRps));
+    check('≤ 0.10 vCPU per 1000 rps per sidecar with mTLS', vcpu, (v) => v <= 0.1, `${fmt(vcpu, 3)} vCPU (worst sidecar)`);
+    const rss = Math.max(...Object.values(l2.rssPeakMiB));
+    check('≤ 60 MB RSS per sidecar at 1000 rps', rss, (v) => v <= 60 / 1.048576, `${fmt(rss * 1.048576)} MB (worst sidecar)`);
+  }
+  const cp1000 = r.controlPlane.find((c) => c.proxies === 1000);
+  if (cp1000) {
+    const all = cp1000.synced === cp1000.proxies;
+    out.push({
+      target: '1000 proxies converge on a route change within 1 s p99',
+      measured: all ? `${ms(cp1000.convergeP99Ms)} ms p99` : `only ${cp1000.synced}/1000 proxies synced within the connect bound`,
+      met: all ? cp1000.convergeP99Ms <= 1000 : false,
+    });
+    check('control plane ≤ 300 MB with 1000 proxies', cp1000.rssPeakMiB, (v) => v * 1.048576 <= 300, `${fmt(cp1000.rssPeakMiB * 1.048576)} MB peak${all ? '' : ` (with ${cp1000.synced} synced)`}`);
+  }
+  const certs = r.identity.find((x) => /cert/i.test(x.name) && /\/s/.test(x.unit));
+  if (certs) check('≥ 1000 certificates signed per second', certs.value, (v) => v >= 1000, `${fmtInt(certs.value)} ${certs.unit}`);
+  return out;
+}
+
+// ---- Markdown ---------------------------------------------------------------------------------
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+const roleList = (o: Record<string, number>, f: (x: number) => string) =>
+  Object.keys(o).length === 0 ? '–' : Object.entries(o).map(([k, v]) => (Object.keys(o).length > 1 ? `${k.replace(' sidecar', '')} ${f(v)}` : f(v))).join(', ');
+
+export function markdown(r: BenchResults): string {
+  const s = r.meta.settings as { runs: number; seconds: number; rate: number; latencyConnections: number; http1Connections: number; h2Connections: number; h2Streams: number };
+  const tp = throughputRows(r.throughput);
+  const lat = latencyRows(r.latency);
+  const out: string[] = [];
+  out.push(`Weft benchmark — ${r.meta.started} — commit ${r.meta.commit}`);
+  out.push('');
+  out.push(
+    `Machine: ${r.meta.cpus} × ${r.meta.cpuModel}, Node ${r.meta.node}; ${r.meta.pinning}. ` +
+      `Every figure is the median of ${s.runs} run(s) of ${s.seconds} s; ratios are taken inside each run, then their median. ` +
+      `Load average at start: ${r.meta.loadAverage.map((x) => x.toFixed(2)).join(' ')}.`,
+  );
+  if (tp.length > 0) {
+    out.push('', `### Throughput (closed loop; HTTP/1.1: wrk, ${s.http1Connections} keep-alive connections; h2c: h2load, ${s.h2Connections} connections × ${s.h2Streams} streams; gRPC: bench/load/grpc-load.ts, same shape)`, '');
+    out.push(
+      table(
+        ['protocol', 'path', 'req/s (min–max)', 'proxy CPU, cores', 'req/s per proxy core', 'per core vs HAProxy', 'vs direct', 'CPU-ms per 1000 req', 'errors'],
+        tp.map((x) => [
+          x.protocol,
+          PATH_LABEL[x.path],
+          `${fmtInt(x.rps)} (${fmtInt(x.rpsMin)}–${fmtInt(x.rpsMax)})`,
+          x.path === 'direct' ? `– (backend ${fmt(x.backendCores, 2)})` : fmt(x.proxyCores, 2),
+          x.path === 'direct' ? '–' : fmtInt(x.rpsPerProxyCore),
+          Number.isFinite(x.perCoreVsHaproxy) ? `**${fmt(x.perCoreVsHaproxy, 2)}×**` : '–',
+          Number.isFinite(x.vsDirect) ? `${fmt(x.vsDirect, 2)}×` : '–',
+          roleList(x.cpuSecondsPer1k, (v) => fmt(v * 1000, 0)),
+          String(x.errors),
+        ]),
+      ),
+    );
+  }
+  if (lat.length > 0) {
+    out.push('', `### Latency at a fixed ${s.rate} req/s (open loop, ${s.latencyConnections} connections, measured from each request's scheduled time; ms)`, '');
+    out.push(
+      table(
+        ['protocol', 'path', 'p50', 'p90', 'p99', 'added p50 / p90 / p99 over direct', 'vCPU per 1000 req/s', 'RSS peak, MiB', 'failed'],
+        lat.map((x) => [
+          x.protocol,
+          PATH_LABEL[x.path] + (x.servedRps < 0.95 * s.rate ? ` ⚠ overloaded: served ${fmtInt(x.servedRps)} req/s` : ''),
+          ms(x.p50),
+          ms(x.p90),
+          ms(x.p99),
+          x.path === 'direct' ? '–' : `${signedMs(x.addedP50)} / ${signedMs(x.addedP90)} / ${signedMs(x.addedP99)}`,
+          roleList(x.vcpuPer1kRps, (v) => fmt(v, 3)),
+          roleList(x.rssPeakMiB, (v) => fmt(v)),
+          String(x.failed + x.lost),
+        ]),
+      ),
+    );
+    const lag = Math.max(...lat.map((x) => x.sendLagP99));
+    out.push('', `Generator health: worst p99 send lag ${ms(lag)} ms (how late the generator itself sent requests; included in every path alike).`);
+  }
+  if (Object.keys(r.idleRss).length > 0) {
+    out.push('', `Idle RSS after start-up (MiB): ${Object.entries(r.idleRss).map(([k, v]) => `${k} ${fmt(v)}`).join('; ')}.`);
+  }
+  if (r.controlPlane.length > 0) {
+    out.push('', '### Control plane (one `weft control-plane` process; N simulated sidecars on raw grpc-js ADS streams, SotW, ACKing)', '');
+    out.push(
+      table(
+        ['proxies', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)'],
+        r.controlPlane.map((c) => [
+          String(c.proxies),
+          `${c.services} / ${c.endpoints}`,
+          `${c.synced}/${c.proxies}`,
+          c.syncMs ? `${fmt(c.syncMs.p50 / 1000, 1)} / ${fmt(c.syncMs.p99 / 1000, 1)}` : '–',
+          c.edits.length === 0 ? `not measured: ${c.synced}/${c.proxies} synced within the bound` : `${ms(c.convergeP50Ms)} / ${ms(c.convergeP99Ms)}`,
+          `${fmt(c.rssIdleMiB)} / ${fmt(c.rssPeakMiB)}`,
+          `${fmt(c.cpuSeconds, 1)} (${fmt(c.wallSeconds, 0)})`,
+        ]),
+      ),
+    );
+  }
+  if (r.identity.length > 0) {
+    out.push('', '### Identity', '');
+    out.push(table(['measure', 'value', 'note'], r.identity.map((x) => [x.name, `${fmt(x.value, x.value < 10 ? 2 : 0)} ${x.unit}`, x.note ?? ''])));
+  }
+  const t = targets(r, tp, lat);
+  if (t.length > 0) {
+    out.push('', '### Against the targets', '');
+    out.push(table(['target', 'measured', 'met'], t.map((x) => [x.target, x.measured, x.met === undefined ? '–' : x.met ? 'yes' : '**no**'])));
+  }
+  if (r.notes.length > 0) out.push('', ...r.notes.map((n) => `- ${n}`));
+  out.push('', `Produced by: \`${r.meta.command}\``);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,81 @@
+// Local mode's endpoints come from connected sidecars, so a restarted control plane would
+// first see none and push empty endpoint sets to the proxies that reconnect first. This keeps
+// the last known sidecars (workload → inbound port) in the state dir: after a restart they
+// count as connected for a grace period, the rebuilt snapshots equal the ones served before
+// (content-hashed versions, so reconnecting proxies see no change), and a sidecar that has
+// not come back when the grace period ends is dropped.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../core/log.js';
+
+/** Proxies reconnect with a backoff of at most ~10 s; give them twice that. */
+export const RESYNC_GRACE_MS = 20_000;
+
+const FILE = 'sidecars.json';
+
+export interface SidecarMemoryOptions {
+  readonly stateDir: string;
+  readonly graceMs?: number;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+export class SidecarMemory {
+  private readonly live = new Map<string, number>();
+  private readonly remembered = new Map<string, number>();
+  private readonly graceEnds: number;
+  private frozen = false;
+
+  constructor(private readonly opts: SidecarMemoryOptions) {
+    const now = opts.now ?? Date.now;
+    this.graceEnds = now() + (opts.graceMs ?? RESYNC_GRACE_MS);
+    try {
+      const saved = JSON.parse(readFileSync(path.join(opts.stateDir, FILE), 'utf8')) as Record<string, unknown>;
+      for (const [workload, port] of Object.entries(saved)) {
+        if (typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536) this.remembered.set(workload, port);
+      }
+      if (this.remembered.size > 0) opts.log.info('expecting sidecars from before the restart', { sidecars: this.remembered.size, graceMs: opts.graceMs ?? RESYNC_GRACE_MS });
+    } catch {
+      // First start, or an unreadable file: nothing to remember.
+    }
+  }
+
+  /** When remembered sidecars stop counting (the caller rebuilds then), or undefined if none. */
+  get graceDeadline(): number | undefined {
+    return this.remembered.size > 0 ? this.graceEnds : undefined;
+  }
+
+  /** The inbound port of a connected sidecar, or of one remembered and still within grace. */
+  inboundPort(workload: string, now = (this.opts.now ?? Date.now)()): number | undefined {
+    return this.live.get(workload) ?? (now < this.graceEnds ? this.remembered.get(workload) : undefined);
+  }
+
+  connected(workload: string, inboundPort: number | undefined): void {
+    this.remembered.delete(workload);
+    if (inboundPort === undefined) this.live.delete(workload);
+    else this.live.set(workload, inboundPort);
+    this.save();
+  }
+
+  disconnected(workload: string): void {
+    this.live.delete(workload);
+    this.save();
+  }
+
+  /** The control plane is shutting down: its streams closing is not the sidecars leaving. */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  private save(): void {
+    if (this.frozen) return;
+    const file = path.join(this.opts.stateDir, FILE);
+    try {
+      mkdirSync(this.opts.stateDir, { recursive: true });
+      writeFileSync(`${file}.tmp`, JSON.stringify(Object.fromEntries(this.live)), { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+    } catch (err) {
+      this.opts.log.warn('could not save the connected sidecars; a restart will re-learn them', { error: (err as Error).message });
+    }
+  }
+}

@@ -1,0 +1,101 @@
+// From API objects to the documents the model parses: a meshed Pod becomes the workload it is
+// (a WorkloadEntry-shaped document, the same kind local mode uses), an EndpointSlice endpoint
+// that points at a meshed Pod points at that workload, and empty lists the API sends as null
+// become empty lists. Everything else is passed through for parseObject to read and validate.
+import { PORTS, PROXY_CONTAINER, SIDECAR_PORT_ANNOTATION, STATUS_ANNOTATION } from '../../injector/names.js';
+import type { RawObject } from './reflector.js';
+
+interface Container {
+  name?: string;
+  ports?: { name?: string; containerPort?: number; protocol?: string }[];
+  restartPolicy?: string;
+}
+
+interface PodShape {
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: string; creationTimestamp?: string };
+  spec?: { containers?: Container[]; initContainers?: Container[]; serviceAccountName?: string; serviceAccount?: string };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    containerStatuses?: { name?: string; ready?: boolean }[];
+    initContainerStatuses?: { name?: string; ready?: boolean }[];
+  };
+}
+
+/** Whether Weft injected a sidecar into this pod (by webhook or `weft inject`). */
+export function isMeshedPod(pod: RawObject): boolean {
+  const annotations = (pod as PodShape).metadata?.annotations ?? {};
+  return Object.hasOwn(annotations, STATUS_ANNOTATION);
+}
+
+/** The inbound port the injected proxy listens on, from the injection record (default 15006). */
+function injectedInboundPort(pod: PodShape): number {
+  try {
+    const status = JSON.parse(pod.metadata?.annotations?.[STATUS_ANNOTATION] ?? '{}') as { inboundPort?: unknown };
+    return typeof status.inboundPort === 'number' ? status.inboundPort : PORTS.inbound;
+  } catch {
+    return PORTS.inbound;
+  }
+}
+
+/**
+ * The workload document for a meshed, running pod with an IP; undefined otherwise (pending,
+ * finished, being deleted, or not meshed). Named app-container ports become the workload's
+ * ports (what a Service's named targetPort selects).
+ */
+export function podWorkload(raw: RawObject): object | undefined {
+  const pod = raw as PodShape;
+  const meta = pod.metadata ?? {};
+  if (!isMeshedPod(raw) || meta.deletionTimestamp) return undefined;
+  const phase = pod.status?.phase;
+  if (phase === 'Succeeded' || phase === 'Failed' || !pod.status?.podIP) return undefined;
+  const ports: Record<string, number> = {};
+  const app = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always')];
+  for (const c of app) {
+    if (c.name === PROXY_CONTAINER) continue;
+    for (const p of c.ports ?? []) {
+      if (p.name && p.containerPort && (p.protocol ?? 'TCP') === 'TCP') ports[p.name] = p.containerPort;
+    }
+  }
+  const statuses = [...(pod.status.containerStatuses ?? []), ...(pod.status.initContainerStatuses ?? [])];
+  const proxyReady = statuses.some((s) => s.name === PROXY_CONTAINER && s.ready === true);
+  return {
+    apiVersion: 'weft.dev/v1alpha1',
+    kind: 'WorkloadEntry',
+    metadata: {
+      name: meta.name,
+      namespace: meta.namespace,
+      labels: meta.labels ?? {},
+      // Only a ready proxy makes the pod an endpoint: until then callers would get errors.
+      annotations: proxyReady ? { [SIDECAR_PORT_ANNOTATION]: String(injectedInboundPort(pod)) } : {},
+      ...(meta.creationTimestamp ? { creationTimestamp: meta.creationTimestamp } : {}),
+    },
+    spec: {
+      address: pod.status.podIP,
+      ports,
+      serviceAccount: pod.spec?.serviceAccountName || pod.spec?.serviceAccount || 'default',
+    },
+  };
+}
+
+interface SliceShape {
+  endpoints?: { targetRef?: { kind?: string; name?: string; namespace?: string } }[] | null;
+  ports?: unknown[] | null;
+  metadata?: { namespace?: string };
+}
+
+/**
+ * An EndpointSlice as the model reads it. `meshed(namespace, name)` says whether a Pod is a
+ * meshed workload: its endpoint then names that workload, so callers reach the pod through its
+ * sidecar with mTLS (and never in plain text behind its back).
+ */
+export function endpointSliceDocument(raw: RawObject, meshed: (namespace: string, name: string) => boolean): object {
+  const slice = raw as SliceShape;
+  const ns = slice.metadata?.namespace ?? '';
+  const endpoints = (slice.endpoints ?? []).map((e) => {
+    const ref = e.targetRef;
+    if (ref?.kind !== 'Pod' || !ref.name || !meshed(ref.namespace ?? ns, ref.name)) return e;
+    return { ...e, targetRef: { ...ref, kind: 'WorkloadEntry' } };
+  });
+  return { ...raw, endpoints, ports: slice.ports ?? [] };
+}

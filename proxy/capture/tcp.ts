@@ -1,0 +1,206 @@
+// The TCP data path of captured connections (Envoy's tcp_proxy): bytes to a mesh cluster over
+// mTLS (ALPN `weft-tcp`, SNI = the app port behind the peer) or to the original destination
+// (PassthroughCluster); the relay the server side (inbound.ts) uses too. Half-close is relayed;
+// a reset on one side becomes a reset on the other.
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../core/log.js';
+import type { Balancers } from '../balance/registry.js';
+import { countError, type ProxyStats } from '../http/stats.js';
+import type { ProxyConfig } from '../state/types.js';
+import type { UpstreamConnectTarget, UpstreamTransport } from '../transport/index.js';
+import { clusterChooser } from '../upstream/target.js';
+import { PASSTHROUGH_CLUSTER } from './decide.js';
+
+/** ALPN of a TCP stream between sidecars: the server side relays it to the app as bytes. */
+export const WEFT_TCP_ALPN = 'weft-tcp';
+/** Endpoints tried for one connection before the client is reset. */
+const MAX_CONNECT_ATTEMPTS = 3;
+
+/** Bytes already read from the client (while detecting), and whether it has half-closed. */
+export interface ClientStart {
+  readonly head: Buffer;
+  readonly ended: boolean;
+}
+
+export const NOTHING_READ: ClientStart = Object.freeze({ head: Buffer.alloc(0), ended: false });
+
+/** Resets a socket (RST) where the platform allows, else destroys it. */
+export function reset(s: Duplex): void {
+  const sock = s as net.Socket;
+  if (typeof sock.resetAndDestroy === 'function' && !sock.destroyed) {
+    try {
+      sock.resetAndDestroy();
+      return;
+    } catch {
+      // a TLS socket without a TCP handle: fall through
+    }
+  }
+  s.destroy();
+}
+
+/**
+ * The TCP relays in progress, so that a draining proxy can give them a deadline: the listeners'
+ * servers only finish closing once every connection they accepted has ended.
+ */
+export class TcpStreams {
+  private readonly open = new Set<Duplex>();
+  private draining = false;
+
+  /** Called once per relay with its client side. */
+  add(client: Duplex): void {
+    if (this.draining) return void client.destroy();
+    this.open.add(client);
+    client.once('close', () => this.open.delete(client));
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Lets open relays run for up to `deadlineMs`, then cuts what is left. */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    const until = Date.now() + deadlineMs;
+    while (this.open.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, Math.min(50, deadlineMs)));
+    for (const s of this.open) s.destroy();
+    this.open.clear();
+  }
+}
+
+/** Copies bytes both ways until both directions ended; an error on one side resets the other. */
+export function relay(client: Duplex, upstream: Duplex, start: ClientStart, onClose?: () => void, streams?: TcpStreams): void {
+  let closed = false;
+  streams?.add(client);
+  const closeBoth = () => {
+    if (closed) return;
+    closed = true;
+    client.destroy();
+    upstream.destroy();
+    onClose?.();
+  };
+  client.on('error', () => reset(upstream));
+  upstream.on('error', () => reset(client));
+  client.once('close', closeBoth);
+  upstream.once('close', closeBoth);
+  if (start.head.length > 0) upstream.write(start.head);
+  if (start.ended) upstream.end();
+  else client.pipe(upstream);
+  upstream.pipe(client);
+  client.resume();
+}
+
+/** A plain TCP connection that keeps its write side open after the peer's FIN (for relaying). */
+export function connectTcp(host: string, port: number, opts: { localAddress?: string; timeoutMs?: number } = {}): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, noDelay: true, allowHalfOpen: true, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    const timer = setTimeout(() => {
+      const err = Object.assign(new Error(`connect to ${host}:${port} timed out after ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' });
+      socket.destroy();
+      reject(err);
+    }, opts.timeoutMs ?? 10_000);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * The plaintext UpstreamTransport of the proxy's hop to its own app: IPv4 connections leave
+ * from 127.0.0.6 (INBOUND_PASSTHROUGH_SOURCE), which the capture rules never redirect again.
+ * (IPv6 would need ::6 on lo; those connections leave from the default address.)
+ */
+export function appHopTransport(source4: string): UpstreamTransport {
+  return Object.freeze({
+    secure: false,
+    connect: (t: UpstreamConnectTarget) =>
+      connectTcp(t.host, t.port, { ...(net.isIPv4(t.host) ? { localAddress: source4 } : {}), timeoutMs: t.connectTimeoutMs ?? 10_000 }),
+  });
+}
+
+export interface TcpDeps {
+  readonly getConfig: () => ProxyConfig;
+  readonly balancers: Balancers;
+  /** mTLS to peer sidecars. */
+  readonly mesh: UpstreamTransport;
+  readonly stats: ProxyStats;
+  readonly streams: TcpStreams;
+  readonly log: Logger;
+}
+
+/**
+ * A captured connection to a mesh Service port that is not HTTP: one endpoint of `clusterName`
+ * (up to three tried), over mTLS with ALPN weft-tcp and the app port as SNI; a cluster without
+ * TLS (mesh mTLS off) is reached at the app port itself, where the peer's capture takes it.
+ */
+export async function tcpToCluster(deps: TcpDeps, client: Duplex, clusterName: string, start: ClientStart): Promise<void> {
+  const counters = deps.stats.cluster(clusterName);
+  counters.requests++;
+  const choice = deps.balancers.forCluster(deps.getConfig(), clusterName);
+  if (!choice) {
+    countError(counters.errors, 'cluster_not_found');
+    deps.log.warn('captured TCP connection for a cluster the config does not have', { cluster: clusterName });
+    return reset(client);
+  }
+  const chooser = clusterChooser(choice.cluster, choice.balancer);
+  const tried = new Set<string>();
+  for (let attempt = 0; attempt < MAX_CONNECT_ATTEMPTS; attempt++) {
+    const picked = chooser.pick(tried);
+    if (!picked || tried.has(picked.key)) break;
+    tried.add(picked.key);
+    const t = picked.target;
+    const started = Date.now();
+    try {
+      const upstream = t.mesh
+        ? await deps.mesh.connect({ host: t.host, port: t.port, identity: t.identity, targetPort: t.targetPort, alpn: [WEFT_TCP_ALPN], connectTimeoutMs: t.connectTimeoutMs })
+        : await connectTcp(t.host, t.targetPort ?? t.port, { timeoutMs: t.connectTimeoutMs ?? 10_000 });
+      const alpn = (upstream as { alpnProtocol?: string | false }).alpnProtocol;
+      if (t.mesh && alpn !== WEFT_TCP_ALPN) {
+        upstream.destroy();
+        throw new Error(`peer ${t.host}:${t.port} did not accept ALPN ${WEFT_TCP_ALPN} (got ${String(alpn)}): an older sidecar?`);
+      }
+      if (client.destroyed) {
+        upstream.destroy();
+        picked.done({ ok: true, latencyMs: Date.now() - started, cancelled: true });
+        return;
+      }
+      picked.done({ ok: true, latencyMs: Date.now() - started });
+      counters.inFlight++;
+      relay(client, upstream, start, () => counters.inFlight--, deps.streams);
+      return;
+    } catch (err) {
+      picked.done({ ok: false, latencyMs: Date.now() - started });
+      deps.log.debug('TCP connect to a mesh endpoint failed', { cluster: clusterName, endpoint: `${t.host}:${t.port}`, error: err });
+    }
+  }
+  countError(counters.errors, tried.size === 0 ? 'no_healthy_upstream' : 'upstream_connect');
+  deps.log.warn('captured TCP connection: no endpoint reachable', { cluster: clusterName, tried: tried.size });
+  reset(client);
+}
+
+/** A captured connection to a non-mesh destination, forwarded there unchanged. */
+export async function tcpPassthrough(
+  deps: Pick<TcpDeps, 'stats' | 'log' | 'streams'>,
+  client: Duplex,
+  dst: { readonly address: string; readonly port: number },
+  start: ClientStart,
+): Promise<void> {
+  const counters = deps.stats.cluster(PASSTHROUGH_CLUSTER);
+  counters.requests++;
+  try {
+    const upstream = await connectTcp(dst.address, dst.port);
+    if (client.destroyed) return void upstream.destroy();
+    counters.inFlight++;
+    relay(client, upstream, start, () => counters.inFlight--, deps.streams);
+  } catch (err) {
+    countError(counters.errors, 'upstream_connect');
+    deps.log.debug('pass-through connect failed', { destination: `${dst.address}:${dst.port}`, error: err });
+    reset(client);
+  }
+}
