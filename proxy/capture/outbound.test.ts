@@ -1,5 +1,5 @@
-// The planner of captured HTTP connections, as a table (no sockets): the Host as sent, the Host
-// completed with the original destination port, then the Service the destination VIP names;
+// The planner of captured HTTP connections, as a table (no sockets): the Service whose VIP the
+// client addressed, then the Host as sent, then the Host completed with the destination port;
 // the app's own Host goes upstream in every case.
 import { describe, expect, it } from 'vitest';
 import { NO_HEADER_MUTATION, type RouteConfig, type VirtualHost } from '../../api/domain.js';
@@ -47,6 +47,8 @@ describe('capturedPlan', () => {
     ['a Host the mesh does not know: the VIP names the Service', 'db.example.com', dst('10.96.0.20', 5000), 'db:5000', 'db.example.com'],
     ['the VIP as Host', '10.96.0.20:6000', dst('10.96.0.20', 6000), 'db:6000', '10.96.0.20:6000'],
     ['port 80: the bare name', 'web', dst('10.96.0.30', 80), 'web:80', 'web'],
+    // GAMMA: the Service the client addressed selects the routes, whatever its Host header says.
+    ["another Service's name as Host: the addressed VIP wins", 'db:6000', dst('10.96.0.30', 80), 'web:80', 'db:6000'],
   ])('%s', (_name, host, d, vhost, upstreamAuthority) => {
     const p = capturedPlan(d)(config, 'outbound', facts(host), Math.random);
     expect(p.kind).toBe('forward');

@@ -113,14 +113,15 @@ function withAuthority(facts: RequestFacts, authority: string): RequestFacts {
 }
 
 /**
- * The planner for requests on a captured connection to `dst`: the Host as sent, with the
- * destination port when the Host has none (so `Host: reviews` on port 9080 finds reviews:9080),
- * then the Service the VIP:port itself names (a Host the mesh does not know, or an IP).
+ * The planner for requests on a captured connection to `dst`. First the Service whose VIP:port
+ * the client addressed — GAMMA's rule: the Service addressed, not the Host header, selects the
+ * routes. Then, for destinations that are no Service VIP, the Host as sent, and the Host with the
+ * destination port when it has none (so `Host: reviews` on port 9080 finds reviews:9080).
  */
 export function capturedPlan(dst: OriginalDestination, base: PlanFn = realPlan): PlanFn {
   const vip = dst.family === 6 ? `[${dst.address}]:${dst.port}` : `${dst.address}:${dst.port}`;
   return (config: ProxyConfig, name: string, facts: RequestFacts, random: () => number) => {
-    const tries = hasPort(facts.authority) ? [facts.authority, vip] : [`${facts.authority}:${dst.port}`, facts.authority, vip];
+    const tries = hasPort(facts.authority) ? [vip, facts.authority] : [vip, `${facts.authority}:${dst.port}`, facts.authority];
     let asSent;
     for (const authority of tries) {
       const p = base(config, name, authority === facts.authority ? facts : withAuthority(facts, authority), random);
