@@ -4,7 +4,6 @@
 // is the inbound listener's business (PERMISSIVE), as without capture.
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
 import type { Logger } from '../../core/log.js';
 import { endpointsOf } from '../balance/registry.js';
 import { evaluateRbac } from '../inbound/authz.js';
@@ -12,7 +11,7 @@ import { selectFilterChain } from '../inbound/chain.js';
 import { countError, type ProxyStats } from '../http/stats.js';
 import type { ProxyConfig } from '../state/types.js';
 import type { InboundTransport, UpstreamTransport } from '../transport/index.js';
-import { inboundRefusal } from '../transport/mesh.js';
+import { createMeshServer } from '../transport/mesh.js';
 import type { MeshTls } from '../transport/tls.js';
 import type { OriginalDestination } from './original-dst.js';
 import { NOTHING_READ, relay, reset, WEFT_TCP_ALPN, type ClientStart, type TcpStreams } from './tcp.js';
@@ -33,30 +32,18 @@ export function capturedMeshInbound(
 ): InboundTransport {
   return {
     secure: true,
-    createServer(onSocket) {
-      const server = tls.createServer(
-        // Client chains are checked by inboundRefusal (so each refusal is logged with a reason).
-        { ...meshTls.serverOptions(), rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1', WEFT_TCP_ALPN] },
+    createServer: (onSocket) =>
+      createMeshServer(
+        meshTls,
+        log,
         (socket) => {
-          const refusal = inboundRefusal(meshTls, socket);
-          if (refusal) {
-            log.warn('refused an mTLS client', { client: `${socket.remoteAddress}:${socket.remotePort}`, reason: refusal });
-            socket.destroy();
-            return;
-          }
           if (socket.alpnProtocol === WEFT_TCP_ALPN) {
             return toApp(socket, meshTls.parseTargetPortFromSni(socket.servername), NOTHING_READ, meshTls.peerIdentity(socket));
           }
           onSocket(socket);
         },
-      );
-      server.on('tlsClientError', (err, socket) => {
-        log.info('TLS handshake with a client failed', { client: `${socket.remoteAddress}:${socket.remotePort}`, error: err.message });
-      });
-      const detach = meshTls.attachServer(server);
-      server.once('close', detach);
-      return server;
-    },
+        ['h2', 'http/1.1', WEFT_TCP_ALPN],
+      ),
     peerIdentity: (socket) => base.peerIdentity(socket),
     targetPort: (socket) => base.targetPort(socket),
     plaintextTargetPort(socket) {

@@ -80,27 +80,40 @@ export function tlsTransports(meshTls: MeshTls, opts: { log?: Logger } = {}): { 
      * never listen to the server's own 'secureConnection'. It may be handed connections with
      * `emit('connection')` (the inbound listener does, after peeking at the first byte).
      */
-    createServer(onSocket: (socket: net.Socket) => void): net.Server {
-      const server = tls.createServer({ ...meshTls.serverOptions(), rejectUnauthorized: false }, (socket) => {
-        const client = `${socket.remoteAddress}:${socket.remotePort}`;
-        const refusal = inboundRefusal(meshTls, socket);
-        if (refusal) {
-          log.warn('refused an mTLS client', { client, reason: refusal });
-          socket.destroy();
-          return;
-        }
-        log.debug('accepted an mTLS client', { client, peer: meshTls.peerIdentity(socket), serial: meshTls.peerCertificate(socket)?.serialNumber });
-        onSocket(socket);
-      });
-      server.on('tlsClientError', (err, socket) => {
-        log.info('TLS handshake with a client failed', { client: `${socket.remoteAddress}:${socket.remotePort}`, error: err.message });
-      });
-      const detach = meshTls.attachServer(server);
-      server.once('close', detach);
-      return server;
-    },
+    createServer: (onSocket: (socket: net.Socket) => void): net.Server => createMeshServer(meshTls, log, onSocket),
     peerIdentity: (socket) => ((socket as tls.TLSSocket).encrypted ? meshTls.peerIdentity(socket as tls.TLSSocket) : undefined),
     targetPort: (socket) => ((socket as tls.TLSSocket).encrypted ? meshTls.parseTargetPortFromSni((socket as tls.TLSSocket).servername) : undefined),
   };
   return { upstream, inbound };
+}
+
+/**
+ * The inbound mTLS server. Client chains are verified here rather than by node:tls (which
+ * closes silently), so that each refusal is logged with its reason; `onSocket` gets only
+ * verified sockets. The server's context follows certificate rotation (MeshTls.attachServer).
+ */
+export function createMeshServer(
+  meshTls: MeshTls,
+  log: Logger,
+  onSocket: (socket: tls.TLSSocket) => void,
+  alpn?: readonly string[],
+): tls.Server {
+  const options = { ...meshTls.serverOptions(), rejectUnauthorized: false, ...(alpn ? { ALPNProtocols: [...alpn] } : {}) };
+  const server = tls.createServer(options, (socket) => {
+    const client = `${socket.remoteAddress}:${socket.remotePort}`;
+    const refusal = inboundRefusal(meshTls, socket);
+    if (refusal) {
+      log.warn('refused an mTLS client', { client, reason: refusal });
+      socket.destroy();
+      return;
+    }
+    log.debug('accepted an mTLS client', { client, peer: meshTls.peerIdentity(socket), serial: meshTls.peerCertificate(socket)?.serialNumber });
+    onSocket(socket);
+  });
+  server.on('tlsClientError', (err, socket) => {
+    log.info('TLS handshake with a client failed', { client: `${socket.remoteAddress}:${socket.remotePort}`, error: err.message });
+  });
+  const detach = meshTls.attachServer(server);
+  server.once('close', detach);
+  return server;
 }
