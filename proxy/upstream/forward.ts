@@ -90,18 +90,16 @@ export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps:
   counters.inFlight++;
   const started = Date.now();
 
-  // Two ways a request ends early: the client goes away, or the route timeout fires.
-  const gone = new AbortController();
+  // Two ways a request ends early: the client goes away, or the route timeout fires. One
+  // controller per request (hot path: no AbortSignal.any); its reason says which happened.
+  const ended = new AbortController();
+  const whole = ended.signal;
   const onClose = () => {
-    if (!res.writableFinished) gone.abort(new DownstreamGone());
+    if (!res.writableFinished) ended.abort(new DownstreamGone());
   };
   res.once('close', onClose);
-  const deadline = new AbortController();
   const timer =
-    fr.timeoutMs && fr.timeoutMs > 0
-      ? setTimeout(() => deadline.abort(proxyErrors.upstreamTimeout(fr.timeoutMs!)), fr.timeoutMs)
-      : undefined;
-  const whole = AbortSignal.any([gone.signal, deadline.signal]);
+    fr.timeoutMs && fr.timeoutMs > 0 ? setTimeout(() => ended.abort(proxyErrors.upstreamTimeout(fr.timeoutMs!)), fr.timeoutMs) : undefined;
 
   fr = fireMirrors(fr, deps);
   let status: number | undefined;
@@ -117,11 +115,11 @@ export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps:
       endTry(fr, sent.endpoint, { ok: response.status < 500, latencyMs: sent.latencyMs, status: response.status });
     } catch (err) {
       // The body failed after the headers went out: the upstream's fault unless the client left.
-      endTry(fr, sent.endpoint, { ok: false, latencyMs: sent.latencyMs, cancelled: gone.signal.aborted });
+      endTry(fr, sent.endpoint, { ok: false, latencyMs: sent.latencyMs, cancelled: whole.reason instanceof DownstreamGone });
       throw err;
     }
   } catch (err) {
-    const failure = gone.signal.aborted ? gone.signal.reason : deadline.signal.aborted ? deadline.signal.reason : err;
+    const failure = whole.aborted ? whole.reason : err;
     if (failure instanceof DownstreamGone) {
       // Nobody to answer: the client left. The upstream side was cancelled through the signal.
       flag = 'DC';
@@ -187,10 +185,13 @@ async function sendWithRetries(fr: ForwardRequest, whole: AbortSignal, counters:
       throw lastError ?? proxyErrors.noHealthyUpstream(fr.cluster);
     }
     tried.add(endpoint.key);
+    // A per-try timeout gets its own controller, which the whole request's end also aborts.
     const perTry = policy?.perTryTimeoutMs ? new AbortController() : undefined;
     const perTryTimer = perTry
       ? setTimeout(() => perTry.abort(proxyErrors.upstreamTimeout(policy!.perTryTimeoutMs!)), policy!.perTryTimeoutMs)
       : undefined;
+    const forwardEnd = perTry ? () => perTry.abort(whole.reason) : undefined;
+    if (forwardEnd) whole.addEventListener('abort', forwardEnd, { once: true });
     const started = Date.now();
     let response: UpstreamResponse | undefined;
     try {
@@ -201,7 +202,7 @@ async function sendWithRetries(fr: ForwardRequest, whole: AbortSignal, counters:
         scheme: fr.scheme,
         headers: fr.headers,
         body: bodyForTry(fr.body),
-        signal: perTry ? AbortSignal.any([whole, perTry.signal]) : whole,
+        signal: perTry ? perTry.signal : whole,
       });
     } catch (err) {
       const failure = whole.aborted ? whole.reason : perTry?.signal.aborted ? perTry.signal.reason : err;
@@ -211,6 +212,7 @@ async function sendWithRetries(fr: ForwardRequest, whole: AbortSignal, counters:
       lastError = failure;
     } finally {
       if (perTryTimer) clearTimeout(perTryTimer);
+      if (forwardEnd) whole.removeEventListener('abort', forwardEnd);
     }
     if (response) {
       const latencyMs = Date.now() - started;
