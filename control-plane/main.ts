@@ -24,7 +24,7 @@ import { FileSource } from './sources/file.js';
 import { connectKubernetes, podSidecar, type KubernetesServices } from './sources/kubernetes/mode.js';
 import { routeStatuses } from './status/index.js';
 import { NackLedger, withProxyRejections } from './status/nacks.js';
-import { translate, type ProxyNode } from './translate/index.js';
+import { translateProxy, translateShared, type ProxyNode, type SharedTranslation } from './translate/index.js';
 import { nodeMetadata, XdsServer, type ProxyInfo } from './xds-server/server.js';
 import { syncz, verdict } from './xds-server/sync-status.js';
 
@@ -87,7 +87,9 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   const convergence = new ConvergenceTracker((s) => metrics.convergence.observe(s), () => xds.syncStates());
   const nacks = new NackLedger();
 
-  const rebuild = () => {
+  let lastShared: SharedTranslation | undefined;
+  /** Builds and publishes snapshots: for `only` those proxies, else for every connected one. */
+  const rebuild = (only?: readonly string[]) => {
     const expected = new Map<string, Map<TypeUrl, string>>();
     const directory = (workload: string) => {
       const s = sidecars.get(workload);
@@ -97,12 +99,23 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
       const remembered = memory?.inboundPort(workload);
       return remembered === undefined ? undefined : { inboundPort: remembered };
     };
-    for (const [id, sidecar] of sidecars) {
+    // What does not depend on the proxy is translated (and then encoded) once per rebuild. A
+    // rebuild for just-connected proxies reuses the last one while the model is unchanged: their
+    // peers' endpoints follow in the full rebuild scheduled with them, so N sidecars connecting
+    // at once cost one shared translation, not N.
+    const reuse = only !== undefined && lastShared?.model === model;
+    const shared = reuse ? lastShared! : translateShared(model, directory, { trustDomain: cfg.trustDomain, mtls: cfg.mtls });
+    lastShared = shared;
+    const root = rootSecret();
+    const targets = only ?? [...sidecars.keys()];
+    for (const id of targets) {
+      const sidecar = sidecars.get(id);
+      if (!sidecar) continue;
       try {
         const started = performance.now();
-        const set = translate(model, sidecar.node, directory, { trustDomain: cfg.trustDomain, mtls: cfg.mtls });
+        const set = translateProxy(shared, sidecar.node);
         const secrets = new Map(set[TypeUrl.Secret] ?? []);
-        secrets.set('ROOTCA', rootSecret());
+        secrets.set('ROOTCA', root);
         set[TypeUrl.Secret] = secrets;
         const previous = snapshots.get(id);
         const snapshot = buildSnapshot(set, previous);
@@ -171,8 +184,10 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
         });
         memory?.connected(info.id, Number.isInteger(port) && port > 0 ? port : undefined);
         metrics.connected.set(xds.connectedProxies());
-        // Its own snapshot now, everyone else's endpoints soon.
-        rebuild();
+        // Its own snapshot now; everyone else's (its new endpoint) with the next debounced
+        // rebuild, so that many sidecars connecting at once cost one rebuild, not one each.
+        rebuild([info.id]);
+        scheduleRebuild();
       },
       disconnected: (info) => {
         sidecars.delete(info.id);

@@ -37,8 +37,14 @@ function hash(data: Uint8Array | string): string {
 }
 
 /**
- * Encodes every resource and computes versions. `previous` lets unchanged resources reuse their
- * encoding: when a plain object is the same object as last time, it is not encoded again.
+ * Encodings by plain object: a resource object shared by many proxies' sets (the translator
+ * shares everything that does not depend on the proxy) is encoded once, not once per proxy.
+ */
+const encoded = new WeakMap<Plain, VersionedResource>();
+
+/**
+ * Encodes every resource and computes versions. `previous` keeps unchanged resources identical
+ * across snapshots: an equal encoding reuses the previous entry, so versions are stable.
  */
 export function buildSnapshot(set: ResourceSet, previous?: Snapshot): Snapshot {
   const types = new Map<TypeUrl, TypeResources>();
@@ -53,9 +59,13 @@ export function buildSnapshot(set: ResourceSet, previous?: Snapshot): Snapshot {
         items.set(name, prev);
         continue;
       }
-      const resource = pack(typeUrl, plain);
-      const version = hash(resource.value);
-      items.set(name, prev && prev.version === version ? prev : { name, version, resource, plain });
+      let entry = encoded.get(plain);
+      if (!entry || entry.name !== name) {
+        const resource = pack(typeUrl, plain);
+        entry = { name, version: hash(resource.value), resource, plain };
+        encoded.set(plain, entry);
+      }
+      items.set(name, prev && prev.version === entry.version ? prev : entry);
     }
     const version = hash([...items.values()].map((r) => `${r.name}=${r.version}`).join('\n'));
     types.set(typeUrl, { version, items });

@@ -27,30 +27,66 @@ function byName(entries: Iterable<[string, Plain]>): Map<string, Plain> {
 }
 
 /**
- * Everything `proxy` should be sent. Pure: the same inputs give equal output, and nothing is
- * read from outside its arguments. Called on every config or sidecar change, once per proxy.
+ * The parts of every sidecar's config that depend only on the model, the connected sidecars and
+ * the options — outbound clusters and endpoints, Service VIP listeners — computed once per
+ * rebuild and shared by all proxies, with route configurations memoised per client namespace.
+ * Sharing the very objects also lets the snapshot layer encode each of them once.
  */
-export function translate(model: Model, proxy: ProxyNode, directory: SidecarDirectory, options: TranslateOptions): ResourceSet {
+export interface SharedTranslation {
+  readonly model: Model;
+  readonly options: TranslateOptions;
+  readonly outbound: ReturnType<typeof outboundClusters>;
+  readonly outboundListener: Plain;
+  readonly vipListeners: ReadonlyArray<[string, Plain]>;
+  /** Route configuration for clients in a namespace (memoised). */
+  routeConfigFor(namespace: string): Plain;
+}
+
+export function translateShared(model: Model, directory: SidecarDirectory, options: TranslateOptions): SharedTranslation {
   const semantics = { ...DEFAULT_ROUTE_SEMANTICS, ...options };
+  const routeConfigs = new Map<string, Plain>();
+  return {
+    model,
+    options,
+    outbound: outboundClusters(model, directory, options),
+    outboundListener: outboundListener(),
+    vipListeners: serviceVipListeners(model),
+    routeConfigFor(namespace) {
+      let rc = routeConfigs.get(namespace);
+      if (!rc) routeConfigs.set(namespace, (rc = outboundRouteConfiguration(model, namespace, semantics)));
+      return rc;
+    },
+  };
+}
+
+/** One proxy's resources: the shared parts plus its own inbound side. Pure, like translate. */
+export function translateProxy(shared: SharedTranslation, proxy: ProxyNode): ResourceSet {
+  const { model, options } = shared;
   const workload = ownWorkload(model, proxy);
   const ports = workload ? appPorts(model, workload) : new Map<number, { http2: boolean }>();
-
-  const outbound = outboundClusters(model, directory, options);
-  const clusters = new Map(outbound.clusters);
+  const clusters = new Map(shared.outbound.clusters);
   if (workload) for (const [name, c] of inboundClusters(workload, ports)) clusters.set(name, c);
-
-  const routeConfig = outboundRouteConfiguration(model, proxy.namespace, semantics);
+  const routeConfig = shared.routeConfigFor(proxy.namespace);
   return {
     // A workload that serves no port (a pure client) gets no inbound listener: Envoy rejects a
     // listener without filter chains, and there is nothing for one to forward to.
     [TypeUrl.Listener]: byName([
-      ['outbound', outboundListener()],
-      ...serviceVipListeners(model),
+      ['outbound', shared.outboundListener],
+      ...shared.vipListeners,
       ...(workload && ports.size > 0 ? [['inbound', inboundListener(ports.keys(), inboundSecurity(model, workload, options.mtls))] as [string, Plain]] : []),
     ]),
     [TypeUrl.RouteConfiguration]: new Map([[routeConfig.name as string, routeConfig]]),
     [TypeUrl.Cluster]: byName(clusters),
-    [TypeUrl.ClusterLoadAssignment]: byName(outbound.assignments),
+    [TypeUrl.ClusterLoadAssignment]: byName(shared.outbound.assignments),
     [TypeUrl.Secret]: new Map(),
   };
+}
+
+/**
+ * Everything `proxy` should be sent. Pure: the same inputs give equal output, and nothing is
+ * read from outside its arguments. The control plane uses translateShared + translateProxy so
+ * that a rebuild for many proxies does the shared work once.
+ */
+export function translate(model: Model, proxy: ProxyNode, directory: SidecarDirectory, options: TranslateOptions): ResourceSet {
+  return translateProxy(translateShared(model, directory, options), proxy);
 }
