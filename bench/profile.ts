@@ -1,7 +1,8 @@
-// Profiles the one-sidecar HTTP/1.1 path: a `weft proxy` started with `node --cpu-prof`, under
-// wrk load (64 keep-alive connections) for a fixed time, then stopped so V8 writes the profile;
-// prints the summary (bench/lib/cpuprofile.ts) and keeps the .cpuprofile in bench/results/.
-// Usage: node dist/bench/profile.js [--duration 15] [--connections 64] [--weft cli/main.js]
+// Profiles the one-sidecar path: a `weft proxy` started with `node --cpu-prof`, under wrk load
+// (HTTP/1.1, 64 keep-alive connections) or h2load (h2c, 16 × 4 streams) for a fixed time, then
+// stopped so V8 writes the profile; prints the summary of the loaded window only
+// (bench/lib/cpuprofile.ts) and keeps the .cpuprofile in bench/results/.
+// Usage: node dist/bench/profile.js [--proto http1|h2c] [--duration 15] [--weft cli/main.js]
 //          [--load-cpu 0] [--proxy-cpu 1] [--out bench/results]
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -11,7 +12,7 @@ import { backendConfig, startHaproxy } from './lib/haproxy.js';
 import { ECHO, oneSidecarConfig, startBenchControlPlane, startBenchSidecar } from './lib/mesh.js';
 import { freePort } from './lib/net.js';
 import { canPin, cpuCount, stopAll } from './lib/proc.js';
-import { wrk } from './lib/tools.js';
+import { h2load, wrk } from './lib/tools.js';
 import { flags, num, str } from './load/args.js';
 
 const log = (line: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -19,6 +20,8 @@ const log = (line: string) => process.stderr.write(`[${new Date().toISOString().
 async function main(): Promise<void> {
   const f = flags();
   const seconds = num(f, 'duration', 15);
+  const proto = str(f, 'proto', 'http1');
+  if (proto !== 'http1' && proto !== 'h2c') throw new Error(`--proto: http1 or h2c, got "${proto}"`);
   if (f.has('weft')) process.env.WEFT_BENCH_CLI = path.resolve(str(f, 'weft'));
   const load = str(f, 'load-cpu', '0');
   const proxy = str(f, 'proxy-cpu', '1');
@@ -37,14 +40,18 @@ async function main(): Promise<void> {
       name: 'sidecar-edge', dir: work, cp, workload: 'edge.bench', cpu: cpus.proxy,
       nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir],
     });
-    log(`profiling weft proxy pid ${sidecar.child.pid} under wrk for ${seconds} s`);
+    log(`profiling weft proxy pid ${sidecar.child.pid} under ${proto === 'http1' ? 'wrk' : 'h2load'} for ${seconds} s`);
     const nowUs = () => Number(process.hrtime.bigint() / 1000n);
     let fromUs = 0;
-    const { result, measured } = await wrk({
+    const common = {
       onMeasureStart: () => (fromUs = nowUs()),
-      url: `http://127.0.0.1:${sidecar.ports.outbound}/`, authority: ECHO.http1.authority,
-      connections: num(f, 'connections', 64), seconds, warmupSeconds: 2, cpu: cpus.load, pids: [sidecar.child.pid],
-    });
+      url: `http://127.0.0.1:${sidecar.ports.outbound}/`,
+      seconds, warmupSeconds: 2, cpu: cpus.load, pids: [sidecar.child.pid],
+    };
+    const { result, measured } =
+      proto === 'http1'
+        ? await wrk({ ...common, authority: ECHO.http1.authority, connections: num(f, 'connections', 64) })
+        : await h2load({ ...common, authority: ECHO.h2c.authority, connections: num(f, 'connections', 16), streams: 4 });
     const toUs = nowUs();
     const cores = (measured.cpu.get(sidecar.child.pid) ?? NaN) / measured.wallSeconds;
     log(`${Math.round(result.rps)} req/s, sidecar at ${cores.toFixed(2)} cores; stopping it so V8 writes the profile`);
@@ -58,7 +65,7 @@ async function main(): Promise<void> {
     // Only the measured wrk run: start-up (module loading, first xDS config) and drain left out.
     const summary = summariseProfile(JSON.parse(readFileSync(kept, 'utf8')) as CpuProfile, { window: { fromUs, toUs } });
     const md =
-      profileMarkdown(summary, `weft proxy, one sidecar, HTTP/1.1 keep-alive, wrk -c64, ${seconds} s`) +
+      profileMarkdown(summary, `weft proxy, one sidecar, ${proto === 'http1' ? 'HTTP/1.1 keep-alive, wrk' : 'h2c, h2load'}, ${seconds} s`) +
       `\nLoad: ${Math.round(result.rps)} req/s at ${cores.toFixed(2)} cores (${Math.round(result.rps / cores)} req/s per core, profiler on).\n` +
       `Profile: ${kept}\n`;
     writeFileSync(path.join(outDir, `profile-${stamp}.md`), md);

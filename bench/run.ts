@@ -6,7 +6,8 @@
 //   node dist/bench/run.js [--only all|throughput,latency,http1,h2c,grpc,cp,identity]
 //     [--duration 10] [--warmup 2] [--runs 3] [--rate 1000] [--paths direct,haproxy,weft1,weft2]
 //     [--cp-proxies 10,100,1000] [--cp-services 1000] [--cp-endpoints 5000] [--cp-connect-timeout 60]
-//     [--load-cpu 0] [--proxy-cpu 1] [--weft path/to/cli/main.js] [--out bench/results]
+//     [--load-cpu 0] [--proxy-cpu 1] [--weft path/to/cli/main.js] [--label "what was measured"]
+//     [--out bench/results]
 import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const work = mkdtempSync(path.join(os.tmpdir(), 'weft-bench-'));
   const started = new Date();
-  const commit = (() => {
+  const commit = f.get('label') ?? (() => {
     try {
       const sha = execSync('git rev-parse --short HEAD', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
       const dirty = execSync('git status --porcelain --untracked-files=no', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';

@@ -40,6 +40,12 @@ function groups<T extends { protocol: Protocol; path: PathName; run: number }>(s
   return { protocols, paths, runs, pick, inRun };
 }
 
+/** Median busy share of each CPU over the runs, e.g. "61 % / 53 %" (CPU 0 / CPU 1, whole machine). */
+function busy(xs: readonly { coreBusy: Record<string, number> }[]): string {
+  const cpus = [...new Set(xs.flatMap((x) => Object.keys(x.coreBusy)))].sort((a, b) => Number(a) - Number(b));
+  return cpus.map((c) => `${fmt(100 * median(xs.map((x) => x.coreBusy[c] ?? NaN)))} %`).join(' / ');
+}
+
 // ---- summaries (also written to the JSON) -------------------------------------------------------
 
 export interface ThroughputRow {
@@ -58,6 +64,7 @@ export interface ThroughputRow {
   errors: number;
   cpuSecondsPer1k: Record<string, number>;
   rssPeakMiB: Record<string, number>;
+  cpuBusy: string;
 }
 
 export function throughputRows(samples: readonly ThroughputSample[]): ThroughputRow[] {
@@ -87,6 +94,7 @@ export function throughputRows(samples: readonly ThroughputSample[]): Throughput
         errors: xs.reduce((a, x) => a + x.errors, 0),
         cpuSecondsPer1k: perRole((q) => q.cpuSecondsPer1k),
         rssPeakMiB: perRole((q) => q.rssPeakMiB),
+        cpuBusy: busy(xs),
       });
     }
   }
@@ -99,6 +107,8 @@ export interface LatencyRow {
   p50: number;
   p90: number;
   p99: number;
+  p99Min: number;
+  p99Max: number;
   max: number;
   /** Median over runs of (this path − direct, same run), ms. */
   addedP50: number;
@@ -111,6 +121,7 @@ export interface LatencyRow {
   /** Per proxy process: CPU cores used at the fixed rate, normalised to 1000 rps, and peak RSS. */
   vcpuPer1kRps: Record<string, number>;
   rssPeakMiB: Record<string, number>;
+  cpuBusy: string;
 }
 
 export function latencyRows(samples: readonly LatencySample[]): LatencyRow[] {
@@ -133,6 +144,8 @@ export function latencyRows(samples: readonly LatencySample[]): LatencyRow[] {
         p50: median(xs.map((x) => x.latencyMs.p50)),
         p90: median(xs.map((x) => x.latencyMs.p90)),
         p99: median(xs.map((x) => x.latencyMs.p99)),
+        p99Min: spread(xs.map((x) => x.latencyMs.p99)).min,
+        p99Max: spread(xs.map((x) => x.latencyMs.p99)).max,
         max: median(xs.map((x) => x.latencyMs.max)),
         addedP50: added('p50'),
         addedP90: added('p90'),
@@ -145,6 +158,7 @@ export function latencyRows(samples: readonly LatencySample[]): LatencyRow[] {
         // that cannot sustain the rate is charged for what it did serve, not for the target rate).
         vcpuPer1kRps: perRole((q) => q.cpuSecondsPer1k),
         rssPeakMiB: perRole((q) => q.rssPeakMiB),
+        cpuBusy: busy(xs),
       });
     }
   }
@@ -220,7 +234,7 @@ export function markdown(r: BenchResults): string {
     out.push('', `### Throughput (closed loop; HTTP/1.1: wrk, ${s.http1Connections} keep-alive connections; h2c: h2load, ${s.h2Connections} connections × ${s.h2Streams} streams; gRPC: bench/load/grpc-load.ts, same shape)`, '');
     out.push(
       table(
-        ['protocol', 'path', 'req/s (min–max)', 'proxy CPU, cores', 'req/s per proxy core', 'per core vs HAProxy', 'vs direct', 'CPU-ms per 1000 req', 'errors'],
+        ['protocol', 'path', 'req/s (min–max)', 'proxy CPU, cores', 'req/s per proxy core', 'per core vs HAProxy', 'vs direct', 'CPU-ms per 1000 req', 'errors', 'CPUs busy'],
         tp.map((x) => [
           x.protocol,
           PATH_LABEL[x.path],
@@ -231,6 +245,7 @@ export function markdown(r: BenchResults): string {
           Number.isFinite(x.vsDirect) ? `${fmt(x.vsDirect, 2)}×` : '–',
           roleList(x.cpuSecondsPer1k, (v) => fmt(v * 1000, 0)),
           String(x.errors),
+          x.cpuBusy,
         ]),
       ),
     );
@@ -239,22 +254,27 @@ export function markdown(r: BenchResults): string {
     out.push('', `### Latency at a fixed ${s.rate} req/s (open loop, ${s.latencyConnections} connections, measured from each request's scheduled time; ms)`, '');
     out.push(
       table(
-        ['protocol', 'path', 'p50', 'p90', 'p99', 'added p50 / p90 / p99 over direct', 'vCPU per 1000 req/s', 'RSS peak, MiB', 'failed'],
+        ['protocol', 'path', 'p50', 'p90', 'p99 (runs: min–max)', 'added p50 / p90 / p99 over direct', 'vCPU per 1000 req/s', 'RSS peak, MiB', 'failed', 'generator lag p99', 'CPUs busy'],
         lat.map((x) => [
           x.protocol,
           PATH_LABEL[x.path] + (x.servedRps < 0.95 * s.rate ? ` ⚠ overloaded: served ${fmtInt(x.servedRps)} req/s` : ''),
           ms(x.p50),
           ms(x.p90),
-          ms(x.p99),
+          `${ms(x.p99)} (${ms(x.p99Min)}–${ms(x.p99Max)})`,
           x.path === 'direct' ? '–' : `${signedMs(x.addedP50)} / ${signedMs(x.addedP90)} / ${signedMs(x.addedP99)}`,
           roleList(x.vcpuPer1kRps, (v) => fmt(v, 3)),
           roleList(x.rssPeakMiB, (v) => fmt(v)),
           String(x.failed + x.lost),
+          ms(x.sendLagP99),
+          x.cpuBusy,
         ]),
       ),
     );
-    const lag = Math.max(...lat.map((x) => x.sendLagP99));
-    out.push('', `Generator health: worst p99 send lag ${ms(lag)} ms (how late the generator itself sent requests; included in every path alike).`);
+    out.push(
+      '',
+      'Generator lag: how late the generator itself sent requests (p99, ms); it is part of every latency above, so compare it with the direct row before reading a tail. ' +
+        'CPUs busy: how busy each CPU was during the measurement (median over runs), everything on the machine included; the proxies under test were alone on their CPU only when its figure is close to their own CPU use.',
+    );
   }
   if (Object.keys(r.idleRss).length > 0) {
     out.push('', `Idle RSS after start-up (MiB): ${Object.entries(r.idleRss).map(([k, v]) => `${k} ${fmt(v)}`).join('; ')}.`);
@@ -263,7 +283,7 @@ export function markdown(r: BenchResults): string {
     out.push('', '### Control plane (one `weft control-plane` process; N simulated sidecars on raw grpc-js ADS streams, SotW, ACKing)', '');
     out.push(
       table(
-        ['proxies', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)'],
+        ['proxies', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)', 'streams lost'],
         r.controlPlane.map((c) => [
           String(c.proxies),
           `${c.services} / ${c.endpoints}`,
@@ -272,6 +292,7 @@ export function markdown(r: BenchResults): string {
           c.edits.length === 0 ? `not measured: ${c.synced}/${c.proxies} synced within the bound` : `${ms(c.convergeP50Ms)} / ${ms(c.convergeP99Ms)}`,
           `${fmt(c.rssIdleMiB)} / ${fmt(c.rssPeakMiB)}`,
           `${fmt(c.cpuSeconds, 1)} (${fmt(c.wallSeconds, 0)})`,
+          c.streamErrors > 0 ? `${c.streamErrors} (${c.firstError ?? ''})` : '0',
         ]),
       ),
     );

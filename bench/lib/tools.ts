@@ -57,6 +57,7 @@ export async function h2load(o: ClosedLoopOptions & { streams: number }): Promis
   if (o.warmupSeconds > 0) {
     await runToEnd('h2load-warmup', 'h2load', [...base, `-D${o.warmupSeconds}`, o.url], { cpu: o.cpu, timeoutMs: (o.warmupSeconds + 20) * 1000 });
   }
+  o.onMeasureStart?.();
   const m = await runMeasured('h2load', 'h2load', [...base, `-D${o.seconds}`, o.url], { cpu: o.cpu, timeoutMs: (o.seconds + 30) * 1000 }, o.pids);
   return { result: parseH2load(m.stdout, o.seconds), measured: m };
 }

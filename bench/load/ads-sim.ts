@@ -68,7 +68,10 @@ class SimProxy {
     this.client = new grpc.Client(xds, grpc.credentials.createInsecure(), {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
-      'grpc.keepalive_time_ms': 300_000,
+      // As proxy/discovery/ads-client.ts: a control plane that cannot answer a ping within 10 s
+      // loses the stream (counted as a stream error; a simulated proxy does not reconnect).
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
     });
   }
 
