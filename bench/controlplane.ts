@@ -32,7 +32,7 @@ export interface CpScenarioResult {
   readonly synced: number;
   readonly syncMs: LatencySummary | undefined;
   /** Per edit: proxies that ACKed the new routes within the bound, and p50/p99/max of edit → ACK (ms). */
-  readonly edits: readonly { converged: number; timedOut: number; p50: number; p99: number; max: number }[];
+  readonly edits: readonly { converged: number; timedOut: number; p50: number; p99: number; max: number; simBusy: number }[];
   /** Medians over edits. */
   readonly convergeP50Ms: number;
   readonly convergeP99Ms: number;
@@ -44,11 +44,16 @@ export interface CpScenarioResult {
   readonly wallSeconds: number;
   readonly streamErrors: number;
   readonly firstError?: string;
+  /** Size of the RouteConfiguration each proxy receives, bytes (absent in older results). */
+  readonly rdsBytes?: number;
+  /** Median busy share of the simulator process during the edits (≈1: it was the bottleneck). */
+  readonly simBusy?: number;
 }
 
 interface SimResult {
   connect: { synced: number; ms?: LatencySummary };
-  edits: { converged: number; timedOut: number; ms?: LatencySummary }[];
+  edits: { converged: number; timedOut: number; ms?: LatencySummary; simBusy: number }[];
+  rdsBytes: number;
   streamErrors: number;
   firstError?: string;
 }
@@ -83,7 +88,7 @@ export async function cpScenario(dir: string, s: CpSettings, proxies: number, lo
     const rssEndMiB = rssMiB(cp.child.pid);
     if (run.code !== 0) throw new Error(`ads-sim failed (${run.code}): ${run.stderr.slice(-1500)}`);
     const r = resultLine<SimResult>(run.stdout);
-    const edits = r.edits.map((e) => ({ converged: e.converged, timedOut: e.timedOut, p50: e.ms?.p50 ?? NaN, p99: e.ms?.p99 ?? NaN, max: e.ms?.max ?? NaN }));
+    const edits = r.edits.map((e) => ({ converged: e.converged, timedOut: e.timedOut, p50: e.ms?.p50 ?? NaN, p99: e.ms?.p99 ?? NaN, max: e.ms?.max ?? NaN, simBusy: e.simBusy }));
     // An edit that some proxies never ACKed has no finite p99: count it as the bound.
     const p99s = edits.map((e) => (e.timedOut > 0 ? Infinity : e.p99));
     return {
@@ -101,6 +106,8 @@ export async function cpScenario(dir: string, s: CpSettings, proxies: number, lo
       cpuSeconds: used.cpu.get(cp.child.pid) ?? NaN,
       wallSeconds: used.wallSeconds,
       streamErrors: r.streamErrors,
+      rdsBytes: r.rdsBytes,
+      simBusy: median(edits.map((e) => e.simBusy)),
       ...(r.firstError ? { firstError: r.firstError } : {}),
     };
   } finally {

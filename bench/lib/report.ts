@@ -283,7 +283,7 @@ export function markdown(r: BenchResults): string {
     out.push('', '### Control plane (one `weft control-plane` process; N simulated sidecars on raw grpc-js ADS streams, SotW, ACKing)', '');
     out.push(
       table(
-        ['proxies', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)', 'streams lost'],
+        ['proxies', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)', 'streams lost', 'RDS size, KiB', 'simulator busy during edits'],
         r.controlPlane.map((c) => [
           String(c.proxies),
           `${c.services} / ${c.endpoints}`,
@@ -293,6 +293,8 @@ export function markdown(r: BenchResults): string {
           `${fmt(c.rssIdleMiB)} / ${fmt(c.rssPeakMiB)}`,
           `${fmt(c.cpuSeconds, 1)} (${fmt(c.wallSeconds, 0)})`,
           c.streamErrors > 0 ? `${c.streamErrors} (${c.firstError ?? ''})` : '0',
+          c.rdsBytes === undefined ? '–' : fmt(c.rdsBytes / 1024),
+          c.simBusy === undefined || Number.isNaN(c.simBusy) ? '–' : `${fmt(100 * c.simBusy)} %`,
         ]),
       ),
     );

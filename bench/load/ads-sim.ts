@@ -50,6 +50,8 @@ function edsNames(res: DiscoveryResponse): string[] {
 
 let lastResponseAt = performance.now();
 let responses = 0;
+/** Size of the last RouteConfiguration response (sum of its resources), bytes. */
+let rdsBytes = 0;
 
 class SimProxy {
   readonly id: string;
@@ -114,6 +116,7 @@ class SimProxy {
       if (!had || had.length !== eds.length) this.subscribe(TypeUrl.ClusterLoadAssignment, eds);
     }
     if (this.syncedAt === undefined && SYNC_TYPES.every((t) => this.versions.has(t))) this.syncedAt = now;
+    if (res.type_url === TypeUrl.RouteConfiguration) rdsBytes = res.resources.reduce((a, r) => a + r.value.length, 0);
     if (res.type_url === TypeUrl.RouteConfiguration && this.watch && res.version_info !== this.watch.baseline) {
       const w = this.watch;
       this.watch = undefined;
@@ -150,12 +153,16 @@ async function main(): Promise<void> {
 
   // Phase 3: edits, each timed from the file write to every proxy's ACK of the new routes. Only
   // once everyone synced: during a connect storm the numbers would measure the storm.
-  const results: { converged: number; ms: ReturnType<typeof summarise> | undefined; timedOut: number }[] = [];
+  const results: { converged: number; ms: ReturnType<typeof summarise> | undefined; timedOut: number; simBusy: number }[] = [];
   const runEdits = connect.synced === proxies ? edits : 0;
   if (runEdits === 0 && edits > 0) log(`skipping the route edits: only ${connect.synced}/${proxies} proxies synced within the bound`);
   for (let e = 1; e <= runEdits; e++) {
     const live = sims.filter((s) => s.syncedAt !== undefined && s.error === undefined);
     const times: number[] = [];
+    // This process's own CPU over the edit: near 1.0 means the simulated fleet, not the control
+    // plane, was the bottleneck of the measurement.
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
     const all = new Promise<void>((resolve) => {
       let left = live.length;
       if (left === 0) resolve();
@@ -172,9 +179,11 @@ async function main(): Promise<void> {
       writeFileSync(path.join(configDir, ROUTE_FILE), routeYaml(e));
     });
     await Promise.race([all, sleep(convergeTimeoutMs)]);
+    const used = process.cpuUsage(cpu0);
+    const simBusy = (used.user + used.system) / 1000 / (performance.now() - wall0);
     for (const s of live) s.watch = undefined;
-    results.push({ converged: times.length, ms: times.length ? summarise(times) : undefined, timedOut: live.length - times.length });
-    log(`edit ${e}: ${times.length}/${live.length} converged, p99 ${results.at(-1)?.ms?.p99.toFixed(1) ?? '-'} ms`);
+    results.push({ converged: times.length, ms: times.length ? summarise(times) : undefined, timedOut: live.length - times.length, simBusy });
+    log(`edit ${e}: ${times.length}/${live.length} converged, p99 ${results.at(-1)?.ms?.p99.toFixed(1) ?? '-'} ms, simulator ${(100 * simBusy).toFixed(0)} % busy`);
     // Let the control plane go quiet again before the next edit.
     const quietEnd = performance.now() + 30_000;
     await sleep(settleMs);
@@ -182,7 +191,7 @@ async function main(): Promise<void> {
   }
   const errors = sims.filter((s) => s.error !== undefined).map((s) => s.error!);
   for (const s of sims) s.close();
-  emitResult({ proxies, connect, edits: results, responses, streamErrors: errors.length, firstError: errors[0] });
+  emitResult({ proxies, connect, edits: results, responses, rdsBytes, streamErrors: errors.length, firstError: errors[0] });
   setTimeout(() => process.exit(0), 100).unref();
 }
 
