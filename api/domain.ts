@@ -205,11 +205,22 @@ export interface FilterChain {
   readonly filter: NetworkFilter;
 }
 
+/** The ambient pod a node proxy's per-pod listener serves (listener metadata `weft`). */
+export interface ListenerWorkload {
+  readonly name: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** The pod's SPIFFE ID: the certificate the node proxy holds and presents for it. */
+  readonly identity: string;
+}
+
 export interface Listener {
   readonly name: string;
   readonly address?: { readonly host: string; readonly port: number };
   readonly filterChains: readonly FilterChain[];
   readonly defaultFilterChain?: FilterChain;
+  /** Set on a node proxy's `ambient|<namespace>|<name>` listeners. */
+  readonly workload?: ListenerWorkload;
 }
 
 // ---- Clusters and endpoints ----------------------------------------------------------------
@@ -228,6 +239,12 @@ export interface Endpoint {
   /** Workload `name.namespace`, for metrics and decision records. */
   readonly workload?: string;
   readonly locality?: string;
+  /** Reached over HBONE (EDS `weft.tunnel: hbone`): `host:port` is the HBONE listener (15008)
+   *  and the CONNECT authority is `host:targetPort`. Absent: sidecar mTLS or plaintext. */
+  readonly tunnel?: 'hbone';
+  /** The endpoint is a waypoint (EDS `weft.waypoint: true`): its CONNECT authority is the
+   *  original Service VIP:port rather than `host:targetPort`. */
+  readonly waypoint?: boolean;
 }
 
 export interface Cluster {

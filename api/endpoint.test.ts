@@ -12,9 +12,11 @@ function problemFields(r: { ok: boolean; problems?: readonly { field: string }[]
   return (r.problems ?? []).map((p) => p.field);
 }
 /** A protobuf Struct as it travels (protobufjs names Value fields in camelCase). */
-function struct(o: Record<string, string | number>): Plain {
+function struct(o: Record<string, string | number | boolean>): Plain {
   const fields: Record<string, Plain> = {};
-  for (const [k, v] of Object.entries(o)) fields[k] = typeof v === 'number' ? { numberValue: v } : { stringValue: v };
+  for (const [k, v] of Object.entries(o)) {
+    fields[k] = typeof v === 'number' ? { numberValue: v } : typeof v === 'boolean' ? { boolValue: v } : { stringValue: v };
+  }
   return { fields };
 }
 function lbEndpoint(host: string, port: number, extra: Plain = {}): Plain {
@@ -74,6 +76,40 @@ describe('endpointType.decode', () => {
       `${at}[3].metadata.filter_metadata.weft.target_port`,
       `${at}[4].endpoint.address`,
     ]);
+  });
+
+  it('decodes the HBONE tunnel and waypoint flags of ambient endpoints', () => {
+    const r = endpointType.decode(pack(TypeUrl.ClusterLoadAssignment, {
+      cluster_name: NAME,
+      endpoints: [{
+        lb_endpoints: [
+          lbEndpoint('10.1.0.7', 15008, { metadata: { filter_metadata: { weft: struct({ identity: 'spiffe://cluster.local/ns/default/sa/reviews', target_port: 9080, tunnel: 'hbone' }) } } }),
+          lbEndpoint('10.1.0.9', 15008, { metadata: { filter_metadata: { weft: struct({ identity: 'spiffe://cluster.local/ns/default/sa/waypoint', tunnel: 'hbone', waypoint: true }) } } }),
+          lbEndpoint('10.1.0.10', 15006, { metadata: { filter_metadata: { weft: struct({ waypoint: false }) } } }),
+        ],
+      }],
+    }));
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.value.endpoints[0]).toMatchObject({ host: '10.1.0.7', port: 15008, targetPort: 9080, tunnel: 'hbone' });
+    expect(r.value.endpoints[0]!.waypoint).toBeUndefined();
+    expect(r.value.endpoints[1]).toMatchObject({ tunnel: 'hbone', waypoint: true });
+    expect(r.value.endpoints[2]!.tunnel).toBeUndefined();
+    expect(r.value.endpoints[2]!.waypoint).toBe(false);
+  });
+
+  it('rejects tunnels other than hbone and a non-boolean waypoint, with paths', () => {
+    const r = endpointType.decode(pack(TypeUrl.ClusterLoadAssignment, {
+      cluster_name: NAME,
+      endpoints: [{
+        lb_endpoints: [
+          lbEndpoint('10.1.0.7', 15008, { metadata: { filter_metadata: { weft: struct({ tunnel: 'h2c' }) } } }),
+          lbEndpoint('10.1.0.8', 15008, { metadata: { filter_metadata: { weft: struct({ tunnel: 'hbone', waypoint: 'yes' }) } } }),
+        ],
+      }],
+    }));
+    const at = 'endpoints[0].lb_endpoints';
+    expect(problemFields(r)).toEqual([`${at}[0].metadata.filter_metadata.weft.tunnel`, `${at}[1].metadata.filter_metadata.weft.waypoint`]);
+    expect(r.ok ? [] : r.problems?.[0]?.message).toMatch(/tunnel must be "hbone".*"h2c"/);
   });
 
   it('requires a cluster name', () => {

@@ -1,5 +1,6 @@
 // EDS: ClusterLoadAssignment → EndpointAssignment (addresses, health, weights, and Weft's
-// `weft` endpoint metadata: workload, SPIFFE identity, target port behind the sidecar).
+// `weft` endpoint metadata: workload, SPIFFE identity, target port behind the sidecar, HBONE
+// tunnel and waypoint flags).
 import type { Plain } from './codec.js';
 import type { Endpoint, EndpointAssignment } from './domain.js';
 import type { ResourceType } from './resource.js';
@@ -63,12 +64,12 @@ function readValue(v: Plain | undefined): unknown {
   return null;
 }
 
-function weftMetadata(md: Plain | undefined, path: string, p: Problems): Pick<Endpoint, 'workload' | 'identity' | 'targetPort'> {
+function weftMetadata(md: Plain | undefined, path: string, p: Problems): Pick<Endpoint, 'workload' | 'identity' | 'targetPort' | 'tunnel' | 'waypoint'> {
   const weft = obj(obj(md, 'filter_metadata'), 'weft');
   if (!weft) return {};
   const at = `${path}.filter_metadata.weft`;
   const m = readStruct(weft);
-  const out: { workload?: string; identity?: string; targetPort?: number } = {};
+  const out: { workload?: string; identity?: string; targetPort?: number; tunnel?: 'hbone'; waypoint?: boolean } = {};
   if (m.workload !== undefined && m.workload !== null) {
     if (typeof m.workload === 'string' && m.workload) out.workload = m.workload;
     else p.add(`${at}.workload`, `workload must be a non-empty string, got ${JSON.stringify(m.workload)}`);
@@ -81,6 +82,14 @@ function weftMetadata(md: Plain | undefined, path: string, p: Problems): Pick<En
     const port = typeof m.target_port === 'string' && /^\d+$/.test(m.target_port) ? Number(m.target_port) : m.target_port;
     if (typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535) out.targetPort = port;
     else p.add(`${at}.target_port`, `target_port must be a port number, got ${JSON.stringify(m.target_port)}`);
+  }
+  if (m.tunnel !== undefined && m.tunnel !== null) {
+    if (m.tunnel === 'hbone') out.tunnel = 'hbone';
+    else p.add(`${at}.tunnel`, `tunnel must be "hbone" (the only tunnel Weft speaks), got ${JSON.stringify(m.tunnel)}`);
+  }
+  if (m.waypoint !== undefined && m.waypoint !== null) {
+    if (typeof m.waypoint === 'boolean') out.waypoint = m.waypoint;
+    else p.add(`${at}.waypoint`, `waypoint must be a boolean, got ${JSON.stringify(m.waypoint)}`);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // Tests for LDS decoding: the outbound and inbound listeners of the xDS contract, proxyless
 // api_listeners, tcp_proxy, TLS by SDS name, RBAC, references, and every rejection's path.
 import { describe, expect, it } from 'vitest';
-import { pack, type Plain } from './codec.js';
+import { pack, toStruct, type Plain } from './codec.js';
 import type { Listener, NetworkFilter } from './domain.js';
 import { listenerType } from './listener.js';
 import {
@@ -277,5 +277,48 @@ describe('listenerType.decode: rejections', () => {
         { filters: [hcm({ rds: { route_config_name: '' }, http_filters: [router] })] },
       ],
     })).toEqual(['name', 'filter_chains[0].filters', 'filter_chains[1].filters[0].typed_config.rds.route_config_name']);
+  });
+});
+
+describe('listenerType.decode: the ambient pod of a per-pod listener (metadata weft)', () => {
+  const IDENTITY = 'spiffe://cluster.local/ns/shop/sa/reviews';
+  const perPod = (weft: Record<string, unknown>): Plain => ({
+    name: 'ambient|shop|reviews-v1',
+    address: { socket_address: { address: '10.1.0.5', port_value: 15008 } },
+    filter_chains: [inboundChain(9080)],
+    metadata: { filter_metadata: { weft: toStruct(weft) } },
+  });
+  const good = { workload: 'reviews-v1', namespace: 'shop', service_account: 'reviews', identity: IDENTITY };
+
+  it('decodes workload, namespace, service account and identity', () => {
+    const l = ok(perPod(good));
+    expect(l.workload).toEqual({ name: 'reviews-v1', namespace: 'shop', serviceAccount: 'reviews', identity: IDENTITY });
+    expect(l.address).toEqual({ host: '10.1.0.5', port: 15008 });
+  });
+
+  it('a listener without the metadata has no workload', () => {
+    expect(ok(outbound).workload).toBeUndefined();
+    expect(ok({ ...outbound, metadata: { filter_metadata: { other: toStruct({ a: 1 }) } } }).workload).toBeUndefined();
+  });
+
+  const at = 'metadata.filter_metadata.weft';
+  const rejections: [string, Record<string, unknown>, string, RegExp][] = [
+    ['a missing workload', { ...good, workload: undefined }, `${at}.workload`, /workload is required/],
+    ['a namespace that is not a DNS label', { ...good, namespace: 'Shop.x' }, `${at}.namespace`, /must be a namespace name .*got "Shop.x"/],
+    ['a numeric service account', { ...good, service_account: 7 }, `${at}.service_account`, /got 7/],
+    ['an identity that is not a SPIFFE ID', { ...good, identity: 'reviews' }, `${at}.identity`, /must be a SPIFFE ID/],
+    [
+      'an identity of another service account',
+      { ...good, identity: 'spiffe://cluster.local/ns/shop/sa/ratings' },
+      `${at}.identity`,
+      /is not the one of namespace "shop" and service account "reviews"/,
+    ],
+  ];
+  it.each(rejections)('rejects %s, naming the field', (_name, weft, field, message) => {
+    const r = decode(perPod(Object.fromEntries(Object.entries(weft).filter(([, v]) => v !== undefined))));
+    expect(r.ok).toBe(false);
+    const problems = r.ok ? [] : r.problems;
+    expect(problems.map((p) => p.field)).toEqual([field]);
+    expect(problems[0]?.message).toMatch(message);
   });
 });

@@ -1,12 +1,13 @@
 // LDS: Listener → Listener (filter chains and their match, DownstreamTlsContext by SDS name,
-// HTTP connection manager with RDS or inline routes and its RBAC filters, or tcp_proxy).
+// HTTP connection manager with RDS or inline routes and its RBAC filters, or tcp_proxy; and the
+// ambient pod a node proxy's per-pod listener serves, from its `weft` metadata).
 import type { Plain } from './codec.js';
 import type {
-  FilterChain, Listener, NetworkFilter, RbacPermissionMatch, RbacPolicy, RbacPrincipalMatch, RbacRules, StringMatch,
+  FilterChain, Listener, ListenerWorkload, NetworkFilter, RbacPermissionMatch, RbacPolicy, RbacPrincipalMatch, RbacRules, StringMatch,
 } from './domain.js';
 import type { ResourceRef, ResourceType } from './resource.js';
 import { DOWNSTREAM_TLS_TYPE_URL, HCM_TYPE_URL, RBAC_TYPE_URL, ROUTER_TYPE_URL, TCP_PROXY_TYPE_URL, TypeUrl } from './types.js';
-import { decodeSocketAddress } from './endpoint.js';
+import { decodeSocketAddress, readStruct } from './endpoint.js';
 import { decodeRouteConfiguration } from './route-config.js';
 import { decodeDownstreamTls, secretRefs } from './secret.js';
 import {
@@ -280,6 +281,39 @@ function decodeFilterChain(fc: Plain, path: string, p: Problems): FilterChain | 
   };
 }
 
+// ---- Listener metadata: the ambient pod of a per-pod listener --------------------------------
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * `metadata.filter_metadata.weft = {workload, namespace, service_account, identity}` →
+ * ListenerWorkload. All four are required once the metadata is there, and the identity must be
+ * the SPIFFE ID of that namespace and service account: the node proxy presents it for the pod.
+ */
+function decodeListenerWorkload(md: Plain | undefined, p: Problems): ListenerWorkload | undefined {
+  const weft = obj(obj(md, 'filter_metadata'), 'weft');
+  if (!weft) return undefined;
+  const at = 'metadata.filter_metadata.weft';
+  const m = readStruct(weft);
+  const text = (key: string, pattern: RegExp, what: string): string | undefined => {
+    const v = m[key];
+    if (typeof v === 'string' && v.length <= 253 && pattern.test(v)) return v;
+    p.add(field(at, key), v === undefined || v === null ? `${key} is required (${what})` : `${key} must be ${what}, got ${JSON.stringify(v)}`);
+    return undefined;
+  };
+  const name = text('workload', DNS_SUBDOMAIN, 'the workload name (a DNS-1123 subdomain)');
+  const namespace = text('namespace', DNS_LABEL, 'a namespace name (a DNS-1123 label)');
+  const serviceAccount = text('service_account', DNS_SUBDOMAIN, 'a service account name (a DNS-1123 subdomain)');
+  const identity = text('identity', /^spiffe:\/\/[^/]+\/ns\/[^/]+\/sa\/[^/]+$/, 'a SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)');
+  if (name === undefined || namespace === undefined || serviceAccount === undefined || identity === undefined) return undefined;
+  if (!identity.endsWith(`/ns/${namespace}/sa/${serviceAccount}`)) {
+    p.add(field(at, 'identity'), `identity ${JSON.stringify(identity)} is not the one of namespace ${JSON.stringify(namespace)} and service account ${JSON.stringify(serviceAccount)}`);
+    return undefined;
+  }
+  return { name, namespace, serviceAccount, identity };
+}
+
 function decodeListener(l: Plain, p: Problems): Listener {
   const name = str(l, 'name') ?? '';
   if (!name) p.add('name', 'a listener name is required');
@@ -304,11 +338,13 @@ function decodeListener(l: Plain, p: Problems): Listener {
   const def = has(l, 'default_filter_chain') ? decodeFilterChain(obj(l, 'default_filter_chain')!, 'default_filter_chain', p) : undefined;
   if (chains.length === 0 && !def && p.empty) p.add('filter_chains', 'at least one filter chain is required');
   if (has(l, 'filter_chain_matcher')) p.add('filter_chain_matcher', 'filter_chain_matcher is not supported');
+  const workload = decodeListenerWorkload(obj(l, 'metadata'), p);
   return {
     name,
     ...(address ? { address } : {}),
     filterChains: chains,
     ...(def ? { defaultFilterChain: def } : {}),
+    ...(workload ? { workload } : {}),
   };
 }
 

@@ -69,6 +69,9 @@ export async function cpScenario(dir: string, s: CpSettings, proxies: number, lo
     cpu: s.cpus.proxy,
     readyTimeoutMs: 120_000,
     env: { WEFT_LOG_LEVEL: 'warn' },
+    // WEFT_BENCH_CP_PROFILE=DIR: a V8 CPU profile of the control plane per scenario, for
+    // `node dist/bench/profile-summary.js DIR/<file>.cpuprofile`.
+    ...(process.env.WEFT_BENCH_CP_PROFILE ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.WEFT_BENCH_CP_PROFILE)] } : {}),
   });
   try {
     const rssIdleMiB = rssMiB(cp.child.pid);
@@ -111,7 +114,8 @@ export async function cpScenario(dir: string, s: CpSettings, proxies: number, lo
       ...(r.firstError ? { firstError: r.firstError } : {}),
     };
   } finally {
-    await cp.child.stop();
+    // A profiled control plane needs time to write its profile after SIGTERM.
+    await cp.child.stop(process.env.WEFT_BENCH_CP_PROFILE ? 60_000 : undefined);
   }
 }
 

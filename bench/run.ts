@@ -8,10 +8,13 @@
 //     [--cp-proxies 10,100,1000] [--cp-services 1000] [--cp-endpoints 5000] [--cp-connect-timeout 60]
 //     [--load-cpu 0] [--proxy-cpu 1] [--weft path/to/cli/main.js] [--label "what was measured"]
 //     [--out bench/results]
+//   --only ambient (root; only when named, never in `all`): the ambient benchmark (bench/ambient.ts)
+//     [--ambient-pods 1,10,100]
 import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ambientBench, ambientMarkdown, ambientSummary, type AmbientResults } from './ambient.js';
 import { cpScenario, identityBench, type CpSettings } from './controlplane.js';
 import { latency, throughput, type DataPlaneSettings } from './dataplane.js';
 import { PATHS, PROTOCOLS, startDataPlaneEnv, type PathName, type Protocol } from './lib/dataplane-env.js';
@@ -20,7 +23,7 @@ import { canPin, cpuCount, stopAll } from './lib/proc.js';
 import { latencyRows, markdown, targets, throughputRows, type BenchResults } from './lib/report.js';
 import { flags, num, str } from './load/args.js';
 
-const GROUPS = ['all', 'throughput', 'latency', 'http1', 'h2c', 'grpc', 'cp', 'identity'] as const;
+const GROUPS = ['all', 'throughput', 'latency', 'http1', 'h2c', 'grpc', 'cp', 'identity', 'ambient'] as const;
 type Group = (typeof GROUPS)[number];
 
 function usage(problem: string): never {
@@ -47,6 +50,8 @@ async function main(): Promise<void> {
   const doLatency = all || only.has('latency') || (!kindsNamed && namedProtocols.length > 0);
   const doCp = all || only.has('cp');
   const doIdentity = all || only.has('identity');
+  // Root only (network namespaces), so never implied by `all`.
+  const doAmbient = only.has('ambient');
   const paths = list(str(f, 'paths', PATHS.join(',')), PATHS, 'paths') as PathName[];
   if (!paths.includes('direct') || (!paths.includes('haproxy') && paths.some((p) => p.startsWith('weft')))) {
     log('note: ratios need "direct" and "haproxy" in --paths; missing ones show as –');
@@ -121,6 +126,7 @@ async function main(): Promise<void> {
   };
   log(`work dir ${work}; ${pinning}`);
 
+  let ambient: AmbientResults | undefined;
   try {
     if (doThroughput || doLatency) {
       const env = await startDataPlaneEnv(work, cpus, log);
@@ -161,6 +167,12 @@ async function main(): Promise<void> {
       }
     }
     if (doIdentity) results.identity.push(...(await identityBench(Math.min(seconds, 10), log)));
+    if (doAmbient) {
+      ambient = await ambientBench(work, {
+        seconds, warmupSeconds, runs, rate: dp.rate, http1Connections: dp.http1Connections, latencyConnections: dp.latencyConnections,
+        memoryPods: str(f, 'ambient-pods', '1,10,100').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0 && n <= 200), cpus,
+      }, log);
+    }
   } finally {
     await stopAll();
   }
@@ -172,10 +184,10 @@ async function main(): Promise<void> {
   );
   const tp = throughputRows(results.throughput);
   const lat = latencyRows(results.latency);
-  const json = { ...results, summary: { throughput: tp, latency: lat, targets: targets(results, tp, lat) } };
+  const json = { ...results, ...(ambient ? { ambient: { ...ambient, summary: ambientSummary(ambient) } } : {}), summary: { throughput: tp, latency: lat, targets: targets(results, tp, lat) } };
   const stamp = started.toISOString().replace(/[:.]/g, '-');
   writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2));
-  const md = markdown(results);
+  const md = markdown(results) + (ambient ? ambientMarkdown(ambient) : '');
   writeFileSync(path.join(outDir, 'latest.md'), md);
   process.stdout.write(md);
   log(`results: ${path.join(outDir, `${stamp}.json`)} and latest.md`);

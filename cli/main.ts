@@ -3,7 +3,7 @@
 // process's composition root. Errors reach the user as one clear line and a non-zero exit.
 import { Command, InvalidArgumentError } from 'commander';
 import { CONTROL_PLANE_DEFAULTS, KUBERNETES_DEFAULTS, controlPlaneConfig } from '../control-plane/config.js';
-import { errorMessage, isWeftError } from '../core/errors.js';
+import { ErrorCode, WeftError, errorMessage, isWeftError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { PROXY_DEFAULTS, proxyConfig } from '../proxy/config.js';
 import { caInit, caRemoveRoot, caRotateRoot, caShow } from './ca.js';
@@ -11,6 +11,7 @@ import { startDemoApp } from './demo/app.js';
 import { registerInject } from './inject.js';
 import { registerInspect } from './inspect.js';
 import { registerIptables } from './iptables.js';
+import { registerWaypoint } from './waypoint.js';
 import { runDemoClient } from './demo/client.js';
 
 const int = (flag: string) => (v: string) => {
@@ -19,12 +20,42 @@ const int = (flag: string) => (v: string) => {
   return n;
 };
 
+const bool = (flag: string) => (v: string) => {
+  if (v === 'true' || v === 'false') return v === 'true';
+  throw new InvalidArgumentError(`${flag} must be true or false, got "${v}"`);
+};
+
 /** Resolves on SIGINT / SIGTERM, so a long-running command can shut down in order. */
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+}
+
+/** `weft proxy --mode ambient`: the node proxy (loaded on use, like every mode). */
+async function runNodeProxy(o: Record<string, unknown>): Promise<void> {
+  if (typeof o.node !== 'string') throw new WeftError(ErrorCode.USAGE, '--node: the node this ambient proxy serves is required with --mode ambient');
+  const { nodeProxyConfig } = await import('../proxy/ambient/config.js');
+  const { startNodeProxy } = await import('../proxy/ambient/node-proxy.js');
+  const proxy = await startNodeProxy(
+    nodeProxyConfig({
+      xds: o.xds as string,
+      node: o.node,
+      tokenFile: o.tokenFile as string,
+      xdsRootCert: o.xdsRootCert as string | undefined,
+      bindAddress: o.bindAddress as string,
+      adminPort: o.adminPort as number,
+      statsPort: o.statsPort as number,
+      healthPort: o.healthPort as number,
+      certTtlSeconds: o.certTtl as number,
+      drainSeconds: o.drainSeconds as number,
+      reconcileIntervalMs: o.reconcileInterval as number,
+    }),
+  );
+  process.stdout.write(`weft-proxy-listening ${JSON.stringify(proxy.ports)}\n`);
+  await Promise.race([untilSignal(), proxy.stopped()]);
+  await proxy.stop();
 }
 
 export function buildCli(): Command {
@@ -45,6 +76,7 @@ export function buildCli(): Command {
     .option('--native-sidecars <mode>', 'inject native sidecars: auto (Kubernetes >= 1.29), on, off', KUBERNETES_DEFAULTS.nativeSidecars)
     .option('--proxy-image <ref>', 'the image injected pods run', KUBERNETES_DEFAULTS.proxyImage)
     .option('--cluster-domain <domain>', 'cluster DNS domain', KUBERNETES_DEFAULTS.clusterDomain)
+    .option('--node-service-account <ns/name>', "the ambient node proxies' ServiceAccount: the CA lets it ask for identities of pods on its own node (--kubernetes)", KUBERNETES_DEFAULTS.nodeServiceAccount)
     .option('--ca-dir <dir>', "plugged-in CA in Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
     .option('--state-dir <dir>', 'CA and bootstrap tokens', CONTROL_PLANE_DEFAULTS.stateDir)
     .option('--host <addr>', 'address to bind', CONTROL_PLANE_DEFAULTS.host)
@@ -75,6 +107,7 @@ export function buildCli(): Command {
               nativeSidecars: o.nativeSidecars,
               proxyImage: o.proxyImage,
               clusterDomain: o.clusterDomain,
+              nodeServiceAccount: o.nodeServiceAccount,
             }
           : undefined,
       });
@@ -85,14 +118,18 @@ export function buildCli(): Command {
 
   program
     .command('proxy')
-    .description("run a sidecar proxy for one workload")
+    .description('run a proxy: a sidecar for one workload (default), an ambient node proxy (--mode ambient), or a waypoint (--mode waypoint)')
     .requiredOption('--xds <host:port>', 'control plane xDS address')
-    .requiredOption('--workload <name.namespace>', 'the workload this sidecar serves')
-    .requiredOption('--token-file <file>', "the workload's bootstrap token")
+    .option('--mode <mode>', 'sidecar, ambient (one per node, carries every enrolled pod on it) or waypoint (L7 for Services that use it)', 'sidecar')
+    .option('--workload <name.namespace>', 'sidecar and waypoint: the workload this proxy serves')
+    .option('--node <name>', 'ambient: the node this proxy serves')
+    .option('--reconcile-interval <ms>', "ambient: how often the node agent re-verifies every pod's rules and listeners", int('--reconcile-interval'), 5000)
+    .requiredOption('--token-file <file>', "the workload's bootstrap token (ambient: the node proxy's token)")
     .option('--xds-root-cert <file>', "PEM roots to verify the control plane's TLS port (enables TLS)")
     .option('--bind-address <addr>', 'address the listeners bind to', PROXY_DEFAULTS.bindAddress)
     .option('--outbound-port <port>', 'outbound listener', int('--outbound-port'), PROXY_DEFAULTS.outboundPort)
     .option('--inbound-port <port>', 'inbound listener', int('--inbound-port'), PROXY_DEFAULTS.inboundPort)
+    .option('--hbone-port <port>', 'waypoint: HBONE listener', int('--hbone-port'), PROXY_DEFAULTS.hbonePort)
     .option('--admin-port <port>', 'admin (127.0.0.1 only)', int('--admin-port'), PROXY_DEFAULTS.adminPort)
     .option('--stats-port <port>', 'Prometheus stats', int('--stats-port'), PROXY_DEFAULTS.statsPort)
     .option('--health-port <port>', '/healthz/ready for probes', int('--health-port'), PROXY_DEFAULTS.healthPort)
@@ -105,9 +142,14 @@ export function buildCli(): Command {
     .option('--otlp-endpoint <url>', 'OTLP/gRPC trace collector (default $OTEL_EXPORTER_OTLP_ENDPOINT; none: tracing off)')
     .option('--trace-sampling <percent>', 'percent of requests without a sampling decision that start a trace', (v) => Number(v), PROXY_DEFAULTS.traceSamplingPercent)
     .option('--decision-header <mode>', 'local: the local app may ask x-weft-debug: 1 for a decision record; off: never', PROXY_DEFAULTS.decisionHeader)
+    .option('--http1-fast-path <bool>', 'HTTP/1.1 plain forwards take the byte-level fast path (false: node:http for everything)', bool('--http1-fast-path'), PROXY_DEFAULTS.http1FastPath)
     .action(async (o) => {
+      if (o.mode === 'ambient') return runNodeProxy(o);
+      if (o.mode !== 'sidecar' && o.mode !== 'waypoint') throw new WeftError(ErrorCode.USAGE, `--mode: one of sidecar, ambient, waypoint; got "${o.mode}"`);
       const { startProxy } = await import('../proxy/main.js');
       const cfg = proxyConfig({
+        mode: o.mode,
+        hbonePort: o.hbonePort,
         xds: o.xds,
         workload: o.workload,
         tokenFile: o.tokenFile,
@@ -127,6 +169,7 @@ export function buildCli(): Command {
         otlpEndpoint: o.otlpEndpoint,
         traceSamplingPercent: o.traceSampling,
         decisionHeader: o.decisionHeader,
+        http1FastPath: o.http1FastPath,
       });
       const proxy = await startProxy(cfg);
       // One machine-readable line with the bound ports, for `weft up` and scripts using port 0.
@@ -152,6 +195,7 @@ export function buildCli(): Command {
   registerInject(program);
   registerInspect(program);
   registerIptables(program);
+  registerWaypoint(program);
 
   const ca = program.command('ca').description("operate Weft's certificate authority");
   ca.command('init')

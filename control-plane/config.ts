@@ -44,6 +44,8 @@ export interface KubernetesSettings {
   /** Leader-election timing (tests shorten it). */
   readonly leaseDurationSeconds: number;
   readonly leaseRetryMs: number;
+  /** `namespace/name` of the ServiceAccount the ambient node proxies run as (their tokens name their node). */
+  readonly nodeServiceAccount: string;
 }
 
 export const KUBERNETES_DEFAULTS = {
@@ -57,6 +59,7 @@ export const KUBERNETES_DEFAULTS = {
   clusterDomain: 'cluster.local',
   leaseDurationSeconds: 15,
   leaseRetryMs: 2_000,
+  nodeServiceAccount: 'weft-system/weft-node',
 } as const;
 
 export const CONTROL_PLANE_DEFAULTS = {
@@ -110,6 +113,9 @@ function kubernetesSettings(input: Partial<KubernetesSettings> | undefined): Kub
   const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
   if (!label.test(k.namespace)) throw new WeftError(ErrorCode.USAGE, `--namespace: must be a namespace name, got "${k.namespace}"`);
   if (!label.test(k.revision)) throw new WeftError(ErrorCode.USAGE, `--revision: must be a DNS label such as "default" or "1-2", got "${k.revision}"`);
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(k.nodeServiceAccount)) {
+    throw new WeftError(ErrorCode.USAGE, `--node-service-account: must be NAMESPACE/NAME of a ServiceAccount, got "${k.nodeServiceAccount}"`);
+  }
   if (!['auto', 'on', 'off'].includes(k.nativeSidecars)) {
     throw new WeftError(ErrorCode.USAGE, `--native-sidecars: auto, on or off, got "${String(k.nativeSidecars)}"`);
   }

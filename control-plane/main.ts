@@ -3,7 +3,7 @@
 // Nothing here starts at import time; `startControlPlane` builds and starts it all.
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { adsService, caService } from '../api/services.js';
+import { caService } from '../api/services.js';
 import { SHORT_NAME, TypeUrl } from '../api/types.js';
 import { CertificateAuthority } from '../certs/ca.js';
 import { selfSignedDir } from '../certs/ca-store.js';
@@ -12,20 +12,23 @@ import { serveEndpoints, type EndpointServer } from '../core/http-server.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { LocalTokenAuthenticator, type Authenticator } from './ca/authenticator.js';
 import { rootsAcked, watchCaDir } from './ca/rotation.js';
-import { createCaService } from './ca/service.js';
+import { createCaService, modelWorkloadsWithIdentity } from './ca/service.js';
 import { TokenStore } from './ca/tokens.js';
 import type { ControlPlaneConfig } from './config.js';
 import { ConvergenceTracker, countPushes, createControlPlaneMetrics, typeLabel } from './metrics.js';
-import type { Model } from './model/index.js';
+import { formatProblem, workloadKey, type Model } from './model/index.js';
 import { MemorySnapshotCache } from './snapshot/cache.js';
 import { SidecarMemory } from './sidecar-memory.js';
-import { buildSnapshot, SnapshotError, type Snapshot } from './snapshot/snapshot.js';
+import { Rebuilder } from './snapshot/rebuild.js';
+import { SnapshotError, type Snapshot } from './snapshot/snapshot.js';
 import { FileSource } from './sources/file.js';
 import { connectKubernetes, podSidecar, type KubernetesServices } from './sources/kubernetes/mode.js';
 import { routeStatuses } from './status/index.js';
 import { NackLedger, withProxyRejections } from './status/nacks.js';
-import { translateProxy, translateShared, type ProxyNode, type SharedTranslation } from './translate/index.js';
-import { nodeMetadata, XdsServer, type ProxyInfo } from './xds-server/server.js';
+import { translateShared, type ProxyNode } from './translate/index.js';
+import { identifyProxy, proxyNodeOf } from './xds-server/proxy-node.js';
+import { preparedAdsService } from './xds-server/encode.js';
+import { XdsServer, type ProxyInfo } from './xds-server/server.js';
 import { syncz, verdict } from './xds-server/sync-status.js';
 
 export interface ControlPlane {
@@ -55,7 +58,8 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   // TokenReview authenticates callers (see sources/kubernetes/mode.ts).
   const kube = cfg.kubernetes ? await connectKubernetes(cfg, cfg.kubernetes, log) : undefined;
 
-  // 1. Identity: the CA (created on first start) and one bootstrap token per WorkloadEntry.
+  // 1. Identity: the CA (created on first start) and one bootstrap token per WorkloadEntry and
+  // per node a WorkloadEntry names (its node proxy's).
   const ca =
     kube?.ca ??
     (await CertificateAuthority.loadOrCreate({
@@ -74,7 +78,6 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   // 3. Per-proxy snapshots, rebuilt (debounced) whenever the model or the set of sidecars changes.
   const cache = new MemorySnapshotCache();
   const sidecars = new Map<string, ConnectedSidecar>();
-  const snapshots = new Map<string, Snapshot>();
   // Local mode: sidecars known before a restart keep their endpoints while they reconnect.
   const memory = kube ? undefined : new SidecarMemory({ stateDir: cfg.stateDir, log: log.child('sidecars') });
 
@@ -84,79 +87,83 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   });
 
   // Metrics of convergence (config change → every proxy ACKed) and route status from NACKs.
-  const convergence = new ConvergenceTracker((s) => metrics.convergence.observe(s), () => xds.syncStates());
+  // It polls only the streams still waiting for an ACK: the others are in sync.
+  const convergence = new ConvergenceTracker((s) => metrics.convergence.observe(s), () => xds.awaitingAck());
   const nacks = new NackLedger();
 
-  let lastShared: SharedTranslation | undefined;
-  /** Builds and publishes snapshots: for `only` those proxies, else for every connected one. */
-  const rebuild = (only?: readonly string[]) => {
-    const expected = new Map<string, Map<TypeUrl, string>>();
-    const directory = (workload: string) => {
-      const s = sidecars.get(workload);
-      if (s?.inboundPort !== undefined) return { inboundPort: s.inboundPort };
-      // In a cluster a ready pod's sidecar is an endpoint even if it is connected to another replica.
-      if (kube) return podSidecar(model, workload);
-      const remembered = memory?.inboundPort(workload);
-      return remembered === undefined ? undefined : { inboundPort: remembered };
-    };
-    // What does not depend on the proxy is translated (and then encoded) once per rebuild. A
-    // rebuild for just-connected proxies reuses the last one while the model is unchanged: their
-    // peers' endpoints follow in the full rebuild scheduled with them, so N sidecars connecting
-    // at once cost one shared translation, not N.
-    const reuse = only !== undefined && lastShared?.model === model;
-    const shared = reuse ? lastShared! : translateShared(model, directory, { trustDomain: cfg.trustDomain, mtls: cfg.mtls });
-    lastShared = shared;
-    const root = rootSecret();
-    const targets = only ?? [...sidecars.keys()];
-    for (const id of targets) {
-      const sidecar = sidecars.get(id);
-      if (!sidecar) continue;
-      try {
-        const started = performance.now();
-        const set = translateProxy(shared, sidecar.node);
-        const secrets = new Map(set[TypeUrl.Secret] ?? []);
-        secrets.set('ROOTCA', root);
-        set[TypeUrl.Secret] = secrets;
-        const previous = snapshots.get(id);
-        const snapshot = buildSnapshot(set, previous);
-        metrics.pushTime.observe((performance.now() - started) / 1000);
-        cache.set(id, snapshot);
-        snapshots.set(id, snapshot);
-        expected.set(id, countPushes(metrics.pushes, snapshot, previous));
-      } catch (err) {
-        if (err instanceof SnapshotError) metrics.inconsistent.inc();
-        log.error('could not build config for proxy; it keeps its last good config', { proxy: id, error: errorMessage(err) });
-      }
-    }
-    convergence.published(expected);
+  /** Which workloads have a sidecar, and its inbound port (node proxies and waypoints are not sidecars). */
+  const directory = (workload: string) => {
+    const s = sidecars.get(workload);
+    if (s?.inboundPort !== undefined) return { inboundPort: s.inboundPort };
+    // In a cluster a ready pod's sidecar is an endpoint even if it is connected to another replica.
+    if (kube) return podSidecar(model, workload);
+    const remembered = memory?.inboundPort(workload);
+    return remembered === undefined ? undefined : { inboundPort: remembered };
   };
-  let timer: NodeJS.Timeout | undefined;
-  const scheduleRebuild = () => {
-    if (timer) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      rebuild();
-    }, cfg.debounceMs);
-  };
+
+  // What every sidecar shares is translated once per rebuild, each proxy's own part only when
+  // its inputs changed, and a rebuild for every proxy yields to the event loop between slices.
+  const translateOptions = { trustDomain: cfg.trustDomain, mtls: cfg.mtls };
+  const rebuilder = new Rebuilder({
+    cache,
+    debounceMs: cfg.debounceMs,
+    model: () => model,
+    translateShared: () => translateShared(model, directory, translateOptions),
+    proxies: () => sidecars.keys(),
+    proxy: (id) => sidecars.get(id)?.node,
+    rootSecret,
+    published: (_id, snapshot, previous, ms) => {
+      metrics.pushTime.observe(ms / 1000);
+      return countPushes(metrics.pushes, snapshot, previous);
+    },
+    failed: (id, err) => {
+      if (err instanceof SnapshotError) metrics.inconsistent.inc();
+      log.error('could not build config for proxy; it keeps its last good config', { proxy: id, error: errorMessage(err) });
+    },
+    rebuilt: (expected) => convergence.published(expected),
+  });
+  const scheduleRebuild = () => rebuilder.schedule();
 
   // Sidecars remembered from before a restart that have not come back stop counting here.
   const graceDeadline = memory?.graceDeadline;
   const graceTimer = graceDeadline === undefined ? undefined : setTimeout(scheduleRebuild, Math.max(0, graceDeadline - Date.now()) + 1);
   graceTimer?.unref();
 
+  const tokenProblems = new Set<string>();
   const ensureTokens = (m: Model) => {
-    if (kube) return; // pods prove who they are with ServiceAccount tokens
-    for (const we of m.workloadEntries) tokens.ensure(we.metadata.namespace, we.metadata.name);
+    if (kube) return; // pods and node proxies prove who they are with ServiceAccount tokens
+    const ensure = (what: string, make: () => unknown) => {
+      try {
+        make();
+        tokenProblems.delete(what);
+      } catch (err) {
+        if (!tokenProblems.has(what)) log.warn('cannot make a bootstrap token', { for: what, error: errorMessage(err) });
+        tokenProblems.add(what);
+      }
+    };
+    for (const we of m.workloadEntries) ensure(workloadKey(we), () => tokens.ensure(we.metadata.namespace, we.metadata.name));
+    for (const node of m.nodes) ensure(`node ${node}`, () => tokens.ensureNode(node));
+  };
+  // Problems the model finds beyond the source's own (ambient labels) are logged here.
+  let modelProblems = new Set<string>();
+  const logModelProblems = (m: Model) => {
+    const fromSource = new Set(source.problems().map(formatProblem));
+    const now = new Set(m.problems.map(formatProblem).filter((p) => !fromSource.has(p)));
+    for (const p of now) if (!modelProblems.has(p)) log.warn(`config problem: ${p}`);
+    modelProblems = now;
   };
   ensureTokens(model);
+  logModelProblems(model);
   source.model.subscribe((m) => {
     model = m;
     convergence.changed();
     ensureTokens(m);
-    metrics.configProblems.set(source.problems().length);
-    scheduleRebuild();
+    logModelProblems(m);
+    metrics.configProblems.set(m.problems.length);
+    // The source debounced its changes already: rebuild now.
+    rebuilder.scheduleNow();
   });
-  metrics.configProblems.set(source.problems().length);
+  metrics.configProblems.set(model.problems.length);
 
   // 4. ADS: authenticate each proxy with its bootstrap token, then serve its snapshot.
   const authenticator: Authenticator =
@@ -164,35 +171,24 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   const xds = new XdsServer(
     cache,
     {
-      authenticate: async (node, md) => {
-        const token = bearer(md);
-        const caller = await authenticator.authenticate(token ?? '', {});
-        const workload = `${caller.workload ?? ''}`;
-        if (!node.id || node.id !== workload) {
-          throw new Error(`node id "${node.id ?? ''}" does not match the workload its token belongs to ("${workload}")`);
-        }
-        const meta = nodeMetadata(node);
-        return { id: node.id, workload, namespace: caller.namespace, metadata: meta };
-      },
+      // A sidecar or waypoint proves its workload, a node proxy its node (xds-server/proxy-node.ts).
+      authenticate: async (node, md) => identifyProxy(node, await authenticator.authenticate(bearer(md) ?? '', {})),
       connected: (info) => {
         const port = Number(info.metadata.INBOUND_PORT);
-        const [name = ''] = info.workload.split('.');
-        sidecars.set(info.id, {
-          info,
-          node: { id: info.id, workload: name, namespace: info.namespace, mode: 'sidecar' },
-          inboundPort: Number.isInteger(port) && port > 0 ? port : undefined,
-        });
-        memory?.connected(info.id, Number.isInteger(port) && port > 0 ? port : undefined);
+        // Only a sidecar is its workload's endpoint; a waypoint's and a node proxy's come from the model.
+        const inboundPort = info.mode !== 'ambient' && info.mode !== 'waypoint' && Number.isInteger(port) && port > 0 ? port : undefined;
+        sidecars.set(info.id, { info, node: proxyNodeOf(info), inboundPort });
+        if (info.mode !== 'ambient') memory?.connected(info.id, inboundPort);
         metrics.connected.set(xds.connectedProxies());
         // Its own snapshot now; everyone else's (its new endpoint) with the next debounced
         // rebuild, so that many sidecars connecting at once cost one rebuild, not one each.
-        rebuild([info.id]);
+        rebuilder.buildNow([info.id]);
         scheduleRebuild();
       },
       disconnected: (info) => {
         sidecars.delete(info.id);
-        memory?.disconnected(info.id);
-        snapshots.delete(info.id);
+        if (info.mode !== 'ambient') memory?.disconnected(info.id);
+        rebuilder.forget(info.id);
         cache.delete(info.id);
         nacks.forget(info.id);
         metrics.connected.set(xds.connectedProxies());
@@ -201,7 +197,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
       nacked: (info, typeUrl, message) => {
         metrics.rejects.inc({ type: typeLabel(typeUrl) });
         const nack = xds.syncStates().find((p) => p.id === info.id && p.types.get(typeUrl)?.nack?.message === message)?.types.get(typeUrl)?.nack;
-        if (nack) nacks.record(info.id, typeUrl, nack, snapshots.get(info.id));
+        if (nack) nacks.record(info.id, typeUrl, nack, rebuilder.snapshot(info.id));
       },
     },
     log.child('xds'),
@@ -218,6 +214,8 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     log: log.child('ca'),
     maxTtlSeconds: cfg.maxCertTtlSeconds,
     onIssued: () => metrics.certsIssued.inc(),
+    // Node authorization reads the live model: a node proxy gets the identities of its node's ambient pods.
+    workloadsWithIdentity: modelWorkloadsWithIdentity(() => model, (key) => directory(key) !== undefined),
   });
   // Root rotation (`weft ca rotate-root` / `remove-root`): reload the CA files when they change,
   // push the new bundle (ROOTCA), and sign under a new root only once every proxy trusts it.
@@ -232,7 +230,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
       });
 
   const grpcServer = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
-  grpcServer.addService(adsService, xds.handlers());
+  grpcServer.addService(preparedAdsService, xds.handlers());
   grpcServer.addService(caService, caHandlers);
   const xdsPort = await bind(grpcServer, `${cfg.host}:${cfg.xdsPort}`, grpc.ServerCredentials.createInsecure());
 
@@ -242,7 +240,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   if (cfg.xdsTlsPort >= 0) {
     const serving = await ca.servingCertificate(['weft-control-plane', 'localhost', cfg.host, ...(kube?.serviceNames ?? [])]);
     tlsServer = new grpc.Server();
-    tlsServer.addService(adsService, xds.handlers());
+    tlsServer.addService(preparedAdsService, xds.handlers());
     tlsServer.addService(caService, caHandlers);
     xdsTlsPort = await bind(
       tlsServer,
@@ -272,7 +270,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     '/debug/status': () => ({
       status: 200,
       body: {
-        problems: source.problems(),
+        problems: model.problems,
         routes: Object.fromEntries(withProxyRejections(routeStatuses(model), nacks.byRoute(stillNacked))),
       },
     }),
@@ -297,7 +295,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     async stop() {
       memory?.freeze();
       if (graceTimer) clearTimeout(graceTimer);
-      if (timer) clearTimeout(timer);
+      rebuilder.stop();
       convergence.stop();
       caWatcher?.stop();
       await kubeServices?.stop();

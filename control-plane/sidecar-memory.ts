@@ -3,8 +3,10 @@
 // the last known sidecars (workload → inbound port) in the state dir: after a restart they
 // count as connected for a grace period, the rebuilt snapshots equal the ones served before
 // (content-hashed versions, so reconnecting proxies see no change), and a sidecar that has
-// not come back when the grace period ends is dropped.
+// not come back when the grace period ends is dropped. Saves are debounced and asynchronous
+// (a thousand sidecars connecting make one write, off the event loop); shutting down saves at once.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../core/log.js';
 
@@ -12,12 +14,15 @@ import type { Logger } from '../core/log.js';
 export const RESYNC_GRACE_MS = 20_000;
 
 const FILE = 'sidecars.json';
+/** How long changes gather before one save. */
+export const SAVE_DEBOUNCE_MS = 1_000;
 
 export interface SidecarMemoryOptions {
   readonly stateDir: string;
   readonly graceMs?: number;
   readonly log: Logger;
   readonly now?: () => number;
+  readonly saveDebounceMs?: number;
 }
 
 export class SidecarMemory {
@@ -25,6 +30,11 @@ export class SidecarMemory {
   private readonly remembered = new Map<string, number>();
   private readonly graceEnds: number;
   private frozen = false;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private saving: Promise<void> | undefined;
+  private dirty = false;
+  /** Each write has its own temporary file: a shutdown's write may overtake a running one. */
+  private writes = 0;
 
   constructor(private readonly opts: SidecarMemoryOptions) {
     const now = opts.now ?? Date.now;
@@ -62,20 +72,76 @@ export class SidecarMemory {
     this.save();
   }
 
+  /** Writes any unsaved change now (before a planned restart; tests). */
+  async flush(): Promise<void> {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    while (this.saving) await this.saving;
+    if (this.dirty && !this.frozen) await this.write();
+  }
+
   /** The control plane is shutting down: its streams closing is not the sidecars leaving. */
   freeze(): void {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    // The last word, written at once: an asynchronous write may still be on its way, and this
+    // one replaces whatever it wrote.
+    if (this.dirty && !this.frozen) this.writeNow();
     this.frozen = true;
   }
 
   private save(): void {
     if (this.frozen) return;
+    this.dirty = true;
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      if (this.saving) this.save();
+      else void this.write();
+    }, this.opts.saveDebounceMs ?? SAVE_DEBOUNCE_MS);
+    this.saveTimer.unref();
+  }
+
+  private write(): Promise<void> {
+    const file = path.join(this.opts.stateDir, FILE);
+    const content = this.content();
+    this.saving = (async () => {
+      try {
+        await mkdir(this.opts.stateDir, { recursive: true });
+        if (this.frozen) return;
+        const tmp = `${file}.${++this.writes}.tmp`;
+        await writeFile(tmp, content, { mode: 0o600 });
+        if (this.frozen) await unlink(tmp);
+        else await rename(tmp, file);
+      } catch (err) {
+        this.failed(err);
+      } finally {
+        this.saving = undefined;
+      }
+    })();
+    return this.saving;
+  }
+
+  private writeNow(): void {
     const file = path.join(this.opts.stateDir, FILE);
     try {
       mkdirSync(this.opts.stateDir, { recursive: true });
-      writeFileSync(`${file}.tmp`, JSON.stringify(Object.fromEntries(this.live)), { mode: 0o600 });
-      renameSync(`${file}.tmp`, file);
+      const tmp = `${file}.${++this.writes}.tmp`;
+      writeFileSync(tmp, this.content(), { mode: 0o600 });
+      renameSync(tmp, file);
     } catch (err) {
-      this.opts.log.warn('could not save the connected sidecars; a restart will re-learn them', { error: (err as Error).message });
+      this.failed(err);
     }
+  }
+
+  /** What to save; taken when the write starts, so later changes mark the memory dirty again. */
+  private content(): string {
+    this.dirty = false;
+    return JSON.stringify(Object.fromEntries(this.live));
+  }
+
+  private failed(err: unknown): void {
+    this.dirty = true;
+    this.opts.log.warn('could not save the connected sidecars; a restart will re-learn them', { error: (err as Error).message });
   }
 }

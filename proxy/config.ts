@@ -2,6 +2,11 @@
 import { ErrorCode, WeftError } from '../core/errors.js';
 
 export interface ProxyConfigOptions {
+  /** `sidecar` (one workload's proxy) or `waypoint` (also accepts HBONE on hbonePort and routes
+   *  it as L7 for the Services that use this waypoint). The node proxy has its own config. */
+  readonly mode: 'sidecar' | 'waypoint';
+  /** Waypoint: the HBONE listener. */
+  readonly hbonePort: number;
   /** `host:port` of the control plane's xDS/CA port. */
   readonly xds: string;
   /** PEM file of roots to verify the control plane's TLS port; absent = plaintext xDS (15010). */
@@ -37,9 +42,13 @@ export interface ProxyConfigOptions {
   readonly traceSamplingPercent: number;
   /** `local`: the local app may ask for a decision record with `x-weft-debug: 1`; `off`: never. */
   readonly decisionHeader: 'local' | 'off';
+  /** HTTP/1.1 plain forwards take the byte-level fast path (proxy/http1); false: node:http only. */
+  readonly http1FastPath: boolean;
 }
 
 export const PROXY_DEFAULTS = {
+  mode: 'sidecar',
+  hbonePort: 15008,
   xdsRootCert: undefined,
   bindAddress: '0.0.0.0',
   outboundPort: 15001,
@@ -56,6 +65,7 @@ export const PROXY_DEFAULTS = {
   otlpEndpoint: undefined,
   traceSamplingPercent: 1,
   decisionHeader: 'local',
+  http1FastPath: true,
 } as const;
 
 export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfigOptions, 'xds' | 'workload' | 'tokenFile'>): ProxyConfigOptions {
@@ -64,6 +74,8 @@ export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfi
   const c = { ...PROXY_DEFAULTS, otlpEndpoint: env, ...defined } as ProxyConfigOptions;
   if (c.accessLog === 'off' || c.accessLog === '') (c as { accessLog: string | undefined }).accessLog = undefined;
   if (!/^[^:]+:\d+$/.test(c.xds)) throw new WeftError(ErrorCode.USAGE, `--xds: expected HOST:PORT, got "${c.xds}"`);
+  if (c.mode !== 'sidecar' && c.mode !== 'waypoint') throw new WeftError(ErrorCode.USAGE, `--mode: sidecar or waypoint here, got "${String(c.mode)}"`);
+  if (!c.workload) throw new WeftError(ErrorCode.USAGE, `--workload: required with --mode ${c.mode} (NAME.NAMESPACE of the workload this proxy serves)`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(c.workload)) {
     throw new WeftError(ErrorCode.USAGE, `--workload: expected NAME.NAMESPACE (lower-case DNS labels), got "${c.workload}"`);
   }
@@ -74,6 +86,7 @@ export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfi
     ['admin-port', c.adminPort],
     ['stats-port', c.statsPort],
     ['health-port', c.healthPort],
+    ['hbone-port', c.hbonePort],
   ] as const) {
     if (!Number.isInteger(v) || v < 0 || v > 65535) throw new WeftError(ErrorCode.USAGE, `--${flag}: must be a port number, got ${JSON.stringify(v)}`);
   }
@@ -85,6 +98,9 @@ export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfi
   }
   if (c.decisionHeader !== 'local' && c.decisionHeader !== 'off') {
     throw new WeftError(ErrorCode.USAGE, `--decision-header: local or off, got "${String(c.decisionHeader)}"`);
+  }
+  if (typeof c.http1FastPath !== 'boolean') {
+    throw new WeftError(ErrorCode.USAGE, `--http1-fast-path: true or false, got ${JSON.stringify(c.http1FastPath)}`);
   }
   if (!Number.isFinite(c.drainSeconds) || c.drainSeconds < 0) {
     throw new WeftError(ErrorCode.USAGE, `--drain-seconds: must be 0 or more, got ${JSON.stringify(c.drainSeconds)}`);

@@ -1,7 +1,7 @@
 // The sidecar's composition root, top to bottom: identity → config state → listeners → xDS →
 // admin. Nothing starts at import time; `startProxy` builds it all and `stop` drains it.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import net, { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { RESOURCE_TYPES } from '../api/registry.js';
 import type { SecretValue } from '../api/domain.js';
@@ -24,13 +24,14 @@ import { MeshTls } from './transport/tls.js';
 import { tlsTransports } from './transport/mesh.js';
 import { plainUpstreamTransport } from './transport/plain.js';
 import { createUpstreamPools } from './upstream/pools.js';
+import { createWaypointEntry, waypointOriginalDst, waypointPlanFor } from './waypoint.js';
 import { targetsOf } from './upstream/target.js';
 
 /** A DNS name in the control plane's serving certificate (see control-plane/main.ts). */
 const CONTROL_PLANE_TLS_NAME = 'weft-control-plane';
 
 export interface RunningProxy {
-  readonly ports: { outbound: number; inbound: number; admin: number; stats: number; health: number };
+  readonly ports: { outbound: number; inbound: number; admin: number; stats: number; health: number; hbone?: number };
   ready(): boolean;
   /** Drains (stop accepting, in-flight requests finish within drainSeconds) and stops. */
   stop(): Promise<void>;
@@ -83,9 +84,23 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   const stats = new ProxyStats();
   // Captured mode (pod networking): iptables hands us every TCP connection of the pod; the
   // listeners get capture's server, transport and app hop instead of their local-mode defaults.
-  const capture = cfg.capture
-    ? createCapture({ meshTls: tls, transports, getConfig, stats, outboundPolicy: cfg.outboundPolicy, detectTimeoutMs: cfg.protocolDetectionTimeoutMs, log: log.child('capture') })
-    : undefined;
+  // A waypoint runs the captured-outbound path too: its HBONE streams arrive as connections
+  // whose original destination is the CONNECT authority (proxy/waypoint.ts).
+  const waypoint = cfg.mode === 'waypoint';
+  const capture =
+    cfg.capture || waypoint
+      ? createCapture({
+          meshTls: tls,
+          transports,
+          getConfig,
+          stats,
+          outboundPolicy: cfg.outboundPolicy,
+          detectTimeoutMs: cfg.protocolDetectionTimeoutMs,
+          log: log.child('capture'),
+          ...(waypoint && !cfg.capture ? { originalDst: waypointOriginalDst } : {}),
+        })
+      : undefined;
+  let outboundServer: net.Server | undefined;
   // Pools are ours, not the listeners': on every config swap, pools that no cluster uses any
   // more are retired — they close once their requests end (a removed cluster drains).
   const outboundPools = createUpstreamPools({ transport: transports.upstream, log: log.child('outbound').child('upstream') });
@@ -113,7 +128,10 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     stats,
     telemetry,
     log: log.child('outbound'),
+    http1FastPath: cfg.http1FastPath,
     ...capture?.outbound,
+    ...(capture ? { createServer: (onSocket: (socket: net.Socket) => void) => (outboundServer = capture.outbound.createServer(onSocket)) } : {}),
+    ...(capture && waypoint ? { planFor: waypointPlanFor(capture.outbound.planFor, log.child('waypoint')) } : {}),
   });
   const inbound = createInboundListener({
     host: cfg.bindAddress,
@@ -126,16 +144,19 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     stats,
     telemetry,
     log: log.child('inbound'),
+    http1FastPath: cfg.http1FastPath,
   });
   const outboundAddr = await outbound.listen();
   const inboundAddr = await inbound.listen();
+  const hbone = waypoint ? createWaypointEntry({ meshTls: tls, getConfig, outbound: () => outboundServer, log: log.child('waypoint') }) : undefined;
+  if (hbone) await new Promise<void>((resolve, reject) => hbone.server.once('error', reject).listen(cfg.hbonePort, cfg.bindAddress, () => resolve()));
 
   // 5. xDS: the inbound port we really got goes into the node metadata; it is our endpoint.
   const ads = new AdsClient({
     target: cfg.xds,
     credentials: xdsCredentials,
     channelOptions,
-    node: { id: cfg.workload, metadata: { WORKLOAD: cfg.workload, NAMESPACE: namespace, NAME: name, INBOUND_PORT: inboundAddr.port, MODE: 'sidecar' } },
+    node: { id: cfg.workload, metadata: { WORKLOAD: cfg.workload, NAMESPACE: namespace, NAME: name, INBOUND_PORT: inboundAddr.port, MODE: cfg.mode } },
     token: readToken,
     types: RESOURCE_TYPES,
     localSecrets: new Set(['default']),
@@ -166,7 +187,12 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   const stop = () =>
     (stopping ??= (async () => {
       log.info('draining', { seconds: cfg.drainSeconds });
-      await Promise.all([outbound.close(cfg.drainSeconds * 1000), inbound.close(cfg.drainSeconds * 1000), capture?.drain(cfg.drainSeconds * 1000)]);
+      await Promise.all([
+        outbound.close(cfg.drainSeconds * 1000),
+        inbound.close(cfg.drainSeconds * 1000),
+        capture?.drain(cfg.drainSeconds * 1000),
+        hbone?.close(cfg.drainSeconds * 1000),
+      ]);
       await Promise.all([outboundPools.close(), inboundPools.close()]);
       await ads.stop();
       identity.stop();
@@ -217,6 +243,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
       admin: admin.address.port,
       stats: statsServer.address.port,
       health: healthServer.address.port,
+      ...(hbone ? { hbone: (hbone.server.address() as net.AddressInfo).port } : {}),
     },
     ready: () => readiness().ready,
     stop,

@@ -177,6 +177,7 @@ async function main(): Promise<void> {
         };
       }
       writeFileSync(path.join(configDir, ROUTE_FILE), routeYaml(e));
+      log(`edit ${e}: route file written at ${new Date().toISOString()}`);
     });
     await Promise.race([all, sleep(convergeTimeoutMs)]);
     const used = process.cpuUsage(cpu0);

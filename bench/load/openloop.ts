@@ -4,7 +4,7 @@
 // queued behind it (no coordinated omission). HTTP/1.1 (raw keep-alive sockets), h2c
 // (node:http2) or gRPC (grpc-js). Prints one BENCH_RESULT line with percentiles in ms.
 // Usage: node dist/bench/load/openloop.js --proto http1|h2c|grpc --port N --authority HOST
-//          [--rate 1000] [--connections 16] [--duration 10] [--warmup 2]
+//          [--host 127.0.0.1] [--rate 1000] [--connections 16] [--duration 10] [--warmup 2]
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { callEcho, connectionOptions } from '../lib/grpc.js';
@@ -15,6 +15,8 @@ import { Http1Connection } from './http1-connection.js';
 const f = flags();
 const proto = str(f, 'proto');
 const port = num(f, 'port', 0);
+/** Where to connect (bench/ambient.ts: a Service VIP or pod IP, from inside a pod). */
+const host = str(f, 'host', '127.0.0.1');
 const authority = str(f, 'authority', `127.0.0.1:${port}`);
 const rate = num(f, 'rate', 1000);
 const connections = num(f, 'connections', 16);
@@ -35,7 +37,7 @@ interface Transport {
 
 function http1Transport(): Transport {
   const request = Buffer.from(`GET / HTTP/1.1\r\nHost: ${authority}\r\nUser-Agent: weft-bench\r\n\r\n`, 'latin1');
-  const conns = Array.from({ length: connections }, () => new Http1Connection('127.0.0.1', port, request));
+  const conns = Array.from({ length: connections }, () => new Http1Connection(host, port, request));
   const queue: Array<(ok: boolean) => void> = [];
   const idle: Http1Connection[] = [];
   const pump = () => {
@@ -71,7 +73,7 @@ function h2cTransport(): Transport {
   return {
     async ready() {
       for (let i = 0; i < connections; i++) {
-        const s = http2.connect(`http://127.0.0.1:${port}`);
+        const s = http2.connect(`http://${host}:${port}`);
         s.on('error', () => {});
         await new Promise<void>((resolve, reject) => {
           s.once('connect', () => resolve());
@@ -96,7 +98,7 @@ function h2cTransport(): Transport {
 }
 
 function grpcTransport(): Transport {
-  const clients = Array.from({ length: connections }, (_, i) => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), connectionOptions(authority, i)));
+  const clients = Array.from({ length: connections }, (_, i) => new grpc.Client(`${host}:${port}`, grpc.credentials.createInsecure(), connectionOptions(authority, i)));
   let next = 0;
   return {
     async ready() {

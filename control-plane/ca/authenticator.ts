@@ -1,5 +1,6 @@
 // Who is calling: turns a bearer token into the identity the caller has *proven*. The CA issues
-// certificates for that identity only, and the xDS server serves config to that workload only.
+// certificates for that identity only (or, to a node proxy, for the ambient pods on its node),
+// and the xDS server serves config to that workload (or node proxy) only.
 import { ErrorCode, WeftError } from '../../core/errors.js';
 import type { TokenOwner } from './tokens.js';
 
@@ -10,6 +11,12 @@ export interface CallerIdentity {
   readonly workload?: string;
   /** The node the caller runs on, when known (Kubernetes tokens bound to a pod). */
   readonly node?: string;
+  /**
+   * The caller is the node proxy of `node` (ambient mode): it opens xDS as `ambient~<node>` and
+   * may ask the CA for the identity of an ambient workload on that node (ImpersonatedIdentity).
+   * A local node token proves no ServiceAccount of its own (namespace and serviceAccount are '').
+   */
+  readonly nodeProxy?: boolean;
 }
 
 /** What else is known about the call, for authenticators that need it. */
@@ -32,7 +39,7 @@ export interface Authenticator {
 /** Maps a workload to its ServiceAccount (WorkloadEntry spec.serviceAccount, default "default"); undefined if unknown. */
 export type ServiceAccountOf = (namespace: string, name: string) => string | undefined;
 
-/** Local mode: bootstrap tokens from the TokenStore, each bound to one WorkloadEntry. */
+/** Local mode: bootstrap tokens from the TokenStore, each bound to one WorkloadEntry or one node. */
 export class LocalTokenAuthenticator implements Authenticator {
   constructor(
     private readonly tokens: { lookup(token: string): TokenOwner | undefined },
@@ -44,9 +51,10 @@ export class LocalTokenAuthenticator implements Authenticator {
     const owner = this.tokens.lookup(bearerToken);
     if (!owner) {
       throw new WeftError(ErrorCode.AUTH_FAILED, 'the bearer token is not one this control plane issued', {
-        hint: 'check --token-file: it should be <state-dir>/tokens/<namespace>/<name>.token of this control plane',
+        hint: 'check --token-file: it should be <state-dir>/tokens/<namespace>/<name>.token (a node proxy: <state-dir>/tokens/nodes/<node>.token) of this control plane',
       });
     }
+    if (owner.node !== undefined) return { namespace: '', serviceAccount: '', node: owner.node, nodeProxy: true };
     const workload = `${owner.name}.${owner.namespace}`;
     const serviceAccount = this.serviceAccountOf(owner.namespace, owner.name);
     if (serviceAccount === undefined) {

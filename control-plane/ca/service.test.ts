@@ -1,5 +1,6 @@
 // The CA service end to end: a real grpc-js server on 127.0.0.1 and a real client. Certificates
-// go to the identity the token proves; everything else is refused with the right status.
+// go to the identity the token proves, or a node proxy's to the ambient pods on its node;
+// everything else is refused with the right status.
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -11,14 +12,44 @@ import { generateWorkloadKeyPair } from '../../certs/keys.js';
 import { certTime } from '../../certs/pem.js';
 import { tempDir, testCa, testIdentity } from '../../certs/testing.js';
 import type { Fields, Logger } from '../../core/log.js';
+import { modelFromYaml } from '../model/testing.js';
 import { LocalTokenAuthenticator } from './authenticator.js';
-import { createCaService, type CaServiceHandlers } from './service.js';
+import { createCaService, modelWorkloadsWithIdentity, type CaServiceHandlers } from './service.js';
 import { TokenStore } from './tokens.js';
 
 /** WorkloadEntries of the test mesh: workload -> ServiceAccount. */
 const WORKLOADS: Record<string, string> = { 'reviews-v1.default': 'reviews', 'ratings-v1.default': 'ratings' };
 const REVIEWS = testIdentity('default', 'reviews');
 const RATINGS = testIdentity('default', 'ratings');
+
+/** Where workloads run, for node authorization: `shop` is an ambient namespace. */
+const MESH = modelFromYaml(`
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { weft.dev/dataplane-mode: ambient } }
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: cart-1, namespace: shop }
+spec: { address: 10.1.0.5, nodeName: node-a, serviceAccount: cart }
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: pay-1, namespace: shop }
+spec: { address: 10.1.0.6, nodeName: node-b, serviceAccount: pay }
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: with-sidecar, namespace: shop }
+spec: { address: 10.1.0.7, nodeName: node-a, serviceAccount: sc }
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: legacy-1, namespace: legacy }
+spec: { address: 10.2.0.1, nodeName: node-a, serviceAccount: legacy }
+`);
+const CART = testIdentity('shop', 'cart');
+const PAY = testIdentity('shop', 'pay');
 
 interface Line {
   level: string;
@@ -35,7 +66,7 @@ let ca: CertificateAuthority;
 let server: grpc.Server;
 let client: grpc.Client;
 let handlers: CaServiceHandlers;
-let tokens: { reviews: string; ratings: string };
+let tokens: { reviews: string; ratings: string; nodeA: string };
 const lines: Line[] = [];
 let cleanup: () => Promise<void>;
 
@@ -44,13 +75,14 @@ beforeAll(async () => {
   cleanup = dir.cleanup;
   ca = await testCa({ maxTtlSeconds: 48 * 3600 });
   const store = new TokenStore(dir.dir);
-  tokens = { reviews: store.ensure('default', 'reviews-v1'), ratings: store.ensure('default', 'ratings-v1') };
+  tokens = { reviews: store.ensure('default', 'reviews-v1'), ratings: store.ensure('default', 'ratings-v1'), nodeA: store.ensureNode('node-a') };
   handlers = createCaService({
     ca,
     authenticator: new LocalTokenAuthenticator(store, (ns, name) => WORKLOADS[`${name}.${ns}`]),
     trustDomain: 'cluster.local',
     log: recordingLogger(lines),
     maxTtlSeconds: 7200,
+    workloadsWithIdentity: modelWorkloadsWithIdentity(() => MESH, (key) => key === 'with-sidecar.shop'),
   });
   server = new grpc.Server();
   server.addService(caService, handlers);
@@ -165,10 +197,77 @@ describe('CreateCertificate', () => {
     expect(err.details).toBe('invalid CSR: not a PEM "CERTIFICATE REQUEST" block');
   });
 
-  it('refuses impersonation requests (node proxies asking for pods), which this CA does not support', async () => {
+  it("refuses a workload's token asking for another identity (ImpersonatedIdentity is for node proxies)", async () => {
     const { csr } = await csrFor(RATINGS);
     const err = await refusal(createCertificate({ csr, metadata: toStruct({ ImpersonatedIdentity: RATINGS }) }, tokens.reviews));
     expect(err.code).toBe(grpc.status.PERMISSION_DENIED);
-    expect(err.details).toMatch(/ImpersonatedIdentity is not supported/);
+    expect(err.details).toBe(`only a node proxy may ask for another identity (ImpersonatedIdentity ${RATINGS}); the caller is workload reviews-v1.default`);
+  });
+});
+
+describe('CreateCertificate for a node proxy (node authorization)', () => {
+  const asNode = async (identity: string | undefined, impersonate: unknown = identity, token = tokens.nodeA) => {
+    const { csr } = await csrFor(identity);
+    return createCertificate({ csr, metadata: toStruct({ ImpersonatedIdentity: impersonate }) }, token);
+  };
+
+  it('issues the identity of an ambient pod on its own node, whether or not the CSR names it', async () => {
+    const before = handlers.issuedCount();
+    expect(ca.bundle().verifyChain((await asNode(CART)).cert_chain).identity).toBe(CART);
+    expect(ca.bundle().verifyChain((await asNode(undefined, CART)).cert_chain).identity).toBe(CART);
+    expect(handlers.issuedCount()).toBe(before + 2);
+  });
+
+  const refusals: [string, string, string][] = [
+    [
+      'a pod on another node',
+      PAY,
+      `node node-a may not have ${PAY}: no ambient workload with that identity runs on node-a; it runs on node-b (shop/pay-1 on node-b)`,
+    ],
+    [
+      'a pod on its node that is not ambient',
+      testIdentity('legacy', 'legacy'),
+      `node node-a may not have ${testIdentity('legacy', 'legacy')}: no ambient workload with that identity runs on node-a: legacy/legacy-1 is not in ambient mode`,
+    ],
+    [
+      'a pod on its node that runs a sidecar',
+      testIdentity('shop', 'sc'),
+      `node node-a may not have ${testIdentity('shop', 'sc')}: no ambient workload with that identity runs on node-a: shop/with-sidecar is not in ambient mode`,
+    ],
+    ['an identity nobody has', testIdentity('shop', 'nobody'), `node node-a may not have ${testIdentity('shop', 'nobody')}: no workload has that identity`],
+    [
+      'another trust domain',
+      'spiffe://other.example/ns/shop/sa/cart',
+      `node node-a may not have spiffe://other.example/ns/shop/sa/cart: it is not in this mesh's trust domain "cluster.local"`,
+    ],
+  ];
+  it.each(refusals)('refuses %s: PERMISSION_DENIED naming the node, the identity and why', async (_name, identity, details) => {
+    const before = handlers.issuedCount();
+    const err = await refusal(asNode(identity));
+    expect(err.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(err.details).toBe(details);
+    expect(handlers.issuedCount()).toBe(before);
+    expect(lines.find((l) => l.level === 'warn')?.fields).toMatchObject({ node: 'node-a', identity });
+    expect(JSON.stringify(lines)).not.toContain(tokens.nodeA);
+  });
+
+  it('refuses a CSR for another identity than the one impersonated', async () => {
+    const err = await refusal(asNode(PAY, CART));
+    expect(err.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(err.details).toBe(`the CSR asks for ${PAY} but the request's ImpersonatedIdentity is ${CART}`);
+  });
+
+  it('refuses a malformed ImpersonatedIdentity with INVALID_ARGUMENT', async () => {
+    const err = await refusal(asNode(undefined, 'spiffe://cluster.local/cart'));
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/^ImpersonatedIdentity: "spiffe:\/\/cluster.local\/cart" does not have the path/);
+    expect((await refusal(asNode(undefined, 7))).code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  it("a node token alone proves no identity: without ImpersonatedIdentity it gets nothing", async () => {
+    const { csr } = await csrFor();
+    const err = await refusal(createCertificate({ csr }, tokens.nodeA));
+    expect(err.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(err.details).toBe("a node proxy's token (node node-a) proves no identity of its own: ask for a pod's with ImpersonatedIdentity");
   });
 });

@@ -14,11 +14,12 @@ const ok = (over: Partial<TokenReviewResult> = {}): TokenReviewResult => ({
   ...over,
 });
 
-function authenticator(answer: () => Promise<TokenReviewResult>, now = () => 0) {
+function authenticator(answer: () => Promise<TokenReviewResult>, now = () => 0, nodeServiceAccount?: string) {
   const calls: { token: string; audiences: readonly string[] }[] = [];
   const a = new TokenReviewAuthenticator({
     audience: 'weft-ca',
     now,
+    ...(nodeServiceAccount ? { nodeServiceAccount } : {}),
     review: async (token, audiences) => {
       calls.push({ token, audiences });
       return answer();
@@ -83,6 +84,22 @@ describe('TokenReviewAuthenticator', () => {
     });
     const err = await failure(a.authenticate('tok', {}));
     expect(isWeftError(err, ErrorCode.INTERNAL)).toBe(true);
+  });
+
+  it("proves a node proxy from the node proxies' ServiceAccount, of the node the token names", async () => {
+    const node = (sa: string, extra: Record<string, string[]>) => ok({ user: { username: `system:serviceaccount:${sa.replace('/', ':')}`, extra } });
+    const { a } = authenticator(async () => node('weft-system/weft-node', { 'authentication.kubernetes.io/pod-name': ['weft-node-x1'], 'authentication.kubernetes.io/node-name': ['node-a'] }));
+    await expect(a.authenticate('tok', {})).resolves.toEqual({ namespace: 'weft-system', serviceAccount: 'weft-node', node: 'node-a', nodeProxy: true });
+    // Configurable: another account is the node proxies', and weft-node then is an ordinary one.
+    const { a: other } = authenticator(async () => node('mesh/ztunnel', { 'authentication.kubernetes.io/node-name': ['node-b'] }), () => 0, 'mesh/ztunnel');
+    await expect(other.authenticate('tok', {})).resolves.toMatchObject({ node: 'node-b', nodeProxy: true });
+  });
+
+  it("refuses a node proxy's token that names no node, saying so", async () => {
+    const { a } = authenticator(async () => ok({ user: { username: 'system:serviceaccount:weft-system:weft-node', extra: {} } }));
+    const err = await failure(a.authenticate('tok', {}));
+    expect(isWeftError(err, ErrorCode.AUTH_FAILED)).toBe(true);
+    expect(err.message).toBe(`the token of the node proxies' ServiceAccount weft-system/weft-node names no node (the TokenReview has no "authentication.kubernetes.io/node-name")`);
   });
 
   it('refuses an empty token without asking', async () => {

@@ -1,7 +1,9 @@
 // Kubernetes ServiceAccount tokens as CA / xDS credentials: each bearer token is checked with a
 // TokenReview (authentication.k8s.io/v1) for Weft's audience, and the ServiceAccount it proves
 // becomes the caller's identity (spiffe://<td>/ns/<ns>/sa/<sa>). A token bound to a pod also
-// names that pod: its workload is `<pod>.<namespace>`, the id its proxy must use for xDS.
+// names that pod: its workload is `<pod>.<namespace>`, the id its proxy must use for xDS. The
+// node proxies' ServiceAccount is special: its token proves a node proxy, of the node the
+// token's pod runs on (bound tokens carry it), and nothing without that node.
 import crypto from 'node:crypto';
 import { AuthenticationV1Api, type KubeConfig, type V1TokenReview } from '@kubernetes/client-node';
 import { ErrorCode, WeftError } from '../../core/errors.js';
@@ -23,6 +25,8 @@ export type TokenReviewer = (token: string, audiences: readonly string[]) => Pro
 
 export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
+/** The ServiceAccount the ambient node proxies (the DaemonSet) run as, unless configured otherwise. */
+export const DEFAULT_NODE_SERVICE_ACCOUNT = 'weft-system/weft-node';
 const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([a-z0-9]([-a-z0-9]*[a-z0-9])?):([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/;
 
 /** The real thing: POST /apis/authentication.k8s.io/v1/tokenreviews with client-node. */
@@ -41,6 +45,8 @@ export interface TokenReviewAuthenticatorOptions {
   readonly audience: string;
   /** Successful reviews are remembered this long (by token digest), sparing the API server. Default 10 s. */
   readonly cacheMs?: number;
+  /** `namespace/name` of the node proxies' ServiceAccount. Default weft-system/weft-node. */
+  readonly nodeServiceAccount?: string;
   readonly now?: () => number;
 }
 
@@ -82,12 +88,19 @@ export class TokenReviewAuthenticator implements Authenticator {
     const serviceAccount = m[3] as string;
     const pod = result.user?.extra?.[POD_NAME_EXTRA]?.[0];
     const node = result.user?.extra?.[NODE_NAME_EXTRA]?.[0];
-    const identity: CallerIdentity = {
-      namespace,
-      serviceAccount,
-      ...(pod ? { workload: `${pod}.${namespace}` } : {}),
-      ...(node ? { node } : {}),
-    };
+    const nodeAccount = this.opts.nodeServiceAccount ?? DEFAULT_NODE_SERVICE_ACCOUNT;
+    let identity: CallerIdentity;
+    if (`${namespace}/${serviceAccount}` === nodeAccount) {
+      // Which node it serves is all that makes a node proxy's token useful: without it, refuse.
+      if (!node) {
+        throw new WeftError(ErrorCode.AUTH_FAILED, `the token of the node proxies' ServiceAccount ${nodeAccount} names no node (the TokenReview has no "${NODE_NAME_EXTRA}")`, {
+          hint: 'a node proxy must present a projected token bound to its pod (Kubernetes 1.30+ adds the node name)',
+        });
+      }
+      identity = { namespace, serviceAccount, node, nodeProxy: true };
+    } else {
+      identity = { namespace, serviceAccount, ...(pod ? { workload: `${pod}.${namespace}` } : {}), ...(node ? { node } : {}) };
+    }
     this.cache.set(key, { identity, until: this.now() + (this.opts.cacheMs ?? 10_000) });
     if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value as string);
     return identity;

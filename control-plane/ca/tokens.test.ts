@@ -66,6 +66,29 @@ describe('TokenStore', () => {
     const store = new TokenStore(await stateDir());
     expect(() => store.ensure('..', 'x')).toThrow(/not a valid Kubernetes name/);
     expect(() => store.ensure('default', '../../etc/passwd')).toThrow(/not a valid Kubernetes name/);
+    expect(() => store.ensureNode('../default/x')).toThrow(/not a valid Kubernetes node name/);
+  });
+
+  it('makes a private token per node at tokens/nodes/<node>.token, looked up to that node only', async () => {
+    const dir = await stateDir();
+    const store = new TokenStore(dir);
+    const a = store.ensureNode('node-a');
+    const file = path.join(dir, 'tokens', 'nodes', 'node-a.token');
+    expect((await readFile(file, 'utf8')).trim()).toBe(a);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(store.ensureNode('node-a')).toBe(a);
+    const w = store.ensure('default', 'node-a');
+    expect(store.lookup(a)).toEqual({ node: 'node-a' });
+    expect(store.lookup(w)).toEqual({ namespace: 'default', name: 'node-a' });
+    expect(new TokenStore(dir).ensureNode('node-a')).toBe(a);
+    store.removeNode('node-a');
+    expect(store.lookup(a)).toBeUndefined();
+    expect(store.lookup(w)).toEqual({ namespace: 'default', name: 'node-a' });
+  });
+
+  it('keeps the namespace "nodes" for node tokens: a workload there could otherwise hold a node\'s', async () => {
+    const store = new TokenStore(await stateDir());
+    expect(() => store.ensure('nodes', 'node-a')).toThrow(/namespace "nodes" is reserved/);
   });
 });
 
@@ -75,6 +98,13 @@ describe('LocalTokenAuthenticator', () => {
     const token = store.ensure('default', 'reviews-v1');
     const auth = new LocalTokenAuthenticator(store, (ns, name) => (ns === 'default' && name === 'reviews-v1' ? 'reviews' : undefined));
     expect(await auth.authenticate(token, {})).toEqual({ namespace: 'default', serviceAccount: 'reviews', workload: 'reviews-v1.default' });
+  });
+
+  it('proves a node proxy from a node token: its node, no ServiceAccount of its own', async () => {
+    const store = new TokenStore(await stateDir());
+    const token = store.ensureNode('node-a');
+    const auth = new LocalTokenAuthenticator(store, () => undefined);
+    expect(await auth.authenticate(token, {})).toEqual({ namespace: '', serviceAccount: '', node: 'node-a', nodeProxy: true });
   });
 
   it('refuses unknown tokens and tokens of workloads no longer configured, without echoing the token', async () => {

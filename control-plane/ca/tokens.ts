@@ -1,22 +1,31 @@
 // Bootstrap tokens for local mode: one secret per WorkloadEntry at
-// <state-dir>/tokens/<namespace>/<name>.token (0600, dirs 0700). A sidecar presents its token to
-// prove which workload it is; the control plane looks tokens up here.
+// <state-dir>/tokens/<namespace>/<name>.token, and one per node that workloads name at
+// <state-dir>/tokens/nodes/<node>.token (0600, dirs 0700). A sidecar presents its token to prove
+// which workload it is, a node proxy to prove which node it serves; the control plane looks
+// tokens up here.
 import crypto from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, WeftError } from '../../core/errors.js';
 
-export interface TokenOwner {
-  readonly namespace: string;
-  readonly name: string;
-}
+/** Whose token it is: a workload's (namespace and name) or a node proxy's (node). */
+export type TokenOwner =
+  | { readonly namespace: string; readonly name: string; readonly node?: undefined }
+  | { readonly node: string; readonly namespace?: undefined; readonly name?: undefined };
 
-interface Entry extends TokenOwner {
+interface Entry {
+  readonly owner: TokenOwner;
   readonly token: Buffer;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+/** The directory of node tokens, beside the per-namespace ones: no workload namespace may take it. */
+export const NODE_TOKEN_DIR = 'nodes';
+
+function ownerKey(o: TokenOwner): string {
+  return o.node !== undefined ? `node:${o.node}` : `${o.namespace}/${o.name}`;
+}
 
 function digest(token: string | Buffer): string {
   return crypto.createHash('sha256').update(token).digest('hex');
@@ -34,7 +43,21 @@ export class TokenStore {
     if (namespace.length > 63 || !DNS_LABEL.test(namespace) || name.length > 253 || !DNS_SUBDOMAIN.test(name)) {
       throw new WeftError(ErrorCode.CONFIG_INVALID, `cannot make a token for "${name}.${namespace}": not a valid Kubernetes name and namespace`);
     }
+    if (namespace === NODE_TOKEN_DIR) {
+      // Its tokens would share a directory with the node proxies': a workload could hold a node's.
+      throw new WeftError(ErrorCode.CONFIG_INVALID, `cannot make a token for "${name}.${namespace}": in local mode the namespace "${NODE_TOKEN_DIR}" is reserved (<state-dir>/tokens/${NODE_TOKEN_DIR}/ holds the node proxies' tokens)`, {
+        hint: 'move the workload to another namespace',
+      });
+    }
     return path.join(this.stateDir, 'tokens', namespace, `${name}.token`);
+  }
+
+  /** Where the token of the node proxy of `node` lives. */
+  nodePathFor(node: string): string {
+    if (node.length > 253 || !DNS_SUBDOMAIN.test(node)) {
+      throw new WeftError(ErrorCode.CONFIG_INVALID, `cannot make a token for node "${node}": not a valid Kubernetes node name`);
+    }
+    return path.join(this.stateDir, 'tokens', NODE_TOKEN_DIR, `${node}.token`);
   }
 
   /**
@@ -43,7 +66,15 @@ export class TokenStore {
    * A token edited on disk (rotation by hand) is picked up by the next call.
    */
   ensure(namespace: string, name: string): string {
-    const file = this.pathFor(namespace, name);
+    return this.ensureFile(this.pathFor(namespace, name), { namespace, name });
+  }
+
+  /** The same for the node proxy of `node` (called once per node some workload names). */
+  ensureNode(node: string): string {
+    return this.ensureFile(this.nodePathFor(node), { node });
+  }
+
+  private ensureFile(file: string, owner: TokenOwner): string {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     let token = this.read(file);
     if (token === undefined) {
@@ -61,34 +92,43 @@ export class TokenStore {
         unlinkSync(tmp);
       }
     }
-    this.index({ namespace, name, token: Buffer.from(token) });
+    this.index({ owner, token: Buffer.from(token) });
     return token;
   }
 
-  /** The workload a token belongs to, or undefined. Only tokens ensured by this process count. */
+  /** The workload or node a token belongs to, or undefined. Only tokens ensured by this process count. */
   lookup(token: string): TokenOwner | undefined {
     if (token.length === 0) return undefined;
     const given = Buffer.from(token);
     const entry = this.byDigest.get(digest(given));
     if (!entry || entry.token.length !== given.length || !crypto.timingSafeEqual(entry.token, given)) return undefined;
-    return { namespace: entry.namespace, name: entry.name };
+    return entry.owner.node !== undefined ? { node: entry.owner.node } : { namespace: entry.owner.namespace, name: entry.owner.name };
   }
 
   /** Forgets a workload's token and deletes its file (the workload was removed, or for rotation). */
   remove(namespace: string, name: string): void {
-    const key = `${namespace}/${name}`;
+    this.forget({ namespace, name }, this.pathFor(namespace, name));
+  }
+
+  /** Forgets a node proxy's token and deletes its file. */
+  removeNode(node: string): void {
+    this.forget({ node }, this.nodePathFor(node));
+  }
+
+  private forget(owner: TokenOwner, file: string): void {
+    const key = ownerKey(owner);
     const d = this.byOwner.get(key);
     if (d) this.byDigest.delete(d);
     this.byOwner.delete(key);
     try {
-      unlinkSync(this.pathFor(namespace, name));
+      unlinkSync(file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
 
   private index(entry: Entry): void {
-    const key = `${entry.namespace}/${entry.name}`;
+    const key = ownerKey(entry.owner);
     const previous = this.byOwner.get(key);
     if (previous) this.byDigest.delete(previous);
     const d = digest(entry.token);

@@ -1,5 +1,6 @@
 // The Model: an immutable, indexed view of every config object at one moment, built once per
 // config change and shared by translation (per proxy) and route status.
+import { ambientLabelProblems, dataplaneModeOf, useWaypointName, waypointNameOf } from './ambient.js';
 import {
   describeObject,
   objectKey,
@@ -7,6 +8,7 @@ import {
   type AuthorizationPolicy,
   type ConfigObject,
   type ConfigProblem,
+  type DataplaneMode,
   type EndpointSlice,
   type GRPCRoute,
   type HTTPRoute,
@@ -16,6 +18,7 @@ import {
   type ReferenceGrant,
   type RouteObject,
   type Service,
+  type Waypoint,
   type WorkloadEntry,
 } from './types.js';
 
@@ -43,6 +46,21 @@ export interface Model {
   referenceGrants(namespace: string): readonly ReferenceGrant[];
   readonly peerAuthentications: readonly PeerAuthentication[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+
+  // ---- Ambient mode (ARCHITECTURE.md "Ambient mode") ----
+  /**
+   * How `workload` is in the mesh. `hasSidecar` is what only the caller knows (a connected
+   * sidecar); with it the answer is always 'sidecar'. Cheap: the label part is precomputed.
+   */
+  dataplaneMode(workload: WorkloadEntry, hasSidecar: boolean): DataplaneMode;
+  /** Workloads enrolled in ambient mode whose spec.nodeName is `node` (sidecars not known here). */
+  ambientWorkloadsOnNode(node: string): readonly WorkloadEntry[];
+  /** The waypoint `service` sends its traffic through, or undefined (no label, or `none`). */
+  waypointFor(service: Service): Waypoint | undefined;
+  /** Workloads of `namespace` running as `serviceAccount` (the SPIFFE identity they share). */
+  workloadsWithIdentity(namespace: string, serviceAccount: string): readonly WorkloadEntry[];
+  /** Every node some workload names in spec.nodeName, sorted. */
+  readonly nodes: readonly string[];
 }
 
 const KIND_ORDER: Record<ConfigObject['kind'], number> = {
@@ -115,13 +133,28 @@ export function buildModel(objects: readonly ConfigObject[], problems: readonly 
   const workloadsByNs = groupBy(workloads, (w) => w.metadata.namespace);
   const slicesByService = groupBy(slices, (s) => `${s.metadata.namespace}/${s.serviceName}`);
   const grantsByNs = groupBy(grants, (g) => g.metadata.namespace);
+  const namespaces = new Map(of('Namespace').map((n) => [n.metadata.name, n]));
+  allProblems.push(...ambientLabelProblems(unique));
+
+  // Ambient: the label part of each workload's mode, once; workloads by node, identity, waypoint.
+  const labelMode = new Map(workloads.map((w) => [w, dataplaneModeOf(w, namespaces.get(w.metadata.namespace), false)]));
+  const ambientByNode = groupBy(
+    workloads.filter((w) => w.spec.nodeName !== undefined && labelMode.get(w) === 'ambient'),
+    (w) => w.spec.nodeName ?? '',
+  );
+  const byIdentity = groupBy(workloads, (w) => `${w.metadata.namespace}/${w.spec.serviceAccount}`);
+  const waypointReplicas = groupBy(
+    workloads.filter((w) => waypointNameOf(w) !== undefined),
+    (w) => `${w.metadata.namespace}/${waypointNameOf(w) ?? ''}`,
+  );
+  const nodes = Object.freeze([...new Set(workloads.flatMap((w) => (w.spec.nodeName === undefined ? [] : [w.spec.nodeName])))].sort());
 
   const model: Model = {
     objects: Object.freeze(unique),
     problems: Object.freeze(allProblems),
     services,
     service: (ns, name) => serviceIndex.get(`${ns}/${name}`),
-    namespaces: new Map(of('Namespace').map((n) => [n.metadata.name, n])),
+    namespaces,
     workloadEntries: workloads,
     workloadEntry: (ns, name) => workloadIndex.get(`${ns}/${name}`),
     workloadByKey: (key) => workloadKeys.get(key),
@@ -133,6 +166,21 @@ export function buildModel(objects: readonly ConfigObject[], problems: readonly 
     referenceGrants: (ns) => grantsByNs.get(ns) ?? [],
     peerAuthentications: of('PeerAuthentication'),
     authorizationPolicies: of('AuthorizationPolicy'),
+    dataplaneMode: (w, hasSidecar) =>
+      hasSidecar ? 'sidecar' : (labelMode.get(w) ?? dataplaneModeOf(w, namespaces.get(w.metadata.namespace), false)),
+    ambientWorkloadsOnNode: (node) => ambientByNode.get(node) ?? [],
+    waypointFor(service) {
+      const ns = service.metadata.namespace;
+      const name = useWaypointName(service, namespaces.get(ns));
+      if (name === undefined) return undefined;
+      const replicas = waypointReplicas.get(`${ns}/${name}`) ?? [];
+      // A waypoint's own Service (one selecting its replicas) is reached directly, not through itself.
+      const selector = service.spec.selector;
+      if (selector && replicas.some((w) => labelsMatch(w.metadata.labels, selector))) return undefined;
+      return { name, namespace: ns, workloads: replicas };
+    },
+    workloadsWithIdentity: (ns, sa) => byIdentity.get(`${ns}/${sa}`) ?? [],
+    nodes,
   };
   return Object.freeze(model);
 }

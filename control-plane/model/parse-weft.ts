@@ -19,7 +19,7 @@ const PORT_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 export function parseWorkloadEntry(r: Reader, doc: Obj, metadata: ObjectMeta): WorkloadEntry | undefined {
   const spec = r.object('spec', doc.spec, {
     required: true,
-    known: ['address', 'ports', 'serviceAccount', 'command', 'env', 'labels'],
+    known: ['address', 'ports', 'serviceAccount', 'nodeName', 'command', 'env', 'labels'],
   });
   if (!spec) return undefined;
   if (spec.labels !== undefined) {
@@ -43,6 +43,12 @@ export function parseWorkloadEntry(r: Reader, doc: Obj, metadata: ObjectMeta): W
   const serviceAccount =
     r.string('spec.serviceAccount', spec.serviceAccount, { pattern: DNS_SUBDOMAIN, patternHint: 'a service account name', maxLength: 253 }) ??
     'default';
+  // Kubernetes node names are DNS-1123 subdomains; the node proxy's token file is named after it.
+  const nodeName = r.string('spec.nodeName', spec.nodeName, {
+    pattern: DNS_SUBDOMAIN,
+    patternHint: 'a node name (a DNS-1123 subdomain: lower-case letters, digits, "-", ".")',
+    maxLength: 253,
+  });
   const command = spec.command === undefined ? undefined : r.stringList('spec.command', spec.command, { minItems: 1, minLength: 1 });
   const env = parseEnv(r, 'spec.env', spec.env);
   if (address === undefined) return undefined;
@@ -50,7 +56,7 @@ export function parseWorkloadEntry(r: Reader, doc: Obj, metadata: ObjectMeta): W
     kind: 'WorkloadEntry',
     apiVersion: 'weft.dev/v1alpha1',
     metadata,
-    spec: { address, ports, serviceAccount, ...(command ? { command } : {}), env },
+    spec: { address, ports, serviceAccount, ...(nodeName === undefined ? {} : { nodeName }), ...(command ? { command } : {}), env },
   };
 }
 
@@ -181,8 +187,21 @@ function parseOperation(r: Reader, field: string, v: unknown): { operation: Auth
 }
 
 export function parseAuthorizationPolicy(r: Reader, doc: Obj, metadata: ObjectMeta): AuthorizationPolicy | undefined {
-  const spec = r.object('spec', doc.spec, { known: ['selector', 'action', 'rules'] }) ?? {};
+  const spec = r.object('spec', doc.spec, { known: ['selector', 'targetRefs', 'action', 'rules'] }) ?? {};
   const selector = parseSelector(r, 'spec.selector', spec.selector);
+  const targetRefs =
+    spec.targetRefs === undefined
+      ? undefined
+      : r.list('spec.targetRefs', spec.targetRefs, (f, v) => {
+          const ref = r.object(f, v, { required: true, known: ['group', 'kind', 'name'] });
+          if (!ref) return undefined;
+          const group = r.string(at(f, 'group'), ref.group) ?? '';
+          const kind = r.string(at(f, 'kind'), ref.kind, { required: true, enum: ['Service'] });
+          const name = r.string(at(f, 'name'), ref.name, { required: true });
+          if (group !== '' && group !== 'core') r.fail(at(f, 'group'), `a Service's group is "" (core), got ${JSON.stringify(group)}`);
+          return kind && name ? { group: '', kind: 'Service' as const, name } : undefined;
+        });
+  if (targetRefs && selector) r.fail('spec.targetRefs', 'cannot be used with spec.selector (a policy targets Services, enforced by their waypoint, or selects workloads)');
   const action = (r.string('spec.action', spec.action, { enum: ['ALLOW', 'DENY'] }) ?? 'ALLOW') as AuthorizationPolicy['spec']['action'];
   const rules = r.list('spec.rules', spec.rules, (f, v): AuthorizationRule | undefined => {
     const rule = r.object(f, v, { required: true, known: ['from', 'to'] });
@@ -196,6 +215,6 @@ export function parseAuthorizationPolicy(r: Reader, doc: Obj, metadata: ObjectMe
     kind: 'AuthorizationPolicy',
     apiVersion: 'weft.dev/v1alpha1',
     metadata,
-    spec: { ...(selector ? { selector } : {}), action, rules },
+    spec: { ...(selector ? { selector } : {}), ...(targetRefs && targetRefs.length > 0 ? { targetRefs } : {}), action, rules },
   };
 }

@@ -245,10 +245,44 @@ export interface WorkloadEntry extends Base<'WorkloadEntry'> {
     /** Port name → the port the app listens on. */
     readonly ports: Readonly<Record<string, number>>;
     readonly serviceAccount: string;
+    /**
+     * The node the workload runs on (a Pod's `spec.nodeName`; on a WorkloadEntry a Weft
+     * extension): an ambient workload is carried by that node's proxy, and only that node's
+     * proxy may ask the CA for its identity.
+     */
+    readonly nodeName?: string;
     /** For `weft up`: the command that runs the workload, and its extra environment. */
     readonly command?: readonly string[];
     readonly env: Labels;
   };
+}
+
+// ---- Ambient mode: the labels that enroll workloads and attach waypoints --------------------
+
+/** On a workload (Pod / WorkloadEntry) or its Namespace: `ambient` enrolls; `none` on the workload opts out. */
+export const DATAPLANE_MODE_LABEL = 'weft.dev/dataplane-mode';
+/** On a Service or its Namespace: the name of the waypoint its traffic goes through (`none`: no waypoint). */
+export const USE_WAYPOINT_LABEL = 'weft.dev/use-waypoint';
+/** On a workload: it is (a replica of) the waypoint of this name, in its namespace. */
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+/** The GatewayClass of Weft's waypoints (Gateways are not read: the workload label is enough). */
+export const WAYPOINT_GATEWAY_CLASS = 'weft-waypoint';
+/**
+ * The injector's record on a Pod it gave a sidecar (control-plane/injector/names.ts
+ * STATUS_ANNOTATION); the Kubernetes source carries it onto the workload, so an injected pod
+ * counts as a sidecar workload even before its proxy is ready.
+ */
+export const SIDECAR_INJECTED_ANNOTATION = 'weft.dev/status';
+
+/** How a workload is in the mesh: its own sidecar, the node proxy (ambient), or not at all. */
+export type DataplaneMode = 'sidecar' | 'ambient' | 'none';
+
+/** A waypoint a Service uses: its name, its namespace (the Service's) and its replicas. */
+export interface Waypoint {
+  readonly name: string;
+  readonly namespace: string;
+  /** Workloads labelled `gateway.networking.k8s.io/gateway-name=<name>` in that namespace. */
+  readonly workloads: readonly WorkloadEntry[];
 }
 
 export type MtlsMode = 'STRICT' | 'PERMISSIVE';
@@ -286,6 +320,11 @@ export interface AuthorizationRule {
 export interface AuthorizationPolicy extends Base<'AuthorizationPolicy'> {
   readonly spec: {
     readonly selector?: { readonly matchLabels: Labels };
+    /**
+     * As in Istio: a policy that targets Services (in its own namespace) is enforced by their
+     * waypoint, with L7 attributes, and by no workload; exclusive with `selector`.
+     */
+    readonly targetRefs?: ReadonlyArray<{ readonly group: string; readonly kind: 'Service'; readonly name: string }>;
     readonly action: 'ALLOW' | 'DENY';
     /** As in Istio: ALLOW with no rules allows nothing; a rule `{}` matches every request. */
     readonly rules: readonly AuthorizationRule[];

@@ -19,6 +19,8 @@ export class MemorySnapshotCache implements SnapshotCache {
 
   /** Publishes a snapshot after checking it; an inconsistent one throws and the last good stays. */
   set(proxyId: string, snapshot: Snapshot): void {
+    // Snapshots share their parts (snapshot.ts): an unchanged one is the same object.
+    if (this.snapshots.get(proxyId) === snapshot) return;
     const problems = checkConsistency(snapshot);
     if (problems.length > 0) throw new SnapshotError(problems);
     this.snapshots.set(proxyId, snapshot);

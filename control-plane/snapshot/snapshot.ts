@@ -1,9 +1,14 @@
 // Immutable, versioned per-proxy snapshots of xDS resources, checked for consistency before any
-// proxy sees them: every RDS name a listener uses and every EDS name a cluster uses must exist,
-// and every cluster a route names must exist unless the route says what to answer without it.
+// proxy sees them (consistency.ts). Their parts are shared: a resource is encoded once per
+// distinct content, and the set of one type (TypeResources) is one object for every proxy that
+// holds the same (name, version) pairs — a thousand proxies with the same clusters share one map
+// of them, and the xDS server encodes one response body for all of them.
 import { createHash } from 'node:crypto';
 import { pack, type PackedAny, type Plain } from '../../api/codec.js';
-import { HCM_TYPE_URL, PUSH_ORDER, TypeUrl } from '../../api/types.js';
+import { PUSH_ORDER, TypeUrl } from '../../api/types.js';
+import { WeakInterner } from './intern.js';
+
+export { checkConsistency } from './consistency.js';
 
 export interface VersionedResource {
   readonly name: string;
@@ -14,9 +19,14 @@ export interface VersionedResource {
   readonly plain: Plain;
 }
 
+/**
+ * The resources of one type in a snapshot. Equal sets are the same object (interned by
+ * version), so consumers may cache per TypeResources what they derive from it.
+ */
 export interface TypeResources {
   /** Hash over all (name, version) pairs of this type. */
   readonly version: string;
+  /** By name, in name order. */
   readonly items: ReadonlyMap<string, VersionedResource>;
 }
 
@@ -41,95 +51,75 @@ function hash(data: Uint8Array | string): string {
  * shares everything that does not depend on the proxy) is encoded once, not once per proxy.
  */
 const encoded = new WeakMap<Plain, VersionedResource>();
+/** Equal content (type, name, bytes) is one entry, across rebuilds that make new plain objects. */
+const resources = new WeakInterner<VersionedResource>();
+/** Equal sets of one type are one TypeResources, whichever proxy or rebuild made them. */
+const typeSets = new WeakInterner<TypeResources>();
+/** Per type, the set most recently built or matched: most proxies share it, so it is tried first. */
+const recent = new Map<TypeUrl, TypeResources>();
+const NO_PLAINS: ReadonlyMap<string, Plain> = new Map();
+
+function encode(typeUrl: TypeUrl, name: string, plain: Plain): VersionedResource {
+  const known = encoded.get(plain);
+  if (known && known.name === name) return known;
+  const resource = pack(typeUrl, plain);
+  const version = hash(resource.value);
+  const entry = resources.intern(`${typeUrl}\n${name}\n${version}`, () => ({ name, version, resource, plain }));
+  encoded.set(plain, entry);
+  return entry;
+}
+
+/** Whether `set` holds exactly these resources: same names, same content. O(n), no hashing. */
+function holds(typeUrl: TypeUrl, set: TypeResources, plains: ReadonlyMap<string, Plain>): boolean {
+  if (set.items.size !== plains.size) return false;
+  const inOrder = set.items.values();
+  for (const [name, plain] of plains) {
+    // Usually both are in name order and walk in step; otherwise look the name up.
+    let held = inOrder.next().value as VersionedResource | undefined;
+    if (held?.name !== name) held = set.items.get(name);
+    if (!held) return false;
+    if (held.plain !== plain && encode(typeUrl, name, plain) !== held) return false;
+  }
+  return true;
+}
+
+function typeResources(typeUrl: TypeUrl, plains: ReadonlyMap<string, Plain>, previous: TypeResources | undefined): TypeResources {
+  // Fast paths: this proxy's last set, or the one most proxies got in this rebuild.
+  const last = recent.get(typeUrl);
+  for (const candidate of [previous, last]) {
+    if (candidate && holds(typeUrl, candidate, plains)) {
+      recent.set(typeUrl, candidate);
+      return candidate;
+    }
+  }
+  let names = [...plains.keys()];
+  if (!names.every((n, i) => i === 0 || names[i - 1]! < n)) names = names.sort();
+  const items = new Map<string, VersionedResource>();
+  const digest = createHash('sha256');
+  names.forEach((name, i) => {
+    const r = encode(typeUrl, name, plains.get(name)!);
+    items.set(name, r);
+    digest.update(i === 0 ? `${name}=${r.version}` : `\n${name}=${r.version}`);
+  });
+  const version = digest.digest('base64url').slice(0, 16);
+  const set = typeSets.intern(`${typeUrl}\n${version}`, () => ({ version, items }));
+  recent.set(typeUrl, set);
+  return set;
+}
 
 /**
- * Encodes every resource and computes versions. `previous` keeps unchanged resources identical
- * across snapshots: an equal encoding reuses the previous entry, so versions are stable.
+ * Encodes every resource and computes versions. Unchanged resources and unchanged sets keep
+ * their identity (with `previous`, or with any other proxy's equal set), so versions are stable
+ * and a snapshot equal to `previous` is `previous` itself.
  */
 export function buildSnapshot(set: ResourceSet, previous?: Snapshot): Snapshot {
   const types = new Map<TypeUrl, TypeResources>();
+  let same = previous !== undefined;
   for (const typeUrl of PUSH_ORDER) {
-    const plains = set[typeUrl] ?? new Map<string, Plain>();
-    const prevItems = previous?.types.get(typeUrl)?.items;
-    const items = new Map<string, VersionedResource>();
-    for (const name of [...plains.keys()].sort()) {
-      const plain = plains.get(name)!;
-      const prev = prevItems?.get(name);
-      if (prev && prev.plain === plain) {
-        items.set(name, prev);
-        continue;
-      }
-      let entry = encoded.get(plain);
-      if (!entry || entry.name !== name) {
-        const resource = pack(typeUrl, plain);
-        entry = { name, version: hash(resource.value), resource, plain };
-        encoded.set(plain, entry);
-      }
-      items.set(name, prev && prev.version === entry.version ? prev : entry);
-    }
-    const version = hash([...items.values()].map((r) => `${r.name}=${r.version}`).join('\n'));
-    types.set(typeUrl, { version, items });
+    const before = previous?.types.get(typeUrl);
+    const now = typeResources(typeUrl, set[typeUrl] ?? NO_PLAINS, before);
+    if (now !== before) same = false;
+    types.set(typeUrl, now);
   }
-  return { types };
-}
-
-/** Problems that would make a proxy wait forever or route to nothing; empty when consistent. */
-export function checkConsistency(snapshot: Snapshot): string[] {
-  const problems: string[] = [];
-  const names = (t: TypeUrl) => snapshot.types.get(t)?.items ?? new Map();
-  const routes = names(TypeUrl.RouteConfiguration);
-  const clusters = names(TypeUrl.Cluster);
-  const endpoints = names(TypeUrl.ClusterLoadAssignment);
-
-  for (const l of names(TypeUrl.Listener).values()) {
-    for (const hcm of httpConnectionManagers(l.plain)) {
-      const rds = (hcm.rds as Plain | undefined)?.route_config_name;
-      if (typeof rds === 'string' && !routes.has(rds)) {
-        problems.push(`listener ${l.name} uses route configuration "${rds}", which is not in the snapshot`);
-      }
-      const inline = hcm.route_config as Plain | undefined;
-      if (inline) problems.push(...routeClusterProblems(inline, clusters, `listener ${l.name}`));
-    }
-  }
-  for (const r of routes.values()) problems.push(...routeClusterProblems(r.plain, clusters, `route configuration ${r.name}`));
-  for (const c of clusters.values()) {
-    if (c.plain.type !== 'EDS') continue;
-    const eds = ((c.plain.eds_cluster_config as Plain | undefined)?.service_name as string | undefined) ?? c.name;
-    if (!endpoints.has(eds)) problems.push(`cluster ${c.name} uses endpoints "${eds}", which are not in the snapshot`);
-  }
-  return problems;
-}
-
-function httpConnectionManagers(listener: Plain): Plain[] {
-  const out: Plain[] = [];
-  const chains = [...((listener.filter_chains as Plain[] | undefined) ?? [])];
-  if (listener.default_filter_chain) chains.push(listener.default_filter_chain as Plain);
-  for (const chain of chains) {
-    for (const f of (chain.filters as Plain[] | undefined) ?? []) {
-      const tc = f.typed_config as Plain | undefined;
-      if (tc?.['@type'] === HCM_TYPE_URL) out.push(tc);
-    }
-  }
-  const api = (listener.api_listener as Plain | undefined)?.api_listener as Plain | undefined;
-  if (api?.['@type'] === HCM_TYPE_URL) out.push(api);
-  return out;
-}
-
-function routeClusterProblems(rc: Plain, clusters: ReadonlyMap<string, unknown>, where: string): string[] {
-  const problems: string[] = [];
-  for (const vh of (rc.virtual_hosts as Plain[] | undefined) ?? []) {
-    for (const route of (vh.routes as Plain[] | undefined) ?? []) {
-      const action = route.route as Plain | undefined;
-      if (!action || action.cluster_not_found_response_code !== undefined) continue;
-      const wanted: string[] = [];
-      if (typeof action.cluster === 'string') wanted.push(action.cluster);
-      for (const wc of ((action.weighted_clusters as Plain | undefined)?.clusters as Plain[] | undefined) ?? []) {
-        if (typeof wc.name === 'string') wanted.push(wc.name);
-      }
-      for (const name of wanted) {
-        if (!clusters.has(name)) problems.push(`${where}: route ${String(route.name ?? '')} names cluster "${name}", which is not in the snapshot`);
-      }
-    }
-  }
-  return problems;
+  return same && previous!.types.size === types.size ? previous! : { types };
 }

@@ -1,7 +1,7 @@
 // Clusters and ClusterLoadAssignments: one EDS cluster per (Service, port), whose endpoints are
-// the connected sidecars of the selected workloads (plus hand-made EndpointSlices), with the
-// Service's traffic policy (cluster-policy.ts), and one STATIC inbound cluster per app port of
-// the proxy's own workload.
+// the connected sidecars of the selected workloads, or their node proxy's HBONE port when they
+// are ambient (plus hand-made EndpointSlices), with the Service's traffic policy
+// (cluster-policy.ts), and one STATIC inbound cluster per app port of the proxy's own workload.
 import type { Plain } from '../../api/codec.js';
 import { HTTP_PROTOCOL_OPTIONS_TYPE_URL } from '../../api/types.js';
 import { portProtocol, usesHttp2, workloadKey, type Model, type Service, type ServicePort, type WorkloadEntry } from '../model/index.js';
@@ -19,6 +19,8 @@ import type { SidecarDirectory, TranslateOptions } from './types.js';
 import { clusterPolicy } from './cluster-policy.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
+/** Where the node proxy accepts HBONE for an ambient pod (inside the pod, on the pod's IP). */
+export const HBONE_PORT = 15008;
 
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
@@ -38,7 +40,7 @@ function http2Options(): Plain {
   };
 }
 
-function edsCluster(name: string, http2: boolean, mtls: boolean): Plain {
+export function edsCluster(name: string, http2: boolean, mtls: boolean): Plain {
   const cluster: Plain = {
     name,
     type: 'EDS',
@@ -51,13 +53,14 @@ function edsCluster(name: string, http2: boolean, mtls: boolean): Plain {
   return cluster;
 }
 
-interface EndpointSpec {
+export interface EndpointSpec {
   readonly address: string;
   readonly port: number;
-  readonly weft?: { readonly workload: string; readonly identity: string; readonly target_port: number };
+  /** EDS metadata `weft`: workload, identity, target_port; tunnel and waypoint for HBONE. */
+  readonly weft?: Readonly<Record<string, string | number | boolean>>;
 }
 
-function lbEndpoint(e: EndpointSpec): Plain {
+export function lbEndpoint(e: EndpointSpec): Plain {
   const out: Plain = {
     endpoint: { address: socketAddress(e.address, e.port) },
     health_status: 'HEALTHY',
@@ -67,24 +70,27 @@ function lbEndpoint(e: EndpointSpec): Plain {
   return out;
 }
 
-/** A workload's sidecar as the endpoint for app port `appPort`, if its sidecar is connected. */
-function sidecarEndpoint(
+/**
+ * A workload as the endpoint for app port `appPort`: its sidecar if one is connected, else its
+ * node proxy's HBONE port if it is ambient and on a node; otherwise none (it cannot be reached
+ * with mTLS, and it is never reached without).
+ */
+function workloadEndpoint(
+  model: Model,
   w: WorkloadEntry,
   appPort: number,
   directory: SidecarDirectory,
   trustDomain: string,
 ): EndpointSpec | undefined {
   const sidecar = directory(workloadKey(w));
-  if (!sidecar) return undefined;
-  return {
-    address: w.spec.address,
-    port: sidecar.inboundPort,
-    weft: {
-      workload: workloadKey(w),
-      identity: spiffeId(trustDomain, w.metadata.namespace, w.spec.serviceAccount),
-      target_port: appPort,
-    },
+  const weft = {
+    workload: workloadKey(w),
+    identity: spiffeId(trustDomain, w.metadata.namespace, w.spec.serviceAccount),
+    target_port: appPort,
   };
+  if (sidecar) return { address: w.spec.address, port: sidecar.inboundPort, weft };
+  if (w.spec.nodeName === undefined || model.dataplaneMode(w, false) !== 'ambient') return undefined;
+  return { address: w.spec.address, port: HBONE_PORT, weft: { ...weft, tunnel: 'hbone' } };
 }
 
 /** The app port a Service port reaches on a workload: a number as is, a name via spec.ports. */
@@ -105,7 +111,7 @@ export function serviceEndpoints(
   if (service.spec.selector) {
     for (const w of model.selectWorkloads(ns, service.spec.selector)) {
       const appPort = targetPortOn(w, port);
-      const e = appPort === undefined ? undefined : sidecarEndpoint(w, appPort, directory, trustDomain);
+      const e = appPort === undefined ? undefined : workloadEndpoint(model, w, appPort, directory, trustDomain);
       if (e) out.push(e);
     }
   }
@@ -118,8 +124,8 @@ export function serviceEndpoints(
       const ref = ep.targetRef;
       const w = ref?.kind === 'WorkloadEntry' ? model.workloadEntry(ref.namespace, ref.name) : undefined;
       if (w) {
-        // A meshed workload: reach it through its sidecar (or not at all while that is down).
-        const e = sidecarEndpoint(w, slicePort.port, directory, trustDomain);
+        // A meshed workload: reach it through its sidecar or node proxy (or not at all while down).
+        const e = workloadEndpoint(model, w, slicePort.port, directory, trustDomain);
         if (e) out.push(e);
         continue;
       }
@@ -135,7 +141,7 @@ export function serviceEndpoints(
   });
 }
 
-function loadAssignment(clusterName: string, endpoints: readonly EndpointSpec[]): Plain {
+export function loadAssignment(clusterName: string, endpoints: readonly EndpointSpec[]): Plain {
   if (endpoints.length === 0) return { cluster_name: clusterName, endpoints: [] };
   return {
     cluster_name: clusterName,
@@ -179,10 +185,14 @@ export function appPorts(model: Model, w: WorkloadEntry): Map<number, { http2: b
   return new Map([...out.entries()].sort(([a], [b]) => a - b));
 }
 
-export function inboundClusters(w: WorkloadEntry, ports: ReadonlyMap<number, { http2: boolean }>): Map<string, Plain> {
+export function inboundClusters(
+  w: WorkloadEntry,
+  ports: ReadonlyMap<number, { http2: boolean }>,
+  clusterName: (port: number) => string = inboundClusterName,
+): Map<string, Plain> {
   const clusters = new Map<string, Plain>();
   for (const [port, { http2 }] of ports) {
-    const name = inboundClusterName(port);
+    const name = clusterName(port);
     const cluster: Plain = {
       name,
       type: 'STATIC',

@@ -2,7 +2,8 @@
 // Envoy resources that proxy should hold, exactly as ARCHITECTURE.md's xDS contract describes.
 import type { Plain } from '../../api/codec.js';
 import { TypeUrl } from '../../api/types.js';
-import { DEFAULT_ROUTE_SEMANTICS, type Model, type WorkloadEntry } from '../model/index.js';
+import { DEFAULT_ROUTE_SEMANTICS, waypointNameOf, type Model, type WorkloadEntry } from '../model/index.js';
+import { translateAmbientShared, translateNodeProxy, waypointVipListeners, type AmbientShared } from './ambient.js';
 import { appPorts, inboundClusters, outboundClusters } from './clusters.js';
 import { inboundListener, outboundListener, serviceVipListeners } from './listeners.js';
 import { outboundRouteConfiguration } from './route-config.js';
@@ -13,6 +14,8 @@ export type { ProxyNode, ResourceSet, SidecarDirectory, TranslateOptions } from 
 export { spiffeId } from './clusters.js';
 export { outboundClusterName, inboundClusterName, serviceFqdn } from './envoy.js';
 export { ROOT_NAMESPACE, mtlsModeFor, rbacHttpFilters, rbacPolicyName } from './security.js';
+export { ambientListenerName, podsOnNode, translateNodeProxy, waypointClusterName } from './ambient.js';
+export { HBONE_PORT } from './clusters.js';
 
 function ownWorkload(model: Model, proxy: ProxyNode): WorkloadEntry | undefined {
   const direct = model.workloadEntry(proxy.namespace, proxy.workload);
@@ -35,19 +38,24 @@ function byName(entries: Iterable<[string, Plain]>): Map<string, Plain> {
 export interface SharedTranslation {
   readonly model: Model;
   readonly options: TranslateOptions;
+  readonly directory: SidecarDirectory;
   readonly outbound: ReturnType<typeof outboundClusters>;
   readonly outboundListener: Plain;
   readonly vipListeners: ReadonlyArray<[string, Plain]>;
   /** Route configuration for clients in a namespace (memoised). */
   routeConfigFor(namespace: string): Plain;
+  /** What every node proxy shares (memoised; computed only once a node proxy asks). */
+  ambient(): AmbientShared;
 }
 
 export function translateShared(model: Model, directory: SidecarDirectory, options: TranslateOptions): SharedTranslation {
   const semantics = { ...DEFAULT_ROUTE_SEMANTICS, ...options };
   const routeConfigs = new Map<string, Plain>();
+  let ambient: AmbientShared | undefined;
   return {
     model,
     options,
+    directory,
     outbound: outboundClusters(model, directory, options),
     outboundListener: outboundListener(),
     vipListeners: serviceVipListeners(model),
@@ -56,11 +64,16 @@ export function translateShared(model: Model, directory: SidecarDirectory, optio
       if (!rc) routeConfigs.set(namespace, (rc = outboundRouteConfiguration(model, namespace, semantics)));
       return rc;
     },
+    ambient: () => (ambient ??= translateAmbientShared(model, options)),
   };
 }
 
-/** One proxy's resources: the shared parts plus its own inbound side. Pure, like translate. */
+/**
+ * One proxy's resources: the shared parts plus its own inbound side (a waypoint is a workload
+ * and gets the same), or a node proxy's (ambient.ts). Pure, like translate.
+ */
 export function translateProxy(shared: SharedTranslation, proxy: ProxyNode): ResourceSet {
+  if (proxy.mode === 'ambient') return translateNodeProxy(shared, proxy);
   const { model, options } = shared;
   const workload = ownWorkload(model, proxy);
   const ports = workload ? appPorts(model, workload) : new Map<number, { http2: boolean }>();
@@ -72,7 +85,9 @@ export function translateProxy(shared: SharedTranslation, proxy: ProxyNode): Res
     // listener without filter chains, and there is nothing for one to forward to.
     [TypeUrl.Listener]: byName([
       ['outbound', shared.outboundListener],
-      ...shared.vipListeners,
+      ...(proxy.mode === 'waypoint' && workload && waypointNameOf(workload)
+        ? waypointVipListeners(model, shared.vipListeners, waypointNameOf(workload)!, workload.metadata.namespace)
+        : shared.vipListeners),
       ...(workload && ports.size > 0 ? [['inbound', inboundListener(ports.keys(), inboundSecurity(model, workload, options.mtls))] as [string, Plain]] : []),
     ]),
     [TypeUrl.RouteConfiguration]: new Map([[routeConfig.name as string, routeConfig]]),

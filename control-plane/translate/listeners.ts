@@ -24,12 +24,26 @@ export function outboundListener(): Plain {
   };
 }
 
-function inboundRouteConfig(port: number): Plain {
+function inboundRouteConfig(port: number, cluster: string): Plain {
   const name = `inbound|${port}`;
   return {
     name,
-    virtual_hosts: [{ name, domains: ['*'], routes: [{ name, match: { prefix: '/' }, route: { cluster: inboundClusterName(port) } }] }],
+    virtual_hosts: [{ name, domains: ['*'], routes: [{ name, match: { prefix: '/' }, route: { cluster } }] }],
   };
+}
+
+/** Where an inbound listener is and what its chains forward to; the defaults are the sidecar's. */
+export interface InboundListenerShape {
+  readonly name?: string;
+  readonly address?: Plain;
+  /** The cluster of app port P (default `inbound|P||`). */
+  readonly clusterFor?: (port: number) => string;
+  /**
+   * Put a DownstreamTlsContext (SDS `default` + `ROOTCA`) on the TLS chains (default true). A
+   * node proxy terminates TLS itself, with each pod's own certificate: its chains only say
+   * `transport_protocol`.
+   */
+  readonly tlsContext?: boolean;
 }
 
 /**
@@ -38,17 +52,18 @@ function inboundRouteConfig(port: number): Plain {
  * mTLS (development) one chain per port takes any connection. Every HCM carries the workload's
  * RBAC filters before the router.
  */
-export function inboundListener(appPorts: Iterable<number>, security: InboundSecurity): Plain {
+export function inboundListener(appPorts: Iterable<number>, security: InboundSecurity, shape: InboundListenerShape = {}): Plain {
+  const clusterFor = shape.clusterFor ?? inboundClusterName;
   const chains = [...appPorts].flatMap((port) => {
     const name = `inbound|${port}`;
     const chain = (chainName: string, transport?: 'tls' | 'raw_buffer'): Plain => {
-      const hcm = httpConnectionManager(name, { inline: inboundRouteConfig(port) });
+      const hcm = httpConnectionManager(name, { inline: inboundRouteConfig(port, clusterFor(port)) });
       withHttpFilters(hcm, security.httpFilters);
       return {
         name: chainName,
         filter_chain_match: { destination_port: u32(port), ...(transport ? { transport_protocol: transport } : {}) },
         filters: [hcm],
-        ...(transport === 'tls' ? { transport_socket: downstreamTlsSocket() } : {}),
+        ...(transport === 'tls' && shape.tlsContext !== false ? { transport_socket: downstreamTlsSocket() } : {}),
       };
     };
     if (!security.mtls) return [chain(name)];
@@ -56,8 +71,8 @@ export function inboundListener(appPorts: Iterable<number>, security: InboundSec
     return security.modeFor(port) === 'STRICT' ? [tls] : [tls, chain(`${name}|plaintext`, 'raw_buffer')];
   });
   return {
-    name: INBOUND_LISTENER,
-    address: socketAddress('0.0.0.0', INBOUND_PORT),
+    name: shape.name ?? INBOUND_LISTENER,
+    address: shape.address ?? socketAddress('0.0.0.0', INBOUND_PORT),
     traffic_direction: 'INBOUND',
     filter_chains: chains,
   };
@@ -70,7 +85,7 @@ export function vipListenerName(ip: string, port: number): string {
   return `${ip}_${port}`;
 }
 
-function tcpProxy(cluster: string): Plain {
+export function tcpProxy(cluster: string): Plain {
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE_URL, stat_prefix: cluster, cluster } };
 }
 

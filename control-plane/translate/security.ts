@@ -11,6 +11,7 @@ import {
   type Model,
   type MtlsMode,
   type PeerAuthentication,
+  type Service,
   type WorkloadEntry,
 } from '../model/index.js';
 
@@ -88,9 +89,17 @@ export function mtlsModeFor(model: Model, w: WorkloadEntry, port: number): MtlsD
 
 // ---- AuthorizationPolicy → Envoy RBAC ------------------------------------------------------
 
-/** The AuthorizationPolicies that apply to `w`, in a stable order. */
+/** The AuthorizationPolicies that apply to `w`, in a stable order. Policies that target Services
+ *  apply at those Services' waypoints, never at a workload. */
 export function authorizationPoliciesFor(model: Model, w: WorkloadEntry): AuthorizationPolicy[] {
-  return model.authorizationPolicies.filter((p) => scopeOf(p, w) !== undefined).sort(byAge);
+  return model.authorizationPolicies.filter((p) => !p.spec.targetRefs && scopeOf(p, w) !== undefined).sort(byAge);
+}
+
+/** The AuthorizationPolicies that target `service` (its waypoint enforces them), in a stable order. */
+export function authorizationPoliciesForService(model: Model, service: Service): AuthorizationPolicy[] {
+  return model.authorizationPolicies
+    .filter((p) => p.metadata.namespace === service.metadata.namespace && p.spec.targetRefs?.some((t) => t.name === service.metadata.name))
+    .sort(byAge);
 }
 
 /** Envoy policy names as Istio writes them, so operators recognise them in logs. */
@@ -198,7 +207,11 @@ function rbacFilter(action: 'ALLOW' | 'DENY', policies: Plain): Plain {
  * their rules (an ALLOW policy without rules allows nothing); without policies, all is allowed.
  */
 export function rbacHttpFilters(model: Model, w: WorkloadEntry): Plain[] {
-  const policies = authorizationPoliciesFor(model, w);
+  return rbacFiltersOf(authorizationPoliciesFor(model, w));
+}
+
+/** The same RBAC HTTP filters for a list of policies (a workload's, or a Service's at its waypoint). */
+export function rbacFiltersOf(policies: readonly AuthorizationPolicy[]): Plain[] {
   const filters: Plain[] = [];
   for (const action of ['DENY', 'ALLOW'] as const) {
     const mine = policies.filter((p) => p.spec.action === action);

@@ -5,17 +5,25 @@ import type { TypeUrl } from '../../api/types.js';
 import type { RouteSemanticsOptions } from '../model/index.js';
 
 export interface ProxyNode {
-  /** ADS node id, `name.namespace`. */
+  /** ADS node id: `name.namespace` for a sidecar or waypoint, `ambient~<node>` for a node proxy. */
   readonly id: string;
-  /** The proxy's WorkloadEntry name (without the namespace). */
+  /** The proxy's WorkloadEntry name (without the namespace); '' for a node proxy. */
   readonly workload: string;
+  /** The workload's namespace; '' for a node proxy. */
   readonly namespace: string;
-  readonly mode: 'sidecar';
+  /**
+   * `sidecar`: one workload's proxy. `waypoint`: a waypoint replica, a workload too (it gets
+   * what a sidecar gets). `ambient`: the node proxy of `nodeName`, carrying that node's pods.
+   */
+  readonly mode: 'sidecar' | 'ambient' | 'waypoint';
+  /** The node an ambient node proxy serves (required for mode `ambient`). */
+  readonly nodeName?: string;
 }
 
 /**
  * Which meshed workloads have a connected sidecar, and the inbound port it reported.
- * Keyed by `name.namespace`; undefined means "no sidecar": the workload gets no endpoints.
+ * Keyed by `name.namespace`; undefined means "no sidecar": the workload gets no endpoints,
+ * unless it is enrolled in ambient mode (then its node proxy is its endpoint, over HBONE).
  */
 export type SidecarDirectory = (workloadKey: string) => { readonly inboundPort: number } | undefined;
 

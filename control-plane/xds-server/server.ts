@@ -1,10 +1,11 @@
 // The ADS server: state-of-the-world and delta streams over one gRPC service, serving each proxy
 // the snapshot the cache holds for it, with Envoy's version / nonce / ACK / NACK semantics.
+// Pushes go through one pacer (pacer.ts) so that a change for every proxy never holds every
+// response in memory at once, and responses are encoded once for all streams (encode.ts).
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { fromStruct } from '../../api/codec.js';
 import {
-  adsService,
   type DeltaDiscoveryRequest,
   type DeltaDiscoveryResponse,
   type DiscoveryRequest,
@@ -15,15 +16,22 @@ import { isKnownTypeUrl, PUSH_ORDER, SHORT_NAME, TypeUrl } from '../../api/types
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { SnapshotCache } from '../snapshot/cache.js';
-import type { Snapshot, VersionedResource } from '../snapshot/snapshot.js';
+import type { Snapshot, TypeResources, VersionedResource } from '../snapshot/snapshot.js';
+import { deltaResources, ENCODED_RESOURCES, internSubscription, nextNonce, prepareSotw, type Prepared } from './encode.js';
+import { PushPacer } from './pacer.js';
 import type { ProxySyncState, TypeSyncState } from './sync-status.js';
 
 /** What the server knows of a connected proxy once it has authenticated. */
 export interface ProxyInfo {
   readonly id: string;
+  /** `name.namespace` of a sidecar's or waypoint's workload; '' for a node proxy. */
   readonly workload: string;
   readonly namespace: string;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /** From node metadata `MODE` (absent: sidecar). */
+  readonly mode?: 'sidecar' | 'ambient' | 'waypoint';
+  /** The node an ambient node proxy serves. */
+  readonly node?: string;
 }
 
 export interface XdsServerHooks {
@@ -43,18 +51,50 @@ export interface XdsServerHooks {
 /** Types a sidecar subscribes to as wildcards; the others are by name. */
 const WILDCARD_TYPES = new Set<string>([TypeUrl.Listener, TypeUrl.Cluster]);
 
+export interface XdsServerOptions {
+  /** Response bytes being written across all streams before further pushes wait (pacer.ts). */
+  readonly pushBudgetBytes?: number;
+  /** How long one write counts against that budget at most (a proxy that does not read). */
+  readonly slowWriteMs?: number;
+}
+
+const DEFAULTS = { pushBudgetBytes: 16 * 1024 * 1024, slowWriteMs: 2_000 };
+
+/** One open stream as the two protocols see it: its proxy, its state, how to push to it. */
+interface Stream {
+  readonly proxy: ProxyInfo;
+  readonly state: ProxySyncState;
+  /** Types whose next push must be sent even if the version did not change (a request asked). */
+  readonly forced: Set<TypeUrl>;
+  /** Schedules a push of the newest snapshot through the pacer. */
+  push(): void;
+  /** Writes one response, accounted in the pacer until written. */
+  write(response: object, bytes: number): void;
+}
+
 export class XdsServer {
   private readonly streams = new Map<string, ProxySyncState>();
+  /** Streams with a response they have not ACKed yet (or NACKed). */
+  private readonly unacked = new Set<ProxySyncState>();
   private readonly streamsPerProxy = new Map<string, number>();
-  private nonceCounter = 0;
+  private readonly pacer: PushPacer;
+  private readonly slowWriteMs: number;
 
   constructor(
     private readonly cache: SnapshotCache,
     private readonly hooks: XdsServerHooks,
     private readonly log: Logger,
-  ) {}
+    options: XdsServerOptions = {},
+  ) {
+    this.pacer = new PushPacer(options.pushBudgetBytes ?? DEFAULTS.pushBudgetBytes);
+    this.slowWriteMs = options.slowWriteMs ?? DEFAULTS.slowWriteMs;
+  }
 
-  /** Handlers for `server.addService(adsService, ...)`. */
+  /**
+   * Handlers for `server.addService(preparedAdsService, ...)` (encode.ts), which sends the
+   * response bodies shared across streams; with the plain `adsService` every response is
+   * encoded whole.
+   */
   handlers(): grpc.UntypedServiceImplementation {
     return {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) =>
@@ -69,35 +109,59 @@ export class XdsServer {
     return [...this.streams.values()];
   }
 
+  /**
+   * Sync state of the streams that have not ACKed everything they were sent: the others are in
+   * sync, so a convergence check need not look at them (polled while a change is pending).
+   */
+  awaitingAck(): ProxySyncState[] {
+    return [...this.unacked];
+  }
+
   connectedProxies(): number {
     return this.streamsPerProxy.size;
   }
 
-  private nonce(): string {
-    return (++this.nonceCounter).toString(36);
-  }
-
-  /** Common stream set-up: authenticate on the first request, register, clean up on close. */
+  /**
+   * Common stream set-up: authenticate on the first request, register, push (paced) whenever
+   * the proxy's snapshot changes, clean up on close. `flush` sends what the newest snapshot
+   * holds that the stream has not been sent, or was asked for again.
+   */
   private open<Req extends { node?: Node | null }>(
     call: grpc.ServerDuplexStream<Req, unknown>,
     kind: 'sotw' | 'delta',
-    onRequest: (req: Req, state: ProxySyncState, proxy: ProxyInfo) => void,
-    onSnapshot: (snapshot: Snapshot, state: ProxySyncState, proxy: ProxyInfo) => void,
+    onRequest: (req: Req, stream: Stream) => void,
+    flush: (snapshot: Snapshot, stream: Stream) => void,
   ): void {
     const streamId = randomUUID();
-    let proxy: ProxyInfo | undefined;
-    let state: ProxySyncState | undefined;
+    let stream: Stream | undefined;
     let unwatch: (() => void) | undefined;
     const pending: Req[] = [];
     let authenticating = false;
     let closed = false;
+    /** Releases of this stream's writes still in the pacer's budget. */
+    const writing = new Set<() => void>();
+
+    const pushNow = () => {
+      const snapshot = stream && !closed ? this.cache.get(stream.proxy.id) : undefined;
+      if (!stream || !snapshot) return;
+      try {
+        flush(snapshot, stream);
+      } catch (err) {
+        this.log.error('xDS push failed', { proxy: stream.proxy.id, error: errorMessage(err) });
+      }
+    };
 
     const close = () => {
       if (closed) return;
       closed = true;
       unwatch?.();
+      this.pacer.cancel(pushNow);
+      // A cancelled call never completes its writes: give their budget back.
+      for (const release of [...writing]) release();
       this.streams.delete(streamId);
-      if (proxy) {
+      if (stream) this.unacked.delete(stream.state);
+      if (stream) {
+        const { proxy } = stream;
         const n = (this.streamsPerProxy.get(proxy.id) ?? 1) - 1;
         if (n <= 0) {
           this.streamsPerProxy.delete(proxy.id);
@@ -107,9 +171,53 @@ export class XdsServer {
       }
     };
 
+    const start = (info: ProxyInfo) => {
+      const state: ProxySyncState = {
+        id: info.id,
+        workload: info.workload,
+        namespace: info.namespace,
+        stream: kind,
+        connectedAt: new Date().toISOString(),
+        peer: call.getPeer(),
+        types: new Map(),
+      };
+      const s: Stream = {
+        proxy: info,
+        state,
+        forced: new Set(),
+        push: () => {
+          if (!closed) this.pacer.schedule(pushNow);
+        },
+        write: (response, bytes) => {
+          if (closed) return;
+          this.unacked.add(state);
+          const release = this.pacer.started(bytes);
+          writing.add(release);
+          // A proxy that does not read (its flow-control window stays shut) must not hold the
+          // budget everyone shares: after a while its write stops counting. It holds at most this
+          // one encoded response; later ones wait unencoded in the call's queue.
+          const slow = setTimeout(release, this.slowWriteMs);
+          slow.unref();
+          call.write(response, () => {
+            clearTimeout(slow);
+            writing.delete(release);
+            release();
+          });
+        },
+      };
+      stream = s;
+      this.streams.set(streamId, state);
+      const n = this.streamsPerProxy.get(info.id) ?? 0;
+      this.streamsPerProxy.set(info.id, n + 1);
+      this.log.info('proxy connected', { proxy: info.id, stream: kind, peer: state.peer });
+      unwatch = this.cache.watch(info.id, () => s.push());
+      if (n === 0) this.hooks.connected(info);
+      for (const r of pending.splice(0)) onRequest(r, s);
+    };
+
     const handle = (req: Req) => {
       if (closed) return;
-      if (!proxy || !state) {
+      if (!stream) {
         pending.push(req);
         if (authenticating) return;
         authenticating = true;
@@ -117,24 +225,7 @@ export class XdsServer {
         this.hooks
           .authenticate(node, call.metadata)
           .then((info) => {
-            if (closed) return;
-            proxy = info;
-            state = {
-              id: info.id,
-              workload: info.workload,
-              namespace: info.namespace,
-              stream: kind,
-              connectedAt: new Date().toISOString(),
-              peer: call.getPeer(),
-              types: new Map(),
-            };
-            this.streams.set(streamId, state);
-            const n = this.streamsPerProxy.get(info.id) ?? 0;
-            this.streamsPerProxy.set(info.id, n + 1);
-            this.log.info('proxy connected', { proxy: info.id, stream: kind, peer: state.peer });
-            unwatch = this.cache.watch(info.id, (s) => onSnapshot(s, state!, info));
-            if (n === 0) this.hooks.connected(info);
-            for (const r of pending.splice(0)) onRequest(r, state, info);
+            if (!closed) start(info);
           })
           .catch((err: unknown) => {
             this.log.warn('refused xDS stream', { node: node.id, reason: errorMessage(err) });
@@ -145,9 +236,9 @@ export class XdsServer {
         return;
       }
       try {
-        onRequest(req, state, proxy);
+        onRequest(req, stream);
       } catch (err) {
-        this.log.error('xDS request handling failed', { proxy: proxy.id, error: errorMessage(err) });
+        this.log.error('xDS request handling failed', { proxy: stream.proxy.id, error: errorMessage(err) });
       }
     };
 
@@ -164,31 +255,27 @@ export class XdsServer {
   // ---- state of the world -------------------------------------------------------------------
 
   private sotw(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
-    const send = (state: ProxySyncState, proxy: ProxyInfo, typeUrl: TypeUrl, snapshot: Snapshot) => {
-      const t = state.types.get(typeUrl);
-      if (!t) return;
+    const send = (s: Stream, typeUrl: TypeUrl, snapshot: Snapshot) => {
+      const t = s.state.types.get(typeUrl);
       const resources = snapshot.types.get(typeUrl);
-      if (!resources) return;
-      const items = selectByName(resources.items, t.names);
+      if (!t || !resources) return;
       const version = resources.version;
-      if (t.sentVersion === version && t.sentNonce !== undefined) return;
-      const nonce = this.nonce();
+      if (t.sentVersion === version && t.sentNonce !== undefined && !s.forced.has(typeUrl)) return;
+      s.forced.delete(typeUrl);
+      // The same response object (and bytes) for every stream with this set and subscription.
+      const prepared = prepareSotw(typeUrl, resources, t.names);
+      const { nonce } = prepared.response;
       t.sentVersion = version;
       t.sentNonce = nonce;
-      call.write({
-        version_info: version,
-        type_url: typeUrl,
-        nonce,
-        resources: items.map((r) => r.resource),
-        control_plane: { identifier: 'weft' },
-      });
-      this.log.debug('sent', { proxy: proxy.id, type: SHORT_NAME[typeUrl], version, nonce, count: items.length });
+      s.write(prepared.response, prepared.bytes);
+      this.log.debug('sent', { proxy: s.proxy.id, type: SHORT_NAME[typeUrl], version, nonce, count: prepared.count });
     };
 
     this.open<DiscoveryRequest>(
       call,
       'sotw',
-      (req, state, proxy) => {
+      (req, s) => {
+        const { proxy, state } = s;
         const typeUrl = req.type_url ?? '';
         if (!isKnownTypeUrl(typeUrl)) {
           this.log.warn('request for unknown type', { proxy: proxy.id, type: typeUrl });
@@ -205,22 +292,27 @@ export class XdsServer {
           } else {
             t.ackedVersion = req.version_info ?? '';
             if (t.nack && t.nack.version !== t.sentVersion) t.nack = undefined;
+            this.settled(state);
           }
         }
-        const names = subscription(typeUrl, req.resource_names ?? []);
-        const namesChanged = !sameNames(t.names, names);
-        t.names = names;
-        const snapshot = this.cache.get(proxy.id);
-        // A new stream, or a changed subscription, needs an answer even if the version is the same.
-        if (snapshot && (nonce === '' || namesChanged)) {
-          // Even a reconnecting proxy that already holds this version gets it again: the stream
-          // needs a nonce to ACK before the proxy counts the server as in sync.
-          t.sentNonce = undefined;
-          send(state, proxy, typeUrl, snapshot);
+        // Most requests (every ACK) repeat the subscription: checked without building a set.
+        const raw = req.resource_names ?? [];
+        let namesChanged = false;
+        if (!subscribedTo(t.names, typeUrl, raw)) {
+          const names = subscription(typeUrl, raw);
+          namesChanged = names !== t.names;
+          t.names = names;
+        }
+        // A new stream, or a changed subscription, needs an answer even if the version is the
+        // same: even a reconnecting proxy that already holds this version needs a nonce to ACK
+        // before it counts the server as in sync.
+        if (nonce === '' || namesChanged) {
+          s.forced.add(typeUrl);
+          s.push();
         }
       },
-      (snapshot, state, proxy) => {
-        for (const typeUrl of PUSH_ORDER) send(state, proxy, typeUrl, snapshot);
+      (snapshot, s) => {
+        for (const typeUrl of PUSH_ORDER) send(s, typeUrl, snapshot);
       },
     );
   }
@@ -232,14 +324,19 @@ export class XdsServer {
     const held = new Map<TypeUrl, Map<string, string>>();
     /** Per type, explicitly subscribed names; wildcard types track '*' too. */
     const subscribed = new Map<TypeUrl, Set<string>>();
+    /** Per type, the set last compared with `held` (unchanged since: nothing to send). */
+    const compared = new Map<TypeUrl, TypeResources>();
 
-    const send = (state: ProxySyncState, typeUrl: TypeUrl, snapshot: Snapshot, force: boolean) => {
-      const t = state.types.get(typeUrl);
+    const send = (s: Stream, typeUrl: TypeUrl, snapshot: Snapshot) => {
+      const t = s.state.types.get(typeUrl);
       const subs = subscribed.get(typeUrl);
       if (!t || !subs) return;
+      const force = s.forced.delete(typeUrl);
+      const resources = snapshot.types.get(typeUrl);
+      if (!force && resources !== undefined && compared.get(typeUrl) === resources) return;
+      if (resources) compared.set(typeUrl, resources);
       const have = held.get(typeUrl) ?? new Map<string, string>();
       held.set(typeUrl, have);
-      const resources = snapshot.types.get(typeUrl);
       const wildcard = subs.has('*');
       const changed: VersionedResource[] = [];
       const removed: string[] = [];
@@ -254,22 +351,26 @@ export class XdsServer {
       if (changed.length === 0 && removed.length === 0 && !force) return;
       for (const r of changed) have.set(r.name, r.version);
       for (const n of removed) have.delete(n);
-      const nonce = this.nonce();
+      const nonce = nextNonce();
       t.sentVersion = resources?.version ?? '';
       t.sentNonce = nonce;
-      call.write({
+      const body = deltaResources(changed);
+      const response: DeltaDiscoveryResponse & Prepared = {
         system_version_info: resources?.version ?? '',
         type_url: typeUrl,
         nonce,
         resources: changed.map((r) => ({ name: r.name, version: r.version, resource: r.resource })),
         removed_resources: removed,
-      });
+        [ENCODED_RESOURCES]: body,
+      };
+      s.write(response, body.length);
     };
 
     this.open<DeltaDiscoveryRequest>(
       call,
       'delta',
-      (req, state, proxy) => {
+      (req, s) => {
+        const { proxy, state } = s;
         const typeUrl = req.type_url ?? '';
         if (!isKnownTypeUrl(typeUrl)) return;
         let t = state.types.get(typeUrl);
@@ -281,7 +382,11 @@ export class XdsServer {
             this.recordNack(proxy, typeUrl, t, t.sentVersion ?? '', nonce, req.error_detail.message ?? '');
             // The client did not take what we sent: forget it, so the next change resends it.
             held.set(typeUrl, new Map());
-          } else t.ackedVersion = t.sentVersion;
+            compared.delete(typeUrl);
+          } else {
+            t.ackedVersion = t.sentVersion;
+            this.settled(state);
+          }
         }
         let subs = subscribed.get(typeUrl);
         const first = !subs;
@@ -298,15 +403,24 @@ export class XdsServer {
           subs.delete(n);
         }
         t.names = subs.has('*') ? undefined : new Set(subs);
-        const snapshot = this.cache.get(proxy.id);
-        if (snapshot && (first || (req.resource_names_subscribe ?? []).length > 0 || (req.resource_names_unsubscribe ?? []).length > 0)) {
-          send(state, typeUrl, snapshot, first);
+        const resubscribed = (req.resource_names_subscribe ?? []).length > 0 || (req.resource_names_unsubscribe ?? []).length > 0;
+        if (first || resubscribed) {
+          // A first request is answered even when there is nothing new (the client waits for it).
+          if (first) s.forced.add(typeUrl);
+          compared.delete(typeUrl);
+          s.push();
         }
       },
-      (snapshot, state) => {
-        for (const typeUrl of PUSH_ORDER) send(state, typeUrl, snapshot, false);
+      (snapshot, s) => {
+        for (const typeUrl of PUSH_ORDER) send(s, typeUrl, snapshot);
       },
     );
+  }
+
+  /** A stream ACKed: it leaves `unacked` once every type it was sent is ACKed. */
+  private settled(state: ProxySyncState): void {
+    for (const t of state.types.values()) if (t.sentVersion !== undefined && t.ackedVersion !== t.sentVersion) return;
+    this.unacked.delete(state);
   }
 
   private recordNack(proxy: ProxyInfo, typeUrl: TypeUrl, t: TypeSyncState, version: string, nonce: string, message: string) {
@@ -316,26 +430,18 @@ export class XdsServer {
   }
 }
 
+/** The subscription `names` ask for: undefined for a wildcard, else a set shared by equal ones. */
 function subscription(typeUrl: string, names: readonly string[]): ReadonlySet<string> | undefined {
   if (WILDCARD_TYPES.has(typeUrl) && (names.length === 0 || names.includes('*'))) return undefined;
-  return new Set(names);
+  return internSubscription(names);
 }
 
-function sameNames(a: ReadonlySet<string> | undefined, b: ReadonlySet<string> | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.size !== b.size) return false;
-  for (const n of a) if (!b.has(n)) return false;
+/** Whether `names` asks for exactly the subscription held. */
+function subscribedTo(held: ReadonlySet<string> | undefined, typeUrl: string, names: readonly string[]): boolean {
+  if (WILDCARD_TYPES.has(typeUrl) && (names.length === 0 || names.includes('*'))) return held === undefined;
+  if (held === undefined || names.length !== held.size) return false;
+  for (const n of names) if (!held.has(n)) return false;
   return true;
-}
-
-function selectByName(items: ReadonlyMap<string, VersionedResource>, names: ReadonlySet<string> | undefined): VersionedResource[] {
-  if (names === undefined) return [...items.values()];
-  const out: VersionedResource[] = [];
-  for (const n of names) {
-    const r = items.get(n);
-    if (r) out.push(r);
-  }
-  return out;
 }
 
 /** Node metadata as a plain object. */

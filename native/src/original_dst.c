@@ -117,11 +117,10 @@ static napi_value original_dst(napi_env env, napi_callback_info info) {
 #endif
 }
 
-static napi_value init(napi_env env, napi_value exports) {
+/* Adds originalDst to the addon's exports; called by the addon's one entry point (netns.c). */
+napi_value weft_original_dst_register(napi_env env, napi_value exports) {
   napi_value fn;
   CHECK(env, napi_create_function(env, "originalDst", NAPI_AUTO_LENGTH, original_dst, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "originalDst", fn));
   return exports;
 }
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

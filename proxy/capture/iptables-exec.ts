@@ -1,7 +1,7 @@
 // Installing and removing the capture rules in the current network namespace: find a working
 // iptables backend (nft or legacy, whichever holds the namespace's rules), then one atomic
 // iptables-restore per address family, verified afterwards and rolled back on any failure.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, WeftError } from '../../core/errors.js';
@@ -69,11 +69,36 @@ export function findBackends(run: Runner = spawnRunner, pathEnv?: string): Backe
   return out;
 }
 
+/** A `Runner` that does not block the event loop: for callers inside a long-running proxy
+ *  (the ambient node agent), where a synchronous iptables run would stall every connection. */
+export type AsyncRunner = (file: string, args: readonly string[], input?: string) => Promise<ReturnType<Runner>>;
+
+export const spawnAsyncRunner: AsyncRunner = (file, args, input) =>
+  new Promise((resolve) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
+    let stdout = '';
+    let stderr = '';
+    let error: Error | undefined;
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', (err) => (error = err));
+    // A program that exits early stops reading; its exit status says why, not our EPIPE.
+    child.stdin.on('error', () => {});
+    child.on('close', (status) => resolve({ status, stdout, stderr, ...(error ? { error } : {}) }));
+    child.stdin.end(input ?? '');
+  });
+
+/** A runner whose programs run in the network namespace at `nsPath` (`nsenter --net=<path>`):
+ *  only the network namespace changes, so program paths and files stay the caller's. */
+export function inNetns(nsPath: string, run: AsyncRunner = spawnAsyncRunner): AsyncRunner {
+  return (file, args, input) => run('nsenter', [`--net=${nsPath}`, '--', file, ...args], input);
+}
+
 function privilegeProblem(stderr: string): boolean {
   return /permission denied|you must be root|operation not permitted/i.test(stderr);
 }
 
-function failure(what: string, r: ReturnType<Runner>): WeftError {
+export function failure(what: string, r: ReturnType<Runner>): WeftError {
   // What the program said comes first: a restore that fails early stops reading its input, and
   // our write then fails too (EPIPE), which is not the reason.
   const detail = r.stderr.trim() || r.error?.message || `exit status ${r.status}`;

@@ -57,6 +57,12 @@ function load(): Addon {
   return loaded;
 }
 
+/** The addon's module object, for the other functions built into it (proxy/ambient/netns.ts);
+ *  throws the same operator-facing error when it cannot be loaded. */
+export function loadNativeAddon(): Record<string, unknown> {
+  return load() as unknown as Record<string, unknown>;
+}
+
 /** Throws the loading error now (at proxy start in captured mode) rather than on the first connection. */
 export function assertOriginalDstAvailable(): void {
   load();

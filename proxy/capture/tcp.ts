@@ -68,6 +68,23 @@ export class TcpStreams {
   }
 }
 
+/** How long a side that was ended may take to flush its last bytes once the other has closed. */
+const FLUSH_MS = 5_000;
+
+/** Closes `s` — after its last bytes are out when the relay has already ended it. */
+function closeAfterFlush(s: Duplex): void {
+  if (s.destroyed) return;
+  if (s.writableEnded && !s.writableFinished) {
+    // The other side closed right after its FIN: what it sent may still sit in our buffer.
+    const done = () => s.destroy();
+    s.once('finish', done);
+    s.once('error', done);
+    setTimeout(done, FLUSH_MS).unref();
+    return;
+  }
+  s.destroy();
+}
+
 /** Copies bytes both ways until both directions ended; an error on one side resets the other. */
 export function relay(client: Duplex, upstream: Duplex, start: ClientStart, onClose?: () => void, streams?: TcpStreams): void {
   let closed = false;
@@ -75,8 +92,8 @@ export function relay(client: Duplex, upstream: Duplex, start: ClientStart, onCl
   const closeBoth = () => {
     if (closed) return;
     closed = true;
-    client.destroy();
-    upstream.destroy();
+    closeAfterFlush(client);
+    closeAfterFlush(upstream);
     onClose?.();
   };
   client.on('error', () => reset(upstream));
@@ -158,10 +175,11 @@ export async function tcpToCluster(deps: TcpDeps, client: Duplex, clusterName: s
     const started = Date.now();
     try {
       const upstream = t.mesh
-        ? await deps.mesh.connect({ host: t.host, port: t.port, identity: t.identity, targetPort: t.targetPort, alpn: [WEFT_TCP_ALPN], connectTimeoutMs: t.connectTimeoutMs })
+        ? await deps.mesh.connect({ host: t.host, port: t.port, identity: t.identity, targetPort: t.targetPort, alpn: [WEFT_TCP_ALPN], connectTimeoutMs: t.connectTimeoutMs, tunnel: t.tunnel })
         : await connectTcp(t.host, t.targetPort ?? t.port, { timeoutMs: t.connectTimeoutMs ?? 10_000 });
       const alpn = (upstream as { alpnProtocol?: string | false }).alpnProtocol;
-      if (t.mesh && alpn !== WEFT_TCP_ALPN) {
+      // An HBONE stream has no ALPN of its own: the CONNECT itself says "raw bytes follow".
+      if (t.mesh && t.tunnel !== 'hbone' && alpn !== WEFT_TCP_ALPN) {
         upstream.destroy();
         throw new Error(`peer ${t.host}:${t.port} did not accept ALPN ${WEFT_TCP_ALPN} (got ${String(alpn)}): an older sidecar?`);
       }

@@ -56,62 +56,71 @@ export function parseRequestTarget(target: string): ParsedTarget | undefined {
 export function readRequest(req: DownstreamRequest, secure: boolean): RequestInfo {
   const headers = readRawHeaders(req.rawHeaders);
   const method = req.method ?? 'GET';
-  const h2 = req.httpVersionMajor === 2;
-  let scheme: 'http' | 'https' = secure ? 'https' : 'http';
-  let authority: string | undefined;
-  let path: string;
-  let absoluteForm = false;
+  if (req.httpVersionMajor !== 2) return readHttp1Request(method, req.url ?? '/', headers, secure);
+  if (method === 'CONNECT') throw proxyErrors.badRequest('HTTP/2 CONNECT is not served on this port');
+  const r = req as http2.Http2ServerRequest;
+  const scheme = r.scheme === 'https' || r.scheme === 'http' ? r.scheme : secure ? 'https' : 'http';
+  return requestInfo(method, r.authority || firstValue(headers, 'host'), r.url || '/', scheme, false, headers, 2);
+}
 
-  if (h2) {
-    if (method === 'CONNECT') throw proxyErrors.badRequest('HTTP/2 CONNECT is not served on this port');
-    const r = req as http2.Http2ServerRequest;
-    authority = r.authority || firstValue(headers, 'host');
-    path = r.url || '/';
-    if (r.scheme === 'https' || r.scheme === 'http') scheme = r.scheme;
-  } else if (method === 'CONNECT') {
-    // authority-form; routes see path `/` so a Service's catch-all route matches its tunnels.
-    authority = req.url;
-    path = '/';
-  } else {
-    const target = parseRequestTarget(req.url ?? '/');
-    if (!target) throw proxyErrors.badRequest(`unsupported request-target ${JSON.stringify(req.url)}`);
-    path = target.path;
-    if (target.absolute) {
-      absoluteForm = true;
-      authority = target.authority;
-      scheme = target.scheme ?? scheme;
-    } else {
-      authority = firstValue(headers, 'host');
-    }
-  }
+/**
+ * The same facts from an HTTP/1.1 request-line and its fields (lower-case names, as
+ * readRawHeaders makes them): what node:http's request and the fast path's parser both give.
+ */
+export function readHttp1Request(method: string, url: string, headers: HeaderMap, secure: boolean): RequestInfo {
+  const scheme = secure ? 'https' : 'http';
+  // authority-form; routes see path `/` so a Service's catch-all route matches its tunnels.
+  if (method === 'CONNECT') return requestInfo(method, url, '/', scheme, false, headers, 1);
+  const target = parseRequestTarget(url);
+  if (!target) throw proxyErrors.badRequest(`unsupported request-target ${JSON.stringify(url)}`);
+  if (target.absolute) return requestInfo(method, target.authority, target.path, target.scheme ?? scheme, true, headers, 1);
+  return requestInfo(method, firstValue(headers, 'host'), target.path, scheme, false, headers, 1);
+}
+
+function requestInfo(
+  method: string,
+  authority: string | undefined,
+  path: string,
+  scheme: 'http' | 'https',
+  absoluteForm: boolean,
+  headers: HeaderMap,
+  httpVersion: 1 | 2,
+): RequestInfo {
   if (!authority) throw proxyErrors.badRequest('missing Host header / :authority');
   authority = authority.toLowerCase();
+  const facts = new Facts(authority, method, path, scheme, headers);
+  return { facts, method, authority, path, scheme, absoluteForm, headers, grpc: isGrpc(headers), httpVersion };
+}
 
-  const facts: RequestFacts = {
-    authority,
-    method,
-    path,
-    scheme,
-    header(name: string): string | undefined {
-      switch (name) {
-        case ':authority':
-          return authority;
-        case ':method':
-          return method;
-        case ':path':
-          return path;
-        case ':scheme':
-          return scheme;
-        default:
-          return name === 'host' ? authority : firstValue(headers, name);
-      }
-    },
-    headerValues(name: string): readonly string[] {
-      const one = name.startsWith(':') || name === 'host' ? facts.header(name) : undefined;
-      return one !== undefined ? [one] : allValues(headers, name);
-    },
-  };
-  return { facts, method, authority, path, scheme, absoluteForm, headers, grpc: isGrpc(headers), httpVersion: h2 ? 2 : 1 };
+/** The planner's view of one request (methods on the prototype: no closures per request). */
+class Facts implements RequestFacts {
+  constructor(
+    readonly authority: string,
+    readonly method: string,
+    readonly path: string,
+    readonly scheme: 'http' | 'https',
+    private readonly headers: HeaderMap,
+  ) {}
+
+  header(name: string): string | undefined {
+    switch (name) {
+      case ':authority':
+        return this.authority;
+      case ':method':
+        return this.method;
+      case ':path':
+        return this.path;
+      case ':scheme':
+        return this.scheme;
+      default:
+        return name === 'host' ? this.authority : firstValue(this.headers, name);
+    }
+  }
+
+  headerValues(name: string): readonly string[] {
+    const one = name.startsWith(':') || name === 'host' ? this.header(name) : undefined;
+    return one !== undefined ? [one] : allValues(this.headers, name);
+  }
 }
 
 /** Splits `host[:port]` (IPv6 in brackets) with a default port. */

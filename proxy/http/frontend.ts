@@ -1,12 +1,15 @@
 // One listening port for HTTP/1.1 and HTTP/2 (h2c prior knowledge, or ALPN h2 over TLS): peek
-// at the first bytes, hand the socket to node:http or node:http2, track connections so close()
-// can stop accepting, let in-flight requests finish, then close what is left.
+// at the first bytes, hand the socket to node:http or node:http2 (HTTP/1.1 to the byte-level
+// fast path first, when the listener has one: it hands node:http whatever it does not take),
+// track connections so close() can stop accepting, let in-flight requests finish, then close
+// what is left.
 import http from 'node:http';
 import http2 from 'node:http2';
-import type net from 'node:net';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
+import type { FastPath, FastPathHost } from '../http1/fast-path.js';
 import { proxyErrors, toClientAnswer } from './errors.js';
 import type { DownstreamRequest, DownstreamResponse } from './facts.js';
 import { sendAnswer, writeRawAnswer } from './respond.js';
@@ -42,6 +45,8 @@ export interface FrontendOptions {
   readonly log: Logger;
   /** Idle time before a keep-alive HTTP/1.1 connection (or one that sends nothing) is closed. */
   readonly idleTimeoutMs?: number;
+  /** HTTP/1.1 connections go here first (proxy/http1); absent: straight to node:http. */
+  readonly fastPath?: (idleTimeoutMs: number) => FastPath;
 }
 
 export interface HttpFrontend {
@@ -58,7 +63,7 @@ type Tagged = { [CONN]?: Conn };
 interface Conn {
   readonly info: ConnectionInfo;
   readonly socket: net.Socket;
-  kind: 'sniffing' | 'h1' | 'h2' | 'tunnel';
+  kind: 'sniffing' | 'fast' | 'h1' | 'h2' | 'tunnel';
   active: number;
   session?: http2.ServerHttp2Session;
 }
@@ -80,11 +85,12 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   const waiters: Array<() => void> = [];
   /** Something ended (a request, a connection): let close() look again. */
   const changed = () => {
-    for (const w of waiters.splice(0)) w();
+    if (waiters.length > 0) for (const w of waiters.splice(0)) w();
   };
 
   const h1 = http.createServer({ requireHostHeader: false, keepAliveTimeout: idleTimeoutMs, requestTimeout: 0 });
   const h2 = http2.createServer({});
+  const fastPath = opts.fastPath?.(idleTimeoutMs);
 
   const onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
     const conn = connOf(req);
@@ -184,13 +190,45 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
       socket.removeListener('data', onData);
       socket.setTimeout(0);
       socket.pause();
+      if (!prefix && fastPath) return handOff(conn, false, seen);
       socket.unshift(seen);
       handOff(conn, prefix);
     };
     socket.on('data', onData);
   }
 
-  function handOff(conn: Conn, isH2: boolean): void {
+  /** The frontend's side of a fast-path connection: counts, drain, and node:http behind it. */
+  function fastHost(conn: Conn): FastPathHost {
+    return {
+      closing: () => closing,
+      requestStarted: () => {
+        counters.requests++;
+        counters.fastPath++;
+        conn.active++;
+        activeRequests++;
+      },
+      requestEnded: () => {
+        conn.active--;
+        activeRequests--;
+        changed();
+      },
+      handOff: (socket, unread) => {
+        conn.kind = 'h1';
+        if (unread) socket.unshift(unread);
+        h1.emit('connection', socket);
+        socket.resume();
+      },
+    };
+  }
+
+  /** `initial`: bytes the sniffing read (HTTP/1.1 only; the fast path takes them as they are). */
+  function handOff(conn: Conn, isH2: boolean, initial?: Buffer): void {
+    if (!isH2 && fastPath && conn.socket instanceof net.Socket) {
+      conn.kind = 'fast';
+      fastPath.serve(conn.socket, conn.info, fastHost(conn), initial);
+      return;
+    }
+    if (initial) conn.socket.unshift(initial);
     conn.kind = isH2 ? 'h2' : 'h1';
     if (isH2) {
       // A TLS client that sent the preface without negotiating ALPN (prior knowledge over TLS):
@@ -232,7 +270,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
       inflightH1.clear();
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
       for (const c of conns) {
-        if (c.kind === 'sniffing' || (c.kind === 'h1' && c.active === 0)) c.socket.destroy();
+        if (c.kind === 'sniffing' || ((c.kind === 'h1' || c.kind === 'fast') && c.active === 0)) c.socket.destroy();
         else if (c.kind === 'h2') c.session?.close();
       }
       // Wait for requests (and tunnels, which hold their connection) to end, or time out.

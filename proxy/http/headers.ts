@@ -57,19 +57,32 @@ export function allValues(h: Readonly<HeaderMap>, name: string): readonly string
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
-/** Copy without hop-by-hop headers, including any named in `Connection`. Keeps `te: trailers`. */
-export function withoutHopByHop(h: Readonly<HeaderMap>): HeaderMap {
+/** Whether `name` (lower-case) is hop-by-hop by itself (RFC 9110 §7.6.1; `te` apart). */
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name);
+}
+
+/** The field names `Connection` makes hop-by-hop, or undefined when there is no Connection. */
+export function connectionNamed(h: Readonly<HeaderMap>): Set<string> | undefined {
+  if (h.connection === undefined) return undefined;
   const named = new Set<string>();
   for (const v of allValues(h, 'connection')) for (const t of v.split(',')) named.add(t.trim().toLowerCase());
+  return named;
+}
+
+/** Copy without hop-by-hop headers, including any named in `Connection`. Keeps `te: trailers`.
+ *  Called once or twice per request: no Set unless a Connection header names fields. */
+export function withoutHopByHop(h: Readonly<HeaderMap>): HeaderMap {
+  const named = connectionNamed(h);
   const out: HeaderMap = {};
-  for (const [k, v] of Object.entries(h)) {
-    if (HOP_BY_HOP.has(k) || named.has(k)) continue;
+  for (const k in h) {
+    if (HOP_BY_HOP.has(k) || named?.has(k)) continue;
     if (k === 'te') {
       const keep = allValues(h, 'te').some((x) => x.split(',').some((t) => t.trim().toLowerCase() === 'trailers'));
       if (keep) out.te = 'trailers';
       continue;
     }
-    out[k] = v;
+    out[k] = h[k]!;
   }
   return out;
 }

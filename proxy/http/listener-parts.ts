@@ -3,6 +3,7 @@
 // the per-request dependencies — and the handle both return to the composition root.
 import type { AddressInfo } from 'node:net';
 import { createLogger, type Logger } from '../../core/log.js';
+import { createFastPath, type FastDecide, type FastPath } from '../http1/fast-path.js';
 import { createBalancers, type Balancers } from '../balance/registry.js';
 import type { Telemetry } from '../telemetry/index.js';
 import type { UpstreamTransport } from '../transport/index.js';
@@ -29,6 +30,8 @@ export interface ListenerCommonOptions {
   readonly maxReplayBodyBytes?: number;
   /** close() without an argument waits this long for in-flight requests. Default 5 s. */
   readonly drainTimeoutMs?: number;
+  /** HTTP/1.1 plain forwards take the byte-level fast path (proxy/http1). Default true. */
+  readonly http1FastPath?: boolean;
 }
 
 /** A listener as the composition root sees it. */
@@ -59,6 +62,19 @@ export function listenerParts(kind: 'inbound' | 'outbound', opts: ListenerCommon
     maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_REPLAY_LIMIT,
   };
   return { log, random, stats, pools, ownPools, deps, counters: stats.listener(kind) };
+}
+
+/** The frontend's `fastPath` option: the listener's decision plugged into proxy/http1, unless
+ *  turned off (`--http1-fast-path=false`). */
+export function fastPathOption(
+  opts: ListenerCommonOptions,
+  parts: ReturnType<typeof listenerParts>,
+  direction: 'inbound' | 'outbound',
+  decide: FastDecide,
+): ((idleTimeoutMs: number) => FastPath) | undefined {
+  if (opts.http1FastPath === false) return undefined;
+  return (idleTimeoutMs) =>
+    createFastPath({ decide, idleTimeoutMs, env: { direction, deps: parts.deps, telemetry: opts.telemetry, idleSeconds: Math.floor(idleTimeoutMs / 1000) } });
 }
 
 /** The handle over a listener's HTTP frontend; `onListening` records the bound address. */

@@ -28,6 +28,9 @@ export interface ListenerCounters {
   localErrors: Partial<Record<ProxyErrorKind, number>>;
   /** Requests forwarded to non-mesh hosts (absolute-form pass-through). */
   passthrough: number;
+  /** Requests carried by the byte-level HTTP/1.1 fast path (proxy/http1); the rest of
+   *  `requests` went through node:http / node:http2. */
+  fastPath: number;
 }
 
 /** The stats the admin endpoint reads. One instance per proxy, shared by both listeners. */
@@ -56,7 +59,7 @@ export class ProxyStats {
   listener(name: string): ListenerCounters {
     let l = this.listenerMap.get(name);
     if (!l) {
-      l = { connectionsTotal: 0, connectionsActive: 0, requests: 0, localErrors: {}, passthrough: 0 };
+      l = { connectionsTotal: 0, connectionsActive: 0, requests: 0, localErrors: {}, passthrough: 0, fastPath: 0 };
       this.listenerMap.set(name, l);
     }
     return l;

@@ -52,6 +52,9 @@ export interface IdentityManagerOptions {
   readonly renewal?: RenewalPolicy;
   /** Struct metadata sent with each request. */
   readonly metadata?: Record<string, unknown>;
+  /** A CA client to share (a node proxy holds one identity per pod over one channel); default:
+   *  one of its own from caAddress/credentials. */
+  readonly caClient?: CaClient;
   readonly now?: () => number;
   readonly log?: Logger;
 }
@@ -76,7 +79,7 @@ export class IdentityManager {
     if (!opts.token && !opts.tokenFile) throw new WeftError(ErrorCode.USAGE, 'IdentityManager needs a token or a token file');
     this.log = opts.log ?? createLogger('identity');
     this.now = opts.now ?? Date.now;
-    this.client = new CaClient({
+    this.client = opts.caClient ?? new CaClient({
       address: opts.caAddress,
       ...(opts.credentials || opts.caRootPem
         ? { credentials: opts.credentials ?? grpc.credentials.createSsl(Buffer.from(opts.caRootPem as string)) }
@@ -132,13 +135,14 @@ export class IdentityManager {
     return this.error;
   }
 
-  /** Stops renewing and closes the CA channel. The current certificate stays usable. */
+  /** Stops renewing and closes the CA channel (unless it was shared with us). The current
+   *  certificate stays usable. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.task?.cancel();
     this.expiry?.cancel();
-    this.client.close();
+    if (!this.opts.caClient) this.client.close();
     this.settleFirst.reject(new WeftError(ErrorCode.INTERNAL, 'identity manager stopped before a certificate arrived'));
   }
 

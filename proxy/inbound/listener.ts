@@ -1,20 +1,25 @@
 // The inbound listener: accepts peer sidecars (mTLS through the InboundTransport, or plaintext),
 // HTTP/1.1 and HTTP/2 on one port, authorizes each request (RBAC) and forwards to the app. With a
 // secure transport each connection is sniffed: TLS goes to it, plaintext is taken only where a
-// filter chain accepts it (PERMISSIVE). Composed by proxy/main.ts.
+// filter chain accepts it (PERMISSIVE). Plain forwards over HTTP/1.1 take the byte-level fast
+// path (proxy/http1) after the same chain selection and authorization. Composed by proxy/main.ts.
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { ProxyConfig } from '../state/types.js';
 import { plan as realPlan } from '../route/plan.js';
 import { createHttpFrontend } from '../http/frontend.js';
-import { listenerHandle, listenerParts, type ListenerCommonOptions, type ProxyListener } from '../http/listener-parts.js';
+import { readHttp1Request } from '../http/facts.js';
+import { fastPathOption, listenerHandle, listenerParts, type ListenerCommonOptions, type ProxyListener } from '../http/listener-parts.js';
+import { DrawRecorder, fastChoice, stashHandover, takeHandover } from '../http1/decide.js';
+import type { FastDecide } from '../http1/fast-path.js';
 import type { InboundTransport } from '../transport/index.js';
 import { plainInboundTransport, plainUpstreamTransport } from '../transport/plain.js';
 import type { PlanFn } from '../upstream/carry-out.js';
 import { rbacAuthorizer, type AuthorizeHook } from './authz.js';
-import { plaintextRefusal } from './chain.js';
+import { plaintextRefusal, routesFor, selectFilterChain } from './chain.js';
 import { createDetectingServer } from './detect.js';
 import { serveInbound, tunnelInbound, type InboundContext } from './handle.js';
+import { setClientCertHeader } from './xfcc.js';
 
 export interface InboundListenerOptions extends ListenerCommonOptions {
   /** Bind address; default 0.0.0.0 (peers come from the network). */
@@ -51,6 +56,44 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
     telemetry: opts.telemetry,
   };
 
+  const contextFor = (socket: unknown): InboundContext => {
+    const handover = takeHandover(socket, ctx.random);
+    if (!handover) return ctx;
+    // The fast path asked authorization already (it logs denials): its verdict stands.
+    const verdict = handover.verdict;
+    let asked = verdict === undefined;
+    const authorize: AuthorizeHook = (...args) => (asked ? ctx.authorize(...args) : ((asked = true), verdict!));
+    return { ...ctx, random: handover.random, authorize };
+  };
+
+  // The fast path's question, per HTTP/1.1 request: handle.ts's steps 1-4 (read, filter chain,
+  // authorization, plan) and a plain forward to an HTTP/1.1 cluster at the end of them. Any
+  // refusal or local answer is left to handle.ts, which says it the usual way.
+  const recorder = new DrawRecorder();
+  const decide: FastDecide = (head, conn, socket) => {
+    const info = readHttp1Request(head.method, head.target, head.headers, false);
+    if (info.grpc) return undefined;
+    const config = ctx.getConfig();
+    const listener = config.listeners.get(ctx.listenerName);
+    if (!listener || (!conn.secure && plaintextRefusal(listener, ctx.listenerName))) return undefined;
+    const chain = selectFilterChain(listener, conn);
+    const routes = chain && routesFor(config, chain);
+    if (!chain || !routes) return undefined;
+    const verdict = ctx.authorize(info.facts, { identity: conn.peerIdentity, address: conn.remoteAddress, secure: conn.secure, targetPort: conn.targetPort }, chain);
+    if (!verdict.allow) {
+      stashHandover(socket, { draws: [], verdict });
+      return undefined;
+    }
+    const plan = ctx.plan(routes.config, routes.name, info.facts, recorder.start(ctx.random));
+    const choice = fastChoice(plan, config, ctx.deps.balancers);
+    if (!choice || plan.kind !== 'forward') {
+      stashHandover(socket, { draws: recorder.draws, verdict });
+      return undefined;
+    }
+    const own = ctx.ownIdentity();
+    return { info, config, plan, choice, verdict, adjust: (h) => setClientCertHeader(h, conn.peerIdentity, own), resetOnUpstreamReset: true };
+  };
+
   // A TLS transport takes TLS; plaintext beside it is decided per connection by the config.
   const plaintext = new WeakSet<net.Socket>();
   const createServer = (onSocket: (socket: net.Socket) => void): net.Server => {
@@ -79,11 +122,12 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
       };
     },
     handlers: {
-      request: (req, res, conn) => serveInbound(ctx, req, res, conn),
-      tunnel: (req, socket, head, conn) => tunnelInbound(ctx, req, socket, head, conn),
+      request: (req, res, conn) => serveInbound(contextFor(req.socket), req, res, conn),
+      tunnel: (req, socket, head, conn) => tunnelInbound(contextFor(socket), req, socket, head, conn),
     },
     counters,
     log,
+    fastPath: fastPathOption(opts, parts, 'inbound', decide),
   });
 
   return listenerHandle(frontend, parts, opts, {

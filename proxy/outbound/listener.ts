@@ -1,12 +1,17 @@
 // The outbound listener: one port for the local app's HTTP/1.1 and h2c calls, routed by the
-// planner against the current config snapshot. Composed by proxy/main.ts; owns nothing it is
-// given (pools, balancers, stats), closes what it had to create itself.
+// planner against the current config snapshot. Plain forwards over HTTP/1.1 take the byte-level
+// fast path (proxy/http1); everything else node:http / node:http2 and handle.ts. Composed by
+// proxy/main.ts; owns nothing it is given (pools, balancers, stats), closes what it had to
+// create itself.
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import type { ProxyConfig } from '../state/types.js';
 import { plan as realPlan } from '../route/plan.js';
 import { createHttpFrontend } from '../http/frontend.js';
-import { listenerHandle, listenerParts, type ListenerCommonOptions, type ProxyListener } from '../http/listener-parts.js';
+import { readHttp1Request } from '../http/facts.js';
+import { fastPathOption, listenerHandle, listenerParts, type ListenerCommonOptions, type ProxyListener } from '../http/listener-parts.js';
+import { DrawRecorder, fastChoice, stashHandover, takeHandover } from '../http1/decide.js';
+import type { FastDecide } from '../http1/fast-path.js';
 import type { UpstreamTransport } from '../transport/index.js';
 import { plainUpstreamTransport } from '../transport/plain.js';
 import { serveOutbound, tunnelOutbound, type OutboundContext } from './handle.js';
@@ -54,7 +59,26 @@ export function createOutboundListener(opts: OutboundListenerOptions): OutboundL
 
   const contextFor = (socket: unknown): OutboundContext => {
     const plan = opts.planFor?.(socket);
-    return plan ? { ...ctx, plan } : ctx;
+    const c = plan ? { ...ctx, plan } : ctx;
+    const handover = takeHandover(socket, c.random);
+    return handover ? { ...c, random: handover.random } : c;
+  };
+
+  // The fast path's question, per HTTP/1.1 request: a plain forward to an HTTP/1.1 cluster?
+  // Everything else (local answers, pass-through, mirrors, retries, gRPC) is handle.ts's.
+  const recorder = new DrawRecorder();
+  const decide: FastDecide = (head, conn, socket) => {
+    const c = contextFor(socket);
+    const info = readHttp1Request(head.method, head.target, head.headers, conn.secure);
+    if (info.grpc) return undefined;
+    const config = c.getConfig();
+    const plan = c.plan(config, c.routeConfigName, info.facts, recorder.start(c.random));
+    const choice = fastChoice(plan, config, c.deps.balancers);
+    if (!choice || plan.kind !== 'forward') {
+      stashHandover(socket, { draws: recorder.draws });
+      return undefined;
+    }
+    return { info, config, plan, choice, resetOnUpstreamReset: false };
   };
 
   const frontend = createHttpFrontend({
@@ -66,6 +90,7 @@ export function createOutboundListener(opts: OutboundListenerOptions): OutboundL
     },
     counters,
     log,
+    fastPath: fastPathOption(opts, parts, 'outbound', decide),
   });
 
   return listenerHandle(frontend, parts, opts, {

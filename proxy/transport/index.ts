@@ -17,6 +17,12 @@ export interface UpstreamConnectTarget {
   readonly alpn: readonly string[];
   /** Give up connecting after this long (the cluster's connect timeout). */
   readonly connectTimeoutMs?: number;
+  /** Reach the endpoint through this tunnel (EDS `weft.tunnel`): `host:port` is then the
+   *  HBONE listener and the connection an HTTP/2 CONNECT stream to `authority`. */
+  readonly tunnel?: 'hbone';
+  /** CONNECT `:authority` for a tunnel; default `host:targetPort` (a waypoint passes the
+   *  Service VIP:port instead). */
+  readonly authority?: string;
 }
 
 /**

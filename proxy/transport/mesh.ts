@@ -5,7 +5,9 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCode, WeftError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/log.js';
-import type { InboundTransport, UpstreamTransport } from './index.js';
+import { HboneClient } from '../hbone/client.js';
+import { formatAuthority } from '../hbone/stream.js';
+import type { InboundTransport, UpstreamConnectTarget, UpstreamTransport } from './index.js';
 import type { MeshTls } from './tls.js';
 
 /** The trust domain of a SPIFFE ID (`spiffe://<td>/...`), or undefined. */
@@ -50,6 +52,28 @@ export function inboundRefusal(meshTls: MeshTls, socket: tls.TLSSocket): string 
 
 export function tlsTransports(meshTls: MeshTls, opts: { log?: Logger } = {}): { upstream: UpstreamTransport; inbound: InboundTransport } {
   const log = opts.log ?? createLogger('tls');
+  // Endpoints with `tunnel: hbone` (ambient pods, waypoints) share this proxy's HBONE sessions;
+  // made on first use, so sidecars that never meet one pay nothing.
+  let hbone: HboneClient | undefined;
+  const viaHbone = (target: UpstreamConnectTarget, identity: string): Promise<net.Socket> => {
+    const authority = target.authority ?? (target.targetPort !== undefined ? formatAuthority(target.host, target.targetPort) : undefined);
+    if (authority === undefined) {
+      return Promise.reject(
+        new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE endpoint ${target.host}:${target.port} names no destination port`, {
+          hint: 'its EDS metadata lacks weft.target_port',
+        }),
+      );
+    }
+    hbone ??= new HboneClient({ log: log.child('hbone') });
+    // The tunnel stream stands in for a socket (see HboneStream): pools and relays use it as one.
+    return hbone.connect(meshTls, {
+      host: target.host,
+      port: target.port,
+      identity,
+      authority,
+      ...(target.connectTimeoutMs ? { connectTimeoutMs: target.connectTimeoutMs } : {}),
+    }) as unknown as Promise<net.Socket>;
+  };
   const upstream: UpstreamTransport = {
     secure: true,
     connect(target) {
@@ -62,6 +86,7 @@ export function tlsTransports(meshTls: MeshTls, opts: { log?: Logger } = {}): { 
           }),
         );
       }
+      if (target.tunnel === 'hbone') return viaHbone(target, target.identity);
       return meshTls.connect({
         host: target.host,
         port: target.port,

@@ -3,6 +3,7 @@
 // when either changes; existing connections keep the context they were made with, new handshakes
 // get the new one (the server hands it out per handshake via SNICallback), so rotation drops nothing.
 import { X509Certificate } from 'node:crypto';
+import type net from 'node:net';
 import tls from 'node:tls';
 import { spiffeIdOf } from '../../certs/bundle.js';
 import { ErrorCode, WeftError, errorMessage } from '../../core/errors.js';
@@ -43,6 +44,9 @@ export interface ConnectOptions {
   readonly alpn?: readonly string[];
   /** Handshake deadline; 10 s by default. */
   readonly timeoutMs?: number;
+  /** An already-connected TCP socket to run TLS over (e.g. one made inside a pod's network
+   *  namespace); `host`/`port` then only name the peer in errors. Identity is checked the same. */
+  readonly socket?: net.Socket;
 }
 
 const ALPN = ['h2', 'http/1.1'];
@@ -136,6 +140,7 @@ export class MeshTls {
       const socket = tls.connect({
         host: opts.host,
         port: opts.port,
+        ...(opts.socket ? { socket: opts.socket } : {}),
         secureContext: context,
         ...(opts.targetPort !== undefined ? { servername: sniForTargetPort(opts.targetPort) } : {}),
         ALPNProtocols: [...(opts.alpn ?? ALPN)],
@@ -148,6 +153,8 @@ export class MeshTls {
           return actual === opts.expectedIdentity ? undefined : mismatch(where, opts.expectedIdentity, actual);
         },
       });
+      // Requests and responses are small writes a sidecar relays at once: never wait for Nagle.
+      socket.setNoDelay(true);
       let settled = false;
       const fail = (err: Error) => {
         if (settled) return;

@@ -74,7 +74,8 @@ interface RetryState {
 /** Mirrors give up after this long when the route has no timeout. */
 const MIRROR_TIMEOUT_MS = 30_000;
 
-class DownstreamGone extends Error {
+/** Why a request ended early when its client went away (no answer, flag DC). */
+export class DownstreamGone extends Error {
   constructor() {
     super('downstream closed before the response was complete');
   }
@@ -148,7 +149,7 @@ function endTry(fr: ForwardRequest, endpoint: PickedEndpoint, outcome: RequestOu
 }
 
 /** The outcome of a try that failed before response headers, for latency and outlier detection. */
-function failedOutcome(failure: unknown, latencyMs: number): RequestOutcome {
+export function failedOutcome(failure: unknown, latencyMs: number): RequestOutcome {
   // The client left, or we could not even form the request: nothing learned about the endpoint.
   const cancelled = failure instanceof DownstreamGone || kindOf(failure) === 'bad_request' || kindOf(failure) === 'internal';
   return { ok: false, latencyMs, cancelled };
@@ -241,14 +242,18 @@ async function streamResponse(fr: ForwardRequest, up: UpstreamResponse, res: Dow
     return;
   }
   res.writeHead(up.status, headers as Record<string, string | string[]>);
-  if (!isH2Response(res)) res.flushHeaders(); // h2 compat writeHead sends at once
   if (up.endStream) {
     res.end();
     return;
   }
   await new Promise<void>((resolve, reject) => {
     const body = up.body;
+    // HTTP/1.1: the head leaves with the first body bytes, in one write (h2 compat writeHead
+    // sends at once). A body slow to start (long poll, server-sent events) must not hold the
+    // head back: by the next turn of the event loop it goes alone (a no-op once it went).
+    const flush = isH2Response(res) ? undefined : setImmediate(() => res.writableEnded || (res as { flushHeaders(): void }).flushHeaders());
     const cleanup = () => {
+      if (flush) clearImmediate(flush);
       body.removeListener('end', onEnd);
       body.removeListener('error', onError);
       res.removeListener('close', onResClose);

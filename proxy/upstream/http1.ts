@@ -1,10 +1,13 @@
 // HTTP/1.1 upstream: an undici Pool per endpoint with keep-alive, whose sockets come from the
-// UpstreamTransport (so TLS and identity checks are the transport's job, not undici's).
+// UpstreamTransport (so TLS and identity checks are the transport's job, not undici's); beside
+// it, for the fast path's requests (marked RAW), the byte-level pool of proxy/http1/upstream.ts
+// over the same transport, so both are owned, shown, retired and closed as one pool.
 import { Pool } from 'undici';
 import type { Readable } from 'node:stream';
 import type { UpstreamTransport } from '../transport/index.js';
 import { isProxyError, proxyErrors, type ProxyError } from '../http/errors.js';
 import { fromNodeHeaders, type HeaderMap } from '../http/headers.js';
+import { RAW, RawPool, type RawUpstreamRequest } from '../http1/upstream.js';
 import type { UpstreamRequest, UpstreamResponse, UpstreamTarget } from './types.js';
 
 export interface Http1Options {
@@ -15,6 +18,9 @@ export interface Http1Options {
 export class Http1Upstream {
   private readonly pool: Pool;
   private readonly address: string;
+  /** The fast path's connections; made on its first request. */
+  private raw: RawPool | undefined;
+  private readonly openRaw: () => RawPool;
 
   constructor(target: UpstreamTarget, transport: UpstreamTransport, opts: Http1Options) {
     this.address = `${target.host}:${target.port}`;
@@ -25,6 +31,7 @@ export class Http1Upstream {
       targetPort: target.targetPort,
       alpn: ['http/1.1'],
       connectTimeoutMs: target.connectTimeoutMs,
+      tunnel: target.tunnel,
     };
     this.pool = new Pool(`http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`, {
       connections: target.maxConnections ?? null,
@@ -42,9 +49,23 @@ export class Http1Upstream {
         );
       },
     });
+    this.openRaw = () =>
+      (this.raw ??= new RawPool({
+        address: this.address,
+        connect: () => transport.connect(connectTarget),
+        maxConnections: target.maxConnections,
+        keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
+      }));
   }
 
-  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    // The fast path's requests: straight to its pool's promise (no async frame on its hot path).
+    const raw = (req as Partial<RawUpstreamRequest>)[RAW];
+    if (raw) return this.openRaw().request(raw);
+    return this.requestWithUndici(req);
+  }
+
+  private async requestWithUndici(req: UpstreamRequest): Promise<UpstreamResponse> {
     let data: Awaited<ReturnType<Pool['request']>>;
     try {
       data = await this.pool.request({
@@ -60,7 +81,8 @@ export class Http1Upstream {
     const trailers = data.trailers as HeaderMap;
     return {
       status: data.statusCode,
-      headers: fromNodeHeaders(data.headers),
+      // undici's own object: lower-case names, string values, no pseudo-headers (no copy).
+      headers: data.headers as HeaderMap,
       body: data.body as unknown as Readable,
       endStream: false,
       trailers: () => fromNodeHeaders(trailers),
@@ -69,14 +91,15 @@ export class Http1Upstream {
 
   /** Requests running or waiting on this pool. */
   get busy(): boolean {
-    return this.pool.stats.running + this.pool.stats.pending + this.pool.stats.queued > 0;
+    return this.pool.stats.running + this.pool.stats.pending + this.pool.stats.queued > 0 || this.raw?.busy === true;
   }
 
   get connections(): number {
-    return this.pool.stats.connected;
+    return this.pool.stats.connected + (this.raw?.connections ?? 0);
   }
 
   async close(): Promise<void> {
+    this.raw?.close();
     await this.pool.destroy().catch(() => {});
   }
 }

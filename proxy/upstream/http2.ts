@@ -124,6 +124,7 @@ export class Http2Upstream {
         targetPort: this.target.targetPort,
         alpn: ['h2'],
         connectTimeoutMs: this.target.connectTimeoutMs,
+        tunnel: this.target.tunnel,
       });
     } catch (err) {
       throw isProxyError(err) ? err : proxyErrors.upstreamConnect(this.address, err);

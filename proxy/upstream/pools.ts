@@ -77,7 +77,8 @@ interface Entry {
 }
 
 export function poolKey(t: UpstreamTarget, transport: UpstreamTransport): string {
-  return [t.protocol, transport.secure ? 'tls' : 'plain', `${t.host}:${t.port}`, t.targetPort ?? '', t.identity ?? ''].join('|');
+  const key = [t.protocol, transport.secure ? 'tls' : 'plain', `${t.host}:${t.port}`, t.targetPort ?? '', t.identity ?? ''].join('|');
+  return t.tunnel ? `${key}|${t.tunnel}` : key;
 }
 
 export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
@@ -199,6 +200,7 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
           targetPort: target.targetPort,
           alpn: ['http/1.1'],
           connectTimeoutMs: target.connectTimeoutMs,
+          tunnel: target.tunnel,
         });
       } catch (err) {
         throw isProxyError(err) ? err : proxyErrors.upstreamConnect(address, err);

@@ -24,7 +24,8 @@ export interface EndpointChooser {
  *  unchanged config swaps, so a request does not rebuild its target. */
 const targets = new WeakMap<Cluster, WeakMap<Endpoint, UpstreamTarget>>();
 
-/** The upstream target for `endpoint` of `cluster`: mesh transport iff the cluster has TLS. */
+/** The upstream target for `endpoint` of `cluster`: mesh transport iff the cluster has TLS or
+ *  the endpoint is reached over HBONE (which is always mTLS). */
 export function targetFor(cluster: Cluster, endpoint: Endpoint): UpstreamTarget {
   let byEndpoint = targets.get(cluster);
   if (!byEndpoint) targets.set(cluster, (byEndpoint = new WeakMap()));
@@ -35,7 +36,8 @@ export function targetFor(cluster: Cluster, endpoint: Endpoint): UpstreamTarget 
       port: endpoint.port,
       identity: endpoint.identity,
       targetPort: endpoint.targetPort,
-      mesh: cluster.tls !== undefined,
+      mesh: cluster.tls !== undefined || endpoint.tunnel === 'hbone',
+      tunnel: endpoint.tunnel,
       protocol: cluster.protocol === 'http2' ? 'http2' : 'http1',
       connectTimeoutMs: cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : undefined,
       maxConnections: cluster.circuitBreakers?.maxConnections,

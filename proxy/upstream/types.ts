@@ -13,6 +13,9 @@ export interface UpstreamTarget {
   readonly targetPort?: number;
   /** Connect through the mesh transport (the cluster has a TLS context); else plaintext. */
   readonly mesh: boolean;
+  /** The endpoint is reached over HBONE (EDS `weft.tunnel`; mesh transport only): `host:port`
+   *  is its HBONE listener, the CONNECT authority `host:targetPort`. Part of the pool key. */
+  readonly tunnel?: 'hbone';
   readonly protocol: 'http1' | 'http2';
   readonly connectTimeoutMs?: number;
   /** Cluster circuit breaker: most connections an HTTP/1.1 pool opens to this endpoint. */

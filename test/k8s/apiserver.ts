@@ -581,6 +581,8 @@ export class StandInApiServer {
       return out({ user: {}, error: `[invalid bearer token, token audiences ${JSON.stringify(issued.audiences)} is invalid for the target audiences ${JSON.stringify(wanted)}]` });
     }
     const extra: Record<string, string[]> = {};
+    // As Kubernetes 1.30+ does for a token bound to a pod: the node is the pod's spec.nodeName.
+    let node = issued.node;
     if (issued.pod) {
       const pods = this.store.get(TYPES.find((t) => t.kind === 'Pod')!)!;
       const pod = pods.get(`${issued.namespace}/${issued.pod.name}`);
@@ -589,8 +591,10 @@ export class StandInApiServer {
       }
       extra['authentication.kubernetes.io/pod-name'] = [issued.pod.name];
       extra['authentication.kubernetes.io/pod-uid'] = [issued.pod.uid];
+      const podNode = ((pod.spec ?? {}) as Obj).nodeName;
+      if (node === undefined && typeof podNode === 'string' && podNode) node = podNode;
     }
-    if (issued.node) extra['authentication.kubernetes.io/node-name'] = [issued.node];
+    if (node) extra['authentication.kubernetes.io/node-name'] = [node];
     return out({
       authenticated: true,
       user: {

@@ -131,7 +131,7 @@ describe('KubernetesSource (stand-in API server)', () => {
       meshedPod({ name: 'reviews-v1-abc', namespace: 'bookinfo', labels: { app: 'reviews' }, serviceAccount: 'bookinfo-reviews', ip: '10.1.0.5', ports: { http: 9080 } }),
     );
     cluster.api.apply(meshedPod({ name: 'reviews-v1-new', namespace: 'bookinfo', labels: { app: 'reviews' }, serviceAccount: 'bookinfo-reviews', ip: '10.1.0.6', proxyReady: false }));
-    // A pod without a sidecar: not watched at all (label selector), so never a workload.
+    // A pod without a sidecar (and not enrolled in ambient mode): never a workload.
     cluster.api.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'plain', namespace: 'bookinfo', labels: { app: 'reviews' } }, spec: { containers: [{ name: 'c', image: 'i' }] }, status: { phase: 'Running', podIP: '10.1.0.7' } });
     cluster.api.apply({
       apiVersion: 'discovery.k8s.io/v1',

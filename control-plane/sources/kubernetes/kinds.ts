@@ -1,7 +1,6 @@
 // The kinds the Kubernetes source watches: where each is listed and watched, with which typed
 // client-node API, and whether it may be absent (CRDs not installed yet).
 import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { REVISION_LABEL } from '../../injector/names.js';
 import type { ListResult, RawObject } from './reflector.js';
 
 export interface WatchedKind {
@@ -30,9 +29,6 @@ export const WEFT_GROUP = 'weft.dev';
  */
 export const REFERENCE_GRANT_VERSION = 'v1beta1';
 
-/** Pods are watched only when labelled with a revision: injected pods always are. */
-export const MESHED_POD_SELECTOR = REVISION_LABEL;
-
 export function watchedKinds(kc: KubeConfig): WatchedKind[] {
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
@@ -50,14 +46,9 @@ export function watchedKinds(kc: KubeConfig): WatchedKind[] {
   return [
     { apiVersion: 'v1', kind: 'Namespace', path: '/api/v1/namespaces', list: async () => wire(await core.listNamespace()), optional: false },
     { apiVersion: 'v1', kind: 'Service', path: '/api/v1/services', list: async () => wire(await core.listServiceForAllNamespaces()), optional: false },
-    {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      path: '/api/v1/pods',
-      labelSelector: MESHED_POD_SELECTOR,
-      list: async () => wire(await core.listPodForAllNamespaces({ labelSelector: MESHED_POD_SELECTOR })),
-      optional: false,
-    },
+    // Every Pod, not only injected ones (a revision label): an ambient pod may be enrolled by its
+    // Namespace's label alone, and a waypoint's pods carry a label of their own.
+    { apiVersion: 'v1', kind: 'Pod', path: '/api/v1/pods', list: async () => wire(await core.listPodForAllNamespaces()), optional: false },
     {
       apiVersion: 'v1',
       kind: 'ServiceAccount',

@@ -74,7 +74,11 @@ export async function connectKubernetes(cfg: ControlPlaneConfig, k: KubernetesSe
   });
   const source = new KubernetesSource({ kc, debounceMs: cfg.debounceMs, log: log.child('kubernetes') });
   await source.start();
-  const authenticator = new TokenReviewAuthenticator({ review: kubernetesTokenReviewer(kc), audience: CA_TOKEN_AUDIENCE });
+  const authenticator = new TokenReviewAuthenticator({
+    review: kubernetesTokenReviewer(kc),
+    audience: CA_TOKEN_AUDIENCE,
+    nodeServiceAccount: k.nodeServiceAccount,
+  });
   const names = serviceNames(k);
 
   const startServices = async (model: () => Model, onModel: (fn: (m: Model) => void) => () => void): Promise<KubernetesServices> => {

@@ -1,12 +1,13 @@
 // KubernetesSource: the config source for a control plane running in a cluster. One reflector
 // (list + watch) per kind feeds the SAME Model file mode builds: every object goes through
-// parseObject and buildModel; meshed Pods become workloads. Publishes a new Model (debounced)
+// parseObject and buildModel; meshed Pods (injected, ambient or waypoints) become workloads. Publishes a new Model (debounced)
 // whenever what the model would contain changes; `problems()` lists objects that did not parse.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, type Logger } from '../../../core/log.js';
 import { Watch } from '../../../core/watch.js';
 import {
   buildModel,
+  DATAPLANE_MODE_LABEL,
   describeObject,
   EMPTY_MODEL,
   formatProblem,
@@ -16,7 +17,7 @@ import {
   type Model,
 } from '../../model/index.js';
 import { watchedKinds, type WatchedKind } from './kinds.js';
-import { endpointSliceDocument, isMeshedPod, podWorkload } from './objects.js';
+import { endpointSliceDocument, isAmbientPod, isMeshedPod, podWorkload } from './objects.js';
 import { Reflector, type RawObject, type ReflectorStats } from './reflector.js';
 
 export interface KubernetesSourceOptions {
@@ -112,12 +113,15 @@ export class KubernetesSource {
   /** The documents the model is built from, in the same shapes the files hold. */
   private documents(): { doc: unknown; from: string }[] {
     const docs: { doc: unknown; from: string }[] = [];
-    const meshedPods = new Set(this.rawItems('Pod').filter(isMeshedPod).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`));
+    const nsLabels = (ns: string | undefined) => labelsOf(this.raw('Namespace', undefined, ns ?? ''));
+    // Slice endpoints of pods with a sidecar or a node proxy go through it, never around it.
+    const meshed = (p: RawObject) => isMeshedPod(p) || isAmbientPod(p, nsLabels(p.metadata?.namespace));
+    const meshedPods = new Set(this.rawItems('Pod').filter(meshed).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`));
     for (const r of this.reflectors) {
       for (const o of r.items()) {
         const from = `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name ?? ''}`;
         if (o.kind === 'Pod') {
-          const w = podWorkload(o);
+          const w = podWorkload(o, nsLabels(o.metadata?.namespace));
           if (w) docs.push({ doc: w, from });
         } else if (o.kind === 'ServiceAccount') {
           continue; // read for checks below, not a config object
@@ -139,7 +143,7 @@ export class KubernetesSource {
       if (res.ok) objects.push(res.object);
       else for (const p of res.problems) problems.push({ ...p, object: res.object ?? from });
     }
-    problems.push(...this.serviceAccountProblems(objects));
+    problems.push(...this.serviceAccountProblems(objects), ...this.podLabelProblems(objects));
     this.changed.set(this.changed.get() + 1);
     const signature = JSON.stringify([objects, problems]);
     if (signature === this.signature) return;
@@ -149,6 +153,25 @@ export class KubernetesSource {
     this.currentProblems = problems;
     this.log.info('config loaded from the Kubernetes API', { objects: objects.length, problems: problems.length });
     this.model.set(buildModel(objects, problems));
+  }
+
+  /**
+   * A Pod whose dataplane-mode label Weft does not know, and that is no workload (the model
+   * reports those): the label counts as unset, and the operator hears of it.
+   */
+  private podLabelProblems(objects: readonly ConfigObject[]): ConfigProblem[] {
+    const workloads = new Set(objects.filter((o) => o.kind === 'WorkloadEntry').map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
+    const out: ConfigProblem[] = [];
+    for (const p of this.rawItems('Pod')) {
+      const value = labelsOf(p)?.[DATAPLANE_MODE_LABEL];
+      if (value === undefined || value === 'ambient' || value === 'none' || workloads.has(`${p.metadata?.namespace}/${p.metadata?.name}`)) continue;
+      out.push({
+        object: `Pod ${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`,
+        field: `metadata.labels["${DATAPLANE_MODE_LABEL}"]`,
+        message: `must be "ambient" or "none", got ${JSON.stringify(value)}; the label is ignored`,
+      });
+    }
+    return out;
   }
 
   /** A WorkloadEntry (a VM) naming a ServiceAccount that does not exist cannot be certified as it. */
@@ -167,4 +190,8 @@ export class KubernetesSource {
     }
     return out;
   }
+}
+
+function labelsOf(o: RawObject | undefined): Readonly<Record<string, string>> | undefined {
+  return o?.metadata?.labels as Readonly<Record<string, string>> | undefined;
 }

@@ -27,6 +27,10 @@ export interface PodSpec {
   readonly app?: readonly string[];
   /** Extra flags for its `weft iptables apply`. */
   readonly iptables?: readonly string[];
+  /** `sidecar` (default): capture rules and a sidecar; `ambient`: enrolled with the label
+   *  `weft.dev/dataplane-mode: ambient`, carried by its node's proxy; `none`: no mesh at all
+   *  (until a test enrolls it with setPodLabels). */
+  readonly mode?: 'sidecar' | 'ambient' | 'none' | 'waypoint';
 }
 
 export interface ServiceSpec {
@@ -49,6 +53,17 @@ export interface ClusterOptions {
   /** Which iptables backend kube-proxy's rules go into (the sidecar must find and share it). */
   readonly kubeProxyBackend: 'nft' | 'legacy';
   readonly detectTimeoutMs: number;
+  /** Run an ambient node proxy (`weft proxy --mode ambient`) in each node. */
+  readonly ambient?: boolean;
+}
+
+/** An ambient node proxy, run as root in its node namespace (a DaemonSet pod with hostNetwork). */
+export interface NodeProxy {
+  /** GET (or POST) on its admin port (127.0.0.1 in the node namespace). */
+  admin(path: string, method?: 'GET' | 'POST'): Promise<{ status: number; body: string }>;
+  /** SIGTERM, wait for exit, start again (same flags). */
+  restart(): Promise<void>;
+  output(): string;
 }
 
 export interface Pod {
@@ -57,12 +72,15 @@ export interface Pod {
   readonly ip: string;
   /** What `weft iptables apply` printed. */
   iptablesApply?: string;
+  /** Labels set by setPodLabels, over the spec's. */
+  labels?: Readonly<Record<string, string>>;
 }
 
 /** Requests carried out by a fixtures/agent.js process inside a namespace. */
 export interface Agent {
   /** `count` GETs, ten at a time; `ms` is the whole batch's wall time. */
-  http(url: string, count: number): Promise<{ statuses: Record<string, number>; versions: Record<string, number>; peers: Record<string, number>; errors: string[]; errorCount: number; sample: string; ms: number }>;
+  /** `fresh`: on connections of its own (connections kept from earlier calls keep their old path). */
+  http(url: string, count: number, opts?: { fresh?: boolean }): Promise<{ statuses: Record<string, number>; versions: Record<string, number>; peers: Record<string, number>; errors: string[]; errorCount: number; sample: string; ms: number }>;
   tcp(host: string, port: number, lines: string[], greeting?: boolean): Promise<{ firstByteMs?: number; greeting?: string; replies: string[]; error?: string }>;
 }
 
@@ -83,6 +101,12 @@ export interface Cluster {
   capture(node: 1 | 2): Promise<{ stop(): Promise<Buffer>; file: string }>;
   /** Output of every process, for failure messages. */
   logs(): string;
+  /** The control plane's state directory (CA root cert, tokens). */
+  readonly stateDir: string;
+  /** Rewrites a pod's WorkloadEntry labels (mesh.yaml), e.g. to enroll it in ambient mode. */
+  setPodLabels(pod: string, labels: Readonly<Record<string, string>>): void;
+  /** The node proxies (with `ambient: true`). */
+  nodeProxy(node: 1 | 2): NodeProxy;
   /** Milliseconds each build phase took. */
   readonly timings: Readonly<Record<string, number>>;
   /** Removes everything; resolves with what could not be removed (must be empty). */
@@ -91,6 +115,20 @@ export interface Cluster {
 
 function labelsYaml(l: Readonly<Record<string, string>>): string {
   return `{ ${Object.entries(l).map(([k, v]) => `${k}: ${v}`).join(', ')} }`;
+}
+
+/** The node name a pod's WorkloadEntry carries (`spec.nodeName`). */
+export function nodeName(node: 1 | 2): string {
+  return `n${node}`;
+}
+
+function podLabels(p: Pod): Readonly<Record<string, string>> {
+  return {
+    ...p.spec.labels,
+    ...(p.spec.mode === 'ambient' ? { 'weft.dev/dataplane-mode': 'ambient' } : {}),
+    ...(p.spec.mode === 'waypoint' ? { 'gateway.networking.k8s.io/gateway-name': p.spec.name } : {}),
+    ...p.labels,
+  };
 }
 
 function configYaml(o: ClusterOptions, pods: ReadonlyMap<string, Pod>): string {
@@ -108,9 +146,10 @@ ${s.ports.map((p) => `    - { name: ${p.name}, port: ${p.port}, targetPort: ${p.
   const workloads = [...pods.values()].map(
     (p) => `apiVersion: weft.dev/v1alpha1
 kind: WorkloadEntry
-metadata: { name: ${p.spec.name}, namespace: default, labels: ${labelsYaml(p.spec.labels)} }
+metadata: { name: ${p.spec.name}, namespace: default, labels: ${labelsYaml(podLabels(p))} }
 spec:
   address: ${p.ip}
+  nodeName: ${nodeName(p.spec.node)}
   serviceAccount: ${p.spec.serviceAccount}
   ports: ${Object.keys(p.spec.ports).length > 0 ? labelsYaml(Object.fromEntries(Object.entries(p.spec.ports).map(([k, v]) => [k, String(v)]))) : '{}'}
 `,
@@ -167,7 +206,7 @@ function startAgent(name: string, ns: string): { proc: Proc; agent: Agent; ready
       proc.child.stdin!.write(JSON.stringify({ ...op, id }) + '\n');
     });
   const agent: Agent = {
-    http: (url, count) => call({ op: 'http', url, count }),
+    http: (url, count, opts) => call({ op: 'http', url, count, ...opts }),
     tcp: (host, port, lines, greeting = false) => call({ op: 'tcp', host, port, lines, greeting }),
   };
   return { proc, agent, ready: proc.waitFor(/^agent-ready/) };
@@ -280,9 +319,11 @@ export async function buildCluster(o: ClusterOptions): Promise<Cluster> {
 
     // 4. Each pod's "init container": kube-proxy's rules (as if kube-proxy ran there), then ours.
     const rules = kubeProxyRules(serviceRules(o, pods));
+    const sidecarPods = [...pods.values()].filter((p) => (p.spec.mode ?? 'sidecar') === 'sidecar');
     await Promise.all(
       [...pods.values()].map(async (pod) => {
         nsh(pod.ns, `iptables-${o.kubeProxyBackend}-restore`, ['--noflush'], { input: rules });
+        if (!sidecarPods.includes(pod)) return;
         pod.iptablesApply = (await shAsync('ip', ['netns', 'exec', pod.ns, NODE, CLI, 'iptables', 'apply', ...(pod.spec.iptables ?? [])])).stdout.trim();
       }),
     );
@@ -297,11 +338,13 @@ export async function buildCluster(o: ClusterOptions): Promise<Cluster> {
       await app.waitFor(/^app-listening/);
     }
     const rootCert = path.join(stateDir, 'ca', 'root-cert.pem');
+    // Pods with a proxy of their own: sidecars, and waypoints (the same binary in waypoint mode).
+    const proxiedPods = [...pods.values()].filter((p) => (p.spec.mode ?? 'sidecar') === 'sidecar' || p.spec.mode === 'waypoint');
     const tokenOf = (p: Pod) => path.join(stateDir, 'tokens', 'default', `${p.spec.name}.token`);
     await eventually(() => {
-      if (!existsSync(rootCert) || [...pods.values()].some((p) => !existsSync(tokenOf(p)))) throw new Error(`waiting for the CA and tokens:\n${cp.output().slice(-2000)}`);
+      if (!existsSync(rootCert) || proxiedPods.some((p) => !existsSync(tokenOf(p)))) throw new Error(`waiting for the CA and tokens:\n${cp.output().slice(-2000)}`);
     }, { timeoutMs: 30_000, message: 'control plane state' });
-    for (const pod of pods.values()) {
+    for (const pod of proxiedPods) {
       const dir = path.join(tmp, 'pods', pod.spec.name);
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       chmodSync(path.join(tmp, 'pods'), 0o755);
@@ -314,7 +357,8 @@ export async function buildCluster(o: ClusterOptions): Promise<Cluster> {
         start(`sidecar ${pod.spec.name}`, 'ip', [
           'netns', 'exec', pod.ns, 'setpriv', `--reuid=${PROXY_UID}`, `--regid=${PROXY_UID}`, '--clear-groups', '--',
           NODE, CLI, 'proxy', '--xds', `${nodeIps[0]}:15012`, '--xds-root-cert', path.join(dir, 'root-cert.pem'),
-          '--workload', `${pod.spec.name}.default`, '--token-file', path.join(dir, 'token'), '--capture',
+          '--workload', `${pod.spec.name}.default`, '--token-file', path.join(dir, 'token'),
+          ...(pod.spec.mode === 'waypoint' ? ['--mode', 'waypoint'] : ['--capture']),
           '--protocol-detection-timeout', String(o.detectTimeoutMs), '--drain-seconds', '0',
         ]),
       );
@@ -326,12 +370,39 @@ export async function buildCluster(o: ClusterOptions): Promise<Cluster> {
     const prober = startAgent('prober', nodes[0]);
     procs.push(prober.proc);
     await prober.ready;
+    // Node proxies (ambient): root in the node namespace, as a hostNetwork DaemonSet pod.
+    const nodeProxies = new Map<1 | 2, { proc: Proc; args: string[] }>();
+    if (o.ambient) {
+      for (const n of [1, 2] as const) {
+        const token = path.join(stateDir, 'tokens', 'nodes', `${nodeName(n)}.token`);
+        await eventually(() => {
+          if (!existsSync(token)) throw new Error(`waiting for ${token}:\n${cp.output().slice(-2000)}`);
+        }, { timeoutMs: 30_000, message: `node token for ${nodeName(n)}` });
+        const args = [
+          'netns', 'exec', nodes[n - 1]!, NODE, CLI, 'proxy', '--mode', 'ambient', '--node', nodeName(n),
+          '--xds', `${nodeIps[0]}:15012`, '--xds-root-cert', rootCert, '--token-file', token,
+          '--reconcile-interval', '1000', '--drain-seconds', '0',
+        ];
+        const proc = start(`node-proxy n${n}`, 'ip', args);
+        procs.push(proc);
+        nodeProxies.set(n, { proc, args });
+      }
+    }
+    const adminOf = (n: 1 | 2) => async (p: string, method: 'GET' | 'POST' = 'GET') => {
+      const script = `fetch('http://127.0.0.1:15000${p}', { method: '${method}' }).then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() }))).catch((e) => console.log(JSON.stringify({ status: 0, body: String(e) })))`;
+      const r = await shAsync('ip', ['netns', 'exec', nodes[n - 1]!, NODE, '-e', script], { allowFail: true });
+      return JSON.parse(r.stdout.trim().split('\n').pop() || '{"status":0,"body":"no output"}') as { status: number; body: string };
+    };
     await eventually(async () => {
-      for (const pod of pods.values()) {
+      for (const n of nodeProxies.keys()) {
+        const r = await adminOf(n)('/ready');
+        if (r.status !== 200) throw new Error(`node proxy n${n}: ${r.status} ${r.body}`);
+      }
+      for (const pod of proxiedPods) {
         const r = await prober.agent.http(`http://${pod.ip}:15020/healthz/ready`, 1);
         if (r.statuses['200'] !== 1) throw new Error(`${pod.spec.name}: ${JSON.stringify(r)}`);
       }
-    }, { timeoutMs: 40_000, intervalMs: 200, message: 'every sidecar ready' });
+    }, { timeoutMs: 40_000, intervalMs: 200, message: 'every sidecar and node proxy ready' });
 
     phase('sidecars ready');
 
@@ -371,13 +442,17 @@ export async function buildCluster(o: ClusterOptions): Promise<Cluster> {
         await p.waitFor(/listening on/);
         // A capture is only read once it holds a sentinel sent after the traffic under test:
         // tcpdump writes in arrival order, so everything before it is in the file by then.
-        const onNode = [...pods.values()].find((x) => x.spec.node === node)!;
+        // The sentinel goes to a sidecar's stats port, or (no sidecar on the node) to an app.
+        const onNode = [...pods.values()].filter((x) => x.spec.node === node);
+        const sidecar = onNode.find((x) => (x.spec.mode ?? 'sidecar') === 'sidecar');
+        const withApp = onNode.find((x) => x.spec.app && Object.keys(x.spec.ports).length > 0);
+        const sentinelUrl = sidecar ? `http://${sidecar.ip}:15020` : `http://${withApp!.ip}:${Object.values(withApp!.spec.ports)[0]}`;
         const read = () => (existsSync(file) ? readFileSync(file) : Buffer.alloc(0));
         return {
           file,
           async stop() {
             const sentinel = `wcap-sentinel-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-            await prober.agent.http(`http://${onNode.ip}:15020/${sentinel}`, 1);
+            await prober.agent.http(`${sentinelUrl}/${sentinel}`, 1);
             await eventually(() => {
               if (!read().includes(sentinel)) throw new Error(`tcpdump n${node} has not written the sentinel yet`);
             }, { timeoutMs: 10_000, intervalMs: 20 });
@@ -389,6 +464,26 @@ export async function buildCluster(o: ClusterOptions): Promise<Cluster> {
         };
       },
       logs: () => procs.map((p) => `==== ${p.name}\n${p.output().slice(-3000)}`).join('\n'),
+      stateDir,
+      setPodLabels(name, labels) {
+        const pod = pods.get(name);
+        if (!pod) throw new Error(`no pod ${name}`);
+        pod.labels = labels;
+        writeFileSync(path.join(configDir, 'mesh.yaml'), configYaml(o, pods));
+      },
+      nodeProxy(n) {
+        const np = nodeProxies.get(n);
+        if (!np) throw new Error(`no node proxy in node ${n} (build the cluster with ambient: true)`);
+        return {
+          admin: adminOf(n),
+          output: () => np.proc.output(),
+          async restart() {
+            await np.proc.stop();
+            np.proc = start(`node-proxy n${n} (restarted)`, 'ip', np.args);
+            procs.push(np.proc);
+          },
+        };
+      },
       teardown,
     };
   } catch (err) {
