@@ -74,6 +74,8 @@ interface Sample {
   readonly path: AmbientPath;
   readonly proxies: readonly ProxyCost[];
   readonly backendCores: number;
+  /** Busy fraction of each CPU over the window (the whole machine, other users included). */
+  readonly coreBusy: Record<string, number>;
 }
 export interface ThroughputSample extends Sample {
   readonly rps: number;
@@ -192,6 +194,23 @@ function leastSquares(points: readonly MemoryPoint[]): { baseMiB: number; perPod
   return { baseMiB: my - slope * mx, perPodMiB: slope };
 }
 
+/** What the steps share: the lab, the processes under test, and the node proxy's admin port. */
+interface Bench {
+  readonly s: AmbientSettings;
+  readonly log: (line: string) => void;
+  readonly dir: string;
+  readonly lab: Lab;
+  readonly cli: string;
+  readonly keep: (c: Child) => Child;
+  readonly configDir: string;
+  readonly stateDir: string;
+  /** The node's namespace, where the control plane and the node proxy run. */
+  readonly nodeNsPath: string;
+  backends: Record<AmbientPath, Child>;
+  sidecars: Child[];
+  nodeProxy: Child;
+}
+
 /** Builds the lab and everything in it, measures, and removes it all (also on failure). */
 export async function ambientBench(dir: string, s: AmbientSettings, log: (line: string) => void): Promise<AmbientResults> {
   assertLabPrerequisites(['wrk', 'haproxy', 'setpriv', 'taskset']);
@@ -211,12 +230,25 @@ export async function ambientBench(dir: string, s: AmbientSettings, log: (line: 
   const onExit = () => lab.teardownSync();
   process.on('exit', onExit);
   const children: Child[] = [];
-  const keep = (c: Child) => (children.push(c), c);
+  const b = { s, log, dir, lab, cli, keep: (c: Child) => (children.push(c), c), configDir: path.join(dir, 'ambient-config'), stateDir: path.join(dir, 'ambient-state'), nodeNsPath: `/run/netns/${lab.nodeNs}` };
   // The sidecars (UID 1337) read their token and roots here; the run's work dir is private.
   const podFiles = mkdtempSync(path.join(os.tmpdir(), `${LAB.prefix}-pods-`));
   chmodSync(podFiles, 0o755);
   try {
-    return await measure(dir, podFiles, s, log, lab, cli, keep);
+    const bench = await startMesh(b, podFiles);
+    const memory = await measureMemory(bench);
+    await readyForTraffic(bench);
+    const throughput: ThroughputSample[] = [];
+    const latency: LatencySample[] = [];
+    for (let run = 1; run <= s.runs; run++) {
+      // Rotate the order of paths from run to run, so no path always goes first.
+      for (const p of PATHS.map((_, i) => PATHS[(i + run - 1) % PATHS.length]!)) {
+        throughput.push(await throughputRun(bench, run, p));
+        latency.push(await latencyRun(bench, run, p));
+      }
+    }
+    const { cpus: _cpus, ...settings } = s;
+    return { settings, ...memory, throughput, latency, notes: NOTES };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
     rmSync(podFiles, { recursive: true, force: true });
@@ -226,24 +258,29 @@ export async function ambientBench(dir: string, s: AmbientSettings, log: (line: 
   }
 }
 
-async function measure(dir: string, podFiles: string, s: AmbientSettings, log: (line: string) => void, lab: Lab, cli: string, keep: (c: Child) => Child): Promise<AmbientResults> {
+const NOTES = [
+  'Ambient is L4 here (no waypoint): the node proxy relays bytes over HBONE (HTTP/2 CONNECT over mTLS) between the two pods\' in-pod listeners; the sidecar pair parses HTTP/1.1 on both sides (the Service port is named http), so the two mesh rows do different work per request.',
+  'Both mesh paths call a Service ClusterIP (redirected inside the client pod); direct calls the server pod\'s IP (the lab runs no kube-proxy).',
+  'One node proxy carries both ambient pods, so its CPU is the whole cost of the ambient path; the sidecar path\'s is the sum of its two sidecars (all on the proxy CPU).',
+  'CPUs busy: CPU 0 (load generator, backends, control plane) / CPU 1 (proxies), everything on the machine included; a proxy that used well under one core while CPU 1 was near 100 % was sharing it with other work.',
+];
+
+/** The control plane, a backend per server pod, the sidecar pair and the node proxy, each started and ready. */
+async function startMesh(b: Omit<Bench, 'backends' | 'sidecars' | 'nodeProxy'>, podFiles: string): Promise<Bench> {
+  const { s, lab, cli, dir, keep } = b;
   const node = process.execPath;
-  const nodeNsPath = `/run/netns/${lab.nodeNs}`;
   const gateway = lab.range.gateway;
-  const idlePods = [...lab.pods.values()].filter((p) => p.name.startsWith('idle-'));
-  const configDir = path.join(dir, 'ambient-config');
-  const stateDir = path.join(dir, 'ambient-state');
-  mkdirSync(configDir, { recursive: true });
-  writeFileSync(path.join(configDir, 'mesh.yaml'), meshYaml(lab, false, []));
-  log(`ambient: lab ${LAB.prefix} (${lab.pods.size} pods on ${LAB.podCidr}); control plane and node proxy in ${lab.nodeNs}`);
+  mkdirSync(b.configDir, { recursive: true });
+  writeFileSync(path.join(b.configDir, 'mesh.yaml'), meshYaml(lab, false, []));
+  b.log(`ambient: lab ${LAB.prefix} (${lab.pods.size} pods on ${LAB.podCidr}); control plane and node proxy in ${lab.nodeNs}`);
 
   // 1. The control plane, in the node's namespace on the bridge address (pods reach it there).
-  keep(start('ambient-cp', 'ip', ['netns', 'exec', lab.nodeNs, node, cli, 'control-plane', '--config', configDir, '--state-dir', stateDir,
+  keep(start('ambient-cp', 'ip', ['netns', 'exec', lab.nodeNs, node, cli, 'control-plane', '--config', b.configDir, '--state-dir', b.stateDir,
     '--host', gateway, '--xds-port', '15010', '--xds-tls-port', '15012', '--monitor-port', '15014'], { cpu: s.cpus.load, logFile: path.join(dir, 'ambient-cp.log') }));
-  await waitUntil('control plane ready', 30_000, async () => ((await httpInNetns(nodeNsPath, 15014, '/ready', { host: gateway })).status === 200 ? true : undefined));
-  const rootCert = path.join(stateDir, 'ca', 'root-cert.pem');
-  const token = (name: string) => path.join(stateDir, 'tokens', MESH_NS, `${name}.token`);
-  const nodeToken = path.join(stateDir, 'tokens', 'nodes', `${NODE_NAME}.token`);
+  await waitUntil('control plane ready', 30_000, async () => ((await httpInNetns(b.nodeNsPath, 15014, '/ready', { host: gateway })).status === 200 ? true : undefined));
+  const rootCert = path.join(b.stateDir, 'ca', 'root-cert.pem');
+  const token = (name: string) => path.join(b.stateDir, 'tokens', MESH_NS, `${name}.token`);
+  const nodeToken = path.join(b.stateDir, 'tokens', 'nodes', `${NODE_NAME}.token`);
   await waitUntil('CA and tokens', 30_000, async () => ([rootCert, nodeToken, token('sc-client'), token('sc-server')].every(existsSync) ? true : undefined));
 
   // 2. A fixed-response HTTP server in each server pod.
@@ -258,9 +295,8 @@ async function measure(dir: string, podFiles: string, s: AmbientSettings, log: (
   // 3. The sidecar pair: capture rules (the init container's job), then the proxies as UID 1337.
   const sidecars: Child[] = [];
   for (const name of [PODS.sidecar.client, PODS.sidecar.server]) {
-    await runToEnd(`iptables ${name}`, 'ip', ['netns', 'exec', lab.pod(name).ns, node, cli, 'iptables', 'apply'], { timeoutMs: 30_000 }).then((r) => {
-      if (r.code !== 0) throw new Error(`weft iptables apply in ${name} failed (${r.code}): ${r.stderr.trim()}`);
-    });
+    const r = await runToEnd(`iptables ${name}`, 'ip', ['netns', 'exec', lab.pod(name).ns, node, cli, 'iptables', 'apply'], { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new Error(`weft iptables apply in ${name} failed (${r.code}): ${r.stderr.trim()}`);
     const own = path.join(podFiles, name);
     mkdirSync(own, { mode: 0o755 });
     copyFileSync(token(name), path.join(own, 'token'));
@@ -280,120 +316,123 @@ async function measure(dir: string, podFiles: string, s: AmbientSettings, log: (
     'netns', 'exec', lab.nodeNs, node, cli, 'proxy', '--mode', 'ambient', '--node', NODE_NAME, '--xds', `${gateway}:15012`,
     '--xds-root-cert', rootCert, '--token-file', nodeToken, '--reconcile-interval', '5000', '--drain-seconds', '0',
   ], { cpu: s.cpus.proxy, logFile: path.join(dir, 'ambient-node-proxy.log') }));
-  const admin = async (p: string) => {
-    const r = await httpInNetns(nodeNsPath, 15000, p, { timeoutMs: 3_000 });
-    if (r.status !== 200) throw new Error(`node proxy ${p}: ${r.status} ${r.body.trim().slice(0, 300)}`);
-    return r.body;
-  };
-  const pods = async () => JSON.parse(await admin('/ambient/pods')) as PodView[];
-  /** Resolves once the node proxy carries exactly `keys`, each enrolled with its certificate. */
-  const holding = (keys: readonly string[], timeoutMs: number) =>
-    waitUntil(`node proxy holding ${keys.length} pod(s)`, timeoutMs, async () => {
-      const view = await pods();
-      const ok = view.length === keys.length && keys.every((k) => view.some((v) => v.key === k && v.state === 'enrolled' && v.certificate !== undefined));
-      return ok && (await admin('/ready')) ? true : undefined;
-    });
-  await holding([], 60_000);
+  const bench: Bench = { ...b, backends, sidecars, nodeProxy };
+  await holding(bench, [], 60_000);
+  return bench;
+}
 
-  // 5. Memory: idle (no pod), then 1, 10, 100 enrolled pods that only exist.
+async function admin(b: Bench, urlPath: string): Promise<string> {
+  const r = await httpInNetns(b.nodeNsPath, 15000, urlPath, { timeoutMs: 3_000 });
+  if (r.status !== 200) throw new Error(`node proxy ${urlPath}: ${r.status} ${r.body.trim().slice(0, 300)}`);
+  return r.body;
+}
+
+const podViews = async (b: Bench) => JSON.parse(await admin(b, '/ambient/pods')) as PodView[];
+
+/** Resolves once the node proxy carries exactly `keys` (namespace/name), each enrolled with its certificate. */
+function holding(b: Bench, keys: readonly string[], timeoutMs: number): Promise<true> {
+  return waitUntil(`node proxy holding ${keys.length} pod(s)`, timeoutMs, async () => {
+    const view = await podViews(b);
+    const ok = view.length === keys.length && keys.every((k) => view.some((v) => v.key === k && v.state === 'enrolled' && v.certificate !== undefined));
+    return ok && (await admin(b, '/ready')) ? true : undefined;
+  });
+}
+
+/** The node proxy's RSS with no pod, then with each count of enrolled pods that only exist. */
+async function measureMemory(b: Bench): Promise<Pick<AmbientResults, 'memory' | 'fit' | 'enrollSeconds'>> {
+  const idlePods = [...b.lab.pods.values()].filter((p) => p.name.startsWith('idle-'));
   const rssNow = async () => {
     const samples: number[] = [];
     for (let i = 0; i < 12; i++) {
-      samples.push(rssMiB(nodeProxy.pid));
+      samples.push(rssMiB(b.nodeProxy.pid));
       await new Promise((r) => setTimeout(r, 250));
     }
     return samples;
   };
   await new Promise((r) => setTimeout(r, 2_000));
-  const idleSamples = await rssNow();
-  const memory: MemoryPoint[] = [{ pods: 0, rssMiB: median(idleSamples), samples: idleSamples }];
-  log(`ambient memory: node proxy with 0 pods: ${median(idleSamples).toFixed(1)} MiB`);
+  const idle = await rssNow();
+  const memory: MemoryPoint[] = [{ pods: 0, rssMiB: median(idle), samples: idle }];
+  b.log(`ambient memory: node proxy with 0 pods: ${median(idle).toFixed(1)} MiB`);
   const enrollSeconds: Record<number, number> = {};
-  for (const n of [...s.memoryPods].sort((a, b) => a - b)) {
+  for (const n of [...b.s.memoryPods].sort((x, y) => x - y)) {
     const chosen = idlePods.slice(0, n);
     const t0 = performance.now();
-    writeFileSync(path.join(configDir, 'mesh.yaml'), meshYaml(lab, false, chosen));
-    await holding(chosen.map((p) => `${MESH_NS}/${p.name}`), 60_000 + n * 2_000);
+    writeFileSync(path.join(b.configDir, 'mesh.yaml'), meshYaml(b.lab, false, chosen));
+    await holding(b, chosen.map((p) => `${MESH_NS}/${p.name}`), 60_000 + n * 2_000);
     enrollSeconds[n] = (performance.now() - t0) / 1000;
     // Settle: let start-up garbage be collected before sampling.
     await new Promise((r) => setTimeout(r, 3_000));
     const samples = await rssNow();
     memory.push({ pods: n, rssMiB: median(samples), samples });
-    log(`ambient memory: ${n} pod(s) enrolled in ${enrollSeconds[n]!.toFixed(1)} s; node proxy RSS ${median(samples).toFixed(1)} MiB`);
+    b.log(`ambient memory: ${n} pod(s) enrolled in ${enrollSeconds[n]!.toFixed(1)} s; node proxy RSS ${median(samples).toFixed(1)} MiB`);
   }
-  const fit = leastSquares(memory.filter((m) => m.pods > 0));
+  return { memory, fit: leastSquares(memory.filter((m) => m.pods > 0)), enrollSeconds };
+}
 
-  // 6. The data path: the ambient pair enrolled (the idle pods released), the sidecars ready.
-  writeFileSync(path.join(configDir, 'mesh.yaml'), meshYaml(lab, true, []));
-  await holding([`${MESH_NS}/${PODS.ambient.client}`, `${MESH_NS}/${PODS.ambient.server}`], 60_000);
+/** Where a path's client connects: the Service VIP (mesh paths) or the server pod (direct). */
+function target(b: Bench, p: AmbientPath): { host: string; port: number } {
+  return { host: PODS[p].vip ?? b.lab.pod(PODS[p].server).ip, port: PODS[p].vip ? SERVICE_PORT : APP_PORT };
+}
+
+/** The ambient pair enrolled (the idle pods released), the sidecars ready, and every path answering
+ *  from inside its client pod — the ambient one through the node proxy. */
+async function readyForTraffic(b: Bench): Promise<void> {
+  const client = `${MESH_NS}/${PODS.ambient.client}`;
+  writeFileSync(path.join(b.configDir, 'mesh.yaml'), meshYaml(b.lab, true, []));
+  await holding(b, [client, `${MESH_NS}/${PODS.ambient.server}`], 60_000);
   for (const name of [PODS.sidecar.client, PODS.sidecar.server]) {
-    await waitUntil(`sidecar ${name} ready`, 60_000, async () => ((await httpInNetns(lab.pod(name).nsPath, 15000, '/ready')).status === 200 ? true : undefined));
+    await waitUntil(`sidecar ${name} ready`, 60_000, async () => ((await httpInNetns(b.lab.pod(name).nsPath, 15000, '/ready')).status === 200 ? true : undefined));
   }
-  const target = (p: AmbientPath) => ({ host: PODS[p].vip ?? lab.pod(PODS[p].server).ip, port: PODS[p].vip ? SERVICE_PORT : APP_PORT });
-  // Every path answers from inside its client pod, and the ambient one really crosses the node proxy.
-  const outboundBefore = (await pods()).find((v) => v.key === `${MESH_NS}/${PODS.ambient.client}`)?.connections?.outbound ?? 0;
+  const outbound = async () => (await podViews(b)).find((v) => v.key === client)?.connections?.outbound ?? 0;
+  const before = await outbound();
   for (const p of PATHS) {
-    const t = target(p);
-    const r = await waitUntil(`a request over the ${p} path`, 30_000, async () => {
-      const res = await httpInNetns(lab.pod(PODS[p].client).nsPath, t.port, '/', { host: t.host, timeoutMs: 5_000 });
-      return res.status === 200 && res.body === BODY ? res : undefined;
+    const t = target(b, p);
+    await waitUntil(`a request over the ${p} path`, 30_000, async () => {
+      const res = await httpInNetns(b.lab.pod(PODS[p].client).nsPath, t.port, '/', { host: t.host, timeoutMs: 5_000 });
+      return res.status === 200 && res.body === BODY ? true : undefined;
     });
-    log(`ambient: ${p} path answers (${r.status}) from ${PODS[p].client} to ${t.host}:${t.port}`);
+    b.log(`ambient: the ${p} path answers, from ${PODS[p].client} to ${t.host}:${t.port}`);
   }
-  const outboundAfter = (await pods()).find((v) => v.key === `${MESH_NS}/${PODS.ambient.client}`)?.connections?.outbound ?? 0;
-  if (!(outboundAfter > outboundBefore)) throw new Error('ambient bench: the ambient request did not go through the node proxy (its outbound count did not move)');
+  if (!((await outbound()) > before)) throw new Error('ambient bench: the ambient request did not go through the node proxy (its outbound count did not move)');
+}
 
-  const proxiesOf: Record<AmbientPath, { role: string; child: Child }[]> = {
-    direct: [],
-    ambient: [{ role: 'node proxy', child: nodeProxy }],
-    sidecar: [{ role: 'client sidecar', child: sidecars[0]! }, { role: 'server sidecar', child: sidecars[1]! }],
-  };
-  const throughput: ThroughputSample[] = [];
-  const latency: LatencySample[] = [];
-  for (let run = 1; run <= s.runs; run++) {
-    const order = PATHS.map((_, i) => PATHS[(i + run - 1) % PATHS.length]!);
-    for (const p of order) {
-      const t = target(p);
-      const ns = lab.pod(PODS[p].client).ns;
-      const pids = [...proxiesOf[p].map((x) => x.child.pid), backends[p].pid];
-      const url = `http://${t.host}:${t.port}/`;
-      const base = ['netns', 'exec', ns, 'wrk', '-t1', `-c${s.http1Connections}`];
-      if (s.warmupSeconds > 0) await runToEnd('wrk-warmup', 'ip', [...base, `-d${s.warmupSeconds}s`, url], { cpu: s.cpus.load, timeoutMs: (s.warmupSeconds + 20) * 1000 });
-      const m = await runMeasured('wrk', 'ip', [...base, `-d${s.seconds}s`, '--timeout', '10s', url], { cpu: s.cpus.load, timeoutMs: (s.seconds + 30) * 1000 }, pids);
-      const w = parseWrk(m.stdout, s.seconds);
-      const proxies = costs(proxiesOf[p], m, w.ok);
-      throughput.push({
-        run, path: p, rps: w.rps, errors: w.errors, proxies, proxyCores: proxies.reduce((a, x) => a + x.cores, 0),
-        backendCores: (m.cpu.get(backends[p].pid) ?? NaN) / m.wallSeconds,
-      });
-      log(`ambient run ${run} throughput ${p}: ${Math.round(w.rps)} req/s${proxies.length ? `, proxy ${proxies.reduce((a, x) => a + x.cores, 0).toFixed(2)} cores` : ''}${w.errors ? `, ${w.errors} errors` : ''}`);
+const PROXY_ROLES: Record<AmbientPath, (b: Bench) => { role: string; child: Child }[]> = {
+  direct: () => [],
+  ambient: (b) => [{ role: 'node proxy', child: b.nodeProxy }],
+  sidecar: (b) => [{ role: 'client sidecar', child: b.sidecars[0]! }, { role: 'server sidecar', child: b.sidecars[1]! }],
+};
 
-      const lm = await runMeasured('openloop', 'ip', [
-        'netns', 'exec', ns, process.execPath, OPEN_LOOP, '--proto', 'http1', '--host', t.host, '--port', String(t.port), '--authority', `${t.host}:${t.port}`,
-        '--rate', String(s.rate), '--connections', String(s.latencyConnections), '--duration', String(s.seconds), '--warmup', String(s.warmupSeconds),
-      ], { cpu: s.cpus.load, timeoutMs: (s.seconds + s.warmupSeconds + 60) * 1000 }, pids);
-      const r = resultLine<{ ok: number; failed: number; lost: number; latencyMs: LatencySummary; sendLagMs: LatencySummary }>(lm.stdout);
-      latency.push({
-        run, path: p, latencyMs: r.latencyMs, ok: r.ok, failed: r.failed, lost: r.lost, sendLagP99Ms: r.sendLagMs.p99, servedRps: r.ok / s.seconds,
-        proxies: costs(proxiesOf[p], lm, r.ok), backendCores: (lm.cpu.get(backends[p].pid) ?? NaN) / lm.wallSeconds,
-      });
-      log(`ambient run ${run} latency ${p}: p50 ${r.latencyMs.p50.toFixed(2)} p90 ${r.latencyMs.p90.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.failed + r.lost ? `, ${r.failed + r.lost} failed` : ''}`);
-    }
-  }
+const measuredPids = (b: Bench, p: AmbientPath) => [...PROXY_ROLES[p](b).map((x) => x.child.pid), b.backends[p].pid];
 
-  const { cpus: _cpus, ...settings } = s;
+/** wrk inside the client pod, closed loop, after an unmeasured warm-up. */
+async function throughputRun(b: Bench, run: number, p: AmbientPath): Promise<ThroughputSample> {
+  const { s } = b;
+  const t = target(b, p);
+  const url = `http://${t.host}:${t.port}/`;
+  const base = ['netns', 'exec', b.lab.pod(PODS[p].client).ns, 'wrk', '-t1', `-c${s.http1Connections}`];
+  if (s.warmupSeconds > 0) await runToEnd('wrk-warmup', 'ip', [...base, `-d${s.warmupSeconds}s`, url], { cpu: s.cpus.load, timeoutMs: (s.warmupSeconds + 20) * 1000 });
+  const m = await runMeasured('wrk', 'ip', [...base, `-d${s.seconds}s`, '--timeout', '10s', url], { cpu: s.cpus.load, timeoutMs: (s.seconds + 30) * 1000 }, measuredPids(b, p));
+  const w = parseWrk(m.stdout, s.seconds);
+  const proxies = costs(PROXY_ROLES[p](b), m, w.ok);
+  const proxyCores = proxies.reduce((a, x) => a + x.cores, 0);
+  b.log(`ambient run ${run} throughput ${p}: ${Math.round(w.rps)} req/s${proxies.length ? `, proxy ${proxyCores.toFixed(2)} cores` : ''}${w.errors ? `, ${w.errors} errors` : ''}`);
+  return { run, path: p, rps: w.rps, errors: w.errors, proxies, proxyCores, backendCores: (m.cpu.get(b.backends[p].pid) ?? NaN) / m.wallSeconds, coreBusy: m.cores };
+}
+
+/** The open-loop generator inside the client pod, at the fixed rate. */
+async function latencyRun(b: Bench, run: number, p: AmbientPath): Promise<LatencySample> {
+  const { s } = b;
+  const t = target(b, p);
+  const m = await runMeasured('openloop', 'ip', [
+    'netns', 'exec', b.lab.pod(PODS[p].client).ns, process.execPath, OPEN_LOOP, '--proto', 'http1', '--host', t.host, '--port', String(t.port),
+    '--authority', `${t.host}:${t.port}`, '--rate', String(s.rate), '--connections', String(s.latencyConnections), '--duration', String(s.seconds),
+    '--warmup', String(s.warmupSeconds),
+  ], { cpu: s.cpus.load, timeoutMs: (s.seconds + s.warmupSeconds + 60) * 1000 }, measuredPids(b, p));
+  const r = resultLine<{ ok: number; failed: number; lost: number; latencyMs: LatencySummary; sendLagMs: LatencySummary }>(m.stdout);
+  b.log(`ambient run ${run} latency ${p}: p50 ${r.latencyMs.p50.toFixed(2)} p90 ${r.latencyMs.p90.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.failed + r.lost ? `, ${r.failed + r.lost} failed` : ''}`);
   return {
-    settings,
-    memory,
-    fit,
-    enrollSeconds,
-    throughput,
-    latency,
-    notes: [
-      'Ambient is L4 here (no waypoint): the node proxy relays bytes over HBONE (HTTP/2 CONNECT over mTLS) between the two pods\' in-pod listeners; the sidecar pair parses HTTP/1.1 on both sides (the Service port is named http), so the two mesh rows do different work per request.',
-      'Both mesh paths call a Service ClusterIP (redirected inside the client pod); direct calls the server pod\'s IP (the lab runs no kube-proxy).',
-      'One node proxy carries both ambient pods, so its CPU is the whole cost of the ambient path; the sidecar path\'s is the sum of its two sidecars (all on the proxy CPU).',
-    ],
+    run, path: p, latencyMs: r.latencyMs, ok: r.ok, failed: r.failed, lost: r.lost, sendLagP99Ms: r.sendLagMs.p99, servedRps: r.ok / s.seconds,
+    proxies: costs(PROXY_ROLES[p](b), m, r.ok), backendCores: (m.cpu.get(b.backends[p].pid) ?? NaN) / m.wallSeconds, coreBusy: m.cores,
   };
 }
 
@@ -408,6 +447,12 @@ function perRole(samples: readonly { proxies: readonly ProxyCost[] }[], f: (c: P
   const roles = [...new Set(samples.flatMap((x) => x.proxies.map((q) => q.role)))];
   if (roles.length === 0) return '–';
   return roles.map((role) => `${roles.length > 1 ? `${role.replace(' sidecar', '')} ` : ''}${show(median(samples.map((x) => f(x.proxies.find((q) => q.role === role)!))))}`).join(', ');
+}
+
+/** Median busy share of each CPU over the runs, e.g. "61 % / 53 %" (CPU 0 / CPU 1, whole machine). */
+function busy(xs: readonly { coreBusy: Record<string, number> }[]): string {
+  const cpus = [...new Set(xs.flatMap((x) => Object.keys(x.coreBusy)))].sort((a, b) => Number(a) - Number(b));
+  return cpus.map((c) => `${fmt(100 * median(xs.map((x) => x.coreBusy[c] ?? NaN)))} %`).join(' / ');
 }
 
 /** The summary rows (also in the JSON). */
@@ -428,6 +473,7 @@ export function ambientSummary(r: AmbientResults) {
       cpuMsPer1k: perRole(xs, (c) => c.cpuSecondsPer1k * 1000, (v) => fmt(v)),
       backendCores: median(xs.map((x) => x.backendCores)),
       errors: xs.reduce((a, x) => a + x.errors, 0),
+      cpuBusy: busy(xs),
     };
   });
   const latency = PATHS.filter((p) => r.latency.some((x) => x.path === p)).map((p) => {
@@ -450,6 +496,7 @@ export function ambientSummary(r: AmbientResults) {
       failed: xs.reduce((a, x) => a + x.failed + x.lost, 0),
       servedRps: median(xs.map((x) => x.servedRps)),
       sendLagP99: median(xs.map((x) => x.sendLagP99Ms)),
+      cpuBusy: busy(xs),
     };
   });
   const perPodMB = r.fit.perPodMiB * 1.048576;
@@ -475,7 +522,7 @@ export function ambientMarkdown(r: AmbientResults): string {
     out.push('', `HTTP/1.1 throughput (wrk in the client pod, ${s.http1Connections} keep-alive connections, ${s.seconds} s after ${s.warmupSeconds} s of warm-up; median of ${s.runs} run(s)):`, '');
     out.push(
       table(
-        ['path', 'req/s (min–max)', 'vs direct', 'proxy CPU, cores', 'req/s per proxy core', 'CPU-ms per 1000 req', 'errors'],
+        ['path', 'req/s (min–max)', 'vs direct', 'proxy CPU, cores', 'req/s per proxy core', 'CPU-ms per 1000 req', 'errors', 'CPUs busy'],
         sum.throughput.map((x) => [
           LABEL[x.path],
           `${fmtInt(x.rps)} (${fmtInt(x.rpsMin)}–${fmtInt(x.rpsMax)})`,
@@ -484,6 +531,7 @@ export function ambientMarkdown(r: AmbientResults): string {
           fmtInt(x.rpsPerProxyCore),
           x.cpuMsPer1k,
           String(x.errors),
+          x.cpuBusy,
         ]),
       ),
     );
@@ -492,7 +540,7 @@ export function ambientMarkdown(r: AmbientResults): string {
     out.push('', `Latency at a fixed ${s.rate} req/s (bench/load/openloop.ts in the client pod, ${s.latencyConnections} connections; ms):`, '');
     out.push(
       table(
-        ['path', 'p50', 'p90', 'p99 (runs: min–max)', 'added p50 / p90 / p99 over direct', 'vCPU per 1000 req/s', 'RSS peak, MiB', 'failed', 'generator lag p99'],
+        ['path', 'p50', 'p90', 'p99 (runs: min–max)', 'added p50 / p90 / p99 over direct', 'vCPU per 1000 req/s', 'RSS peak, MiB', 'failed', 'generator lag p99', 'CPUs busy'],
         sum.latency.map((x) => [
           LABEL[x.path] + (x.servedRps < 0.95 * s.rate ? ` ⚠ served ${fmtInt(x.servedRps)} req/s` : ''),
           ms(x.p50),
@@ -503,6 +551,7 @@ export function ambientMarkdown(r: AmbientResults): string {
           x.rssPeakMiB,
           String(x.failed),
           ms(x.sendLagP99),
+          x.cpuBusy,
         ]),
       ),
     );

@@ -25,6 +25,11 @@ describe('weft analyze', () => {
       'warning ShadowedRule',
       'warning OverlappingRoutes',
       'warning NoEndpoints',
+      'error WaypointNotFound',
+      'warning AmbientWithoutNode',
+      'warning PolicyNotEnforced',
+      'warning WaypointNotDeployed',
+      'warning GatewayNotServed',
     ]) {
       expect(codes).toContain(c);
     }
@@ -33,8 +38,8 @@ describe('weft analyze', () => {
     expect(json.errors + json.warnings).toBe(findings.length);
   });
 
-  it('finds nothing wrong with the canary example and exits 0', async () => {
-    const findings = await analyzeDir(path.join(root, 'examples/canary'));
+  it.each(['canary', 'ambient'])('finds nothing wrong with the %s example and exits 0', async (example) => {
+    const findings = await analyzeDir(path.join(root, 'examples', example));
     expect(findings).toEqual([]);
     expect(formatFindings(findings, 'table')).toEqual({ text: 'No problems found.', exitCode: 0 });
   });

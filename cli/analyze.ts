@@ -2,11 +2,11 @@
 // CI — invalid files, routes whose parent or backends do not resolve (missing Service, missing
 // ReferenceGrant), rules whose backends all have weight 0, rules never reached because an
 // earlier one matches everything they would (within a route: shadowed; across routes:
-// overlapping), Services that select no workload. It reuses the control plane's own model,
+// overlapping), Services that select no workload, ambient mode's silent failures. It reuses the control plane's own model,
 // route status and translation, so it judges the config exactly as the control plane will.
 import path from 'node:path';
 import type { Plain } from '../api/codec.js';
-import { DEFAULT_ROUTE_SEMANTICS, describeObject, type Model } from '../control-plane/model/index.js';
+import { DEFAULT_ROUTE_SEMANTICS, describeObject, GATEWAY_NAME_LABEL, WAYPOINT_GATEWAY_CLASS, type Model } from '../control-plane/model/index.js';
 import type { FieldProblemWithFile } from '../control-plane/sources/file.js';
 import { FileSource } from '../control-plane/sources/file.js';
 import { routeStatuses } from '../control-plane/status/index.js';
@@ -56,6 +56,7 @@ export function analyzeModel(model: Model, problems: readonly FieldProblemWithFi
   weightFindings(model, add);
   shadowFindings(model, add);
   endpointFindings(model, add);
+  ambientFindings(model, add);
   return [...out.values()].sort(
     (a, b) => ERROR_FIRST[a.severity] - ERROR_FIRST[b.severity] || a.object.localeCompare(b.object) || a.code.localeCompare(b.code) || a.message.localeCompare(b.message),
   );
@@ -181,6 +182,69 @@ function endpointFindings(model: Model, add: (f: Finding) => void): void {
         message: selector
           ? `selects no WorkloadEntry (selector ${Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',')}) and has no EndpointSlice: requests to it get 503`
           : 'has no selector and no EndpointSlice: requests to it get 503',
+      });
+    }
+  }
+}
+
+/**
+ * Ambient mode's silent failures: a Service that names a waypoint with no replicas (its traffic
+ * fails closed), an ambient workload without a node (no node proxy will ever carry it), a policy
+ * that targets a Service without a waypoint (nothing enforces it).
+ */
+function ambientFindings(model: Model, add: (f: Finding) => void): void {
+  for (const s of model.services) {
+    const waypoint = model.waypointFor(s);
+    if (waypoint && waypoint.workloads.length === 0) {
+      add({
+        severity: 'error',
+        code: 'WaypointNotFound',
+        object: describeObject(s),
+        message: `uses waypoint ${waypoint.namespace}/${waypoint.name} (label weft.dev/use-waypoint), but no workload is labelled gateway.networking.k8s.io/gateway-name=${waypoint.name} there: ambient clients' connections to it are refused`,
+      });
+    }
+  }
+  for (const g of model.gateways) {
+    if (g.spec.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) {
+      add({
+        severity: 'warning',
+        code: 'GatewayNotServed',
+        object: describeObject(g),
+        message: `has class ${g.spec.gatewayClassName}: Weft serves only waypoints (class ${WAYPOINT_GATEWAY_CLASS}); an ingress controller must serve this one`,
+        field: 'spec.gatewayClassName',
+      });
+    } else if (!model.workloadEntries.some((w) => w.metadata.namespace === g.metadata.namespace && w.metadata.labels[GATEWAY_NAME_LABEL] === g.metadata.name)) {
+      add({
+        severity: 'warning',
+        code: 'WaypointNotDeployed',
+        object: describeObject(g),
+        message: `declares a waypoint, but no workload is labelled ${GATEWAY_NAME_LABEL}=${g.metadata.name} in namespace ${g.metadata.namespace} to run it`,
+      });
+    }
+  }
+  for (const w of model.workloadEntries) {
+    if (model.dataplaneMode(w, false) === 'ambient' && !w.spec.nodeName) {
+      add({
+        severity: 'warning',
+        code: 'AmbientWithoutNode',
+        object: describeObject(w),
+        message: 'is enrolled in ambient mode but has no spec.nodeName: no node proxy carries it, and none may ask for its identity',
+        field: 'spec.nodeName',
+      });
+    }
+  }
+  for (const p of model.authorizationPolicies) {
+    for (const [i, ref] of (p.spec.targetRefs ?? []).entries()) {
+      const service = model.services.find((s) => s.metadata.namespace === p.metadata.namespace && s.metadata.name === ref.name);
+      if (service && model.waypointFor(service)) continue;
+      add({
+        severity: 'warning',
+        code: 'PolicyNotEnforced',
+        object: describeObject(p),
+        message: service
+          ? `targets Service ${p.metadata.namespace}/${ref.name}, which uses no waypoint: a policy that targets a Service is enforced by its waypoint only`
+          : `targets Service ${p.metadata.namespace}/${ref.name}, which does not exist`,
+        field: `spec.targetRefs[${i}]`,
       });
     }
   }

@@ -118,7 +118,8 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     },
     failed: (id, err) => {
       if (err instanceof SnapshotError) metrics.inconsistent.inc();
-      log.error('could not build config for proxy; it keeps its last good config', { proxy: id, error: errorMessage(err) });
+      if (id === undefined) log.error('could not translate the config; every proxy keeps its last good config', { error: errorMessage(err) });
+      else log.error('could not build config for proxy; it keeps its last good config', { proxy: id, error: errorMessage(err) });
     },
     rebuilt: (expected) => convergence.published(expected),
   });

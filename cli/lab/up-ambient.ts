@@ -37,11 +37,6 @@ function roleOf(model: Model, w: WorkloadEntry): Role {
   return model.dataplaneMode(w, false) === 'ambient' ? 'ambient' : 'none';
 }
 
-/** The lab pod of a workload: `name.namespace`, the key the mesh uses. */
-function podName(w: WorkloadEntry): string {
-  return workloadKey(w);
-}
-
 /** Every Service ClusterIP under each of its names, for the pods' hosts files. */
 export function hostsOf(model: Model): HostsEntry[] {
   return model.services
@@ -101,10 +96,12 @@ export function ambientProblems(model: Model, range: PodRange, configDir: string
 }
 
 interface PodRun {
+  /** `name.namespace`, the key the mesh uses; also the pod's name in the lab. */
   readonly key: string;
-  readonly role: Role;
+  /** ambient ⇄ none changes in place: enrollment needs no restart, the node proxy follows the label. */
+  role: Role;
   readonly ip: string;
-  readonly node: string | undefined;
+  node: string | undefined;
   readonly namespace: string;
   readonly name: string;
   app?: ChildProcess;
@@ -171,7 +168,7 @@ export async function startAmbientMode(ctx: UpContext): Promise<UpMode> {
         process.execPath, ctx.cliMain, 'proxy', '--mode', 'ambient', '--node', node,
         '--xds', ctx.xdsTarget, '--xds-root-cert', ctx.rootCertFile, '--token-file', token,
         '--bind-address', '127.0.0.1', '--admin-port', '0', '--stats-port', '0', '--health-port', '0',
-        '--reconcile-interval', '2000', '--drain-seconds', '1',
+        '--drain-seconds', '1',
       ],
       {
         onLine: (line) => {
@@ -258,7 +255,13 @@ export async function startAmbientMode(ctx: UpContext): Promise<UpMode> {
     const desired = new Map(m.workloadEntries.map((w) => [workloadKey(w), w]));
     for (const p of [...pods.values()]) {
       const w = desired.get(p.key);
-      if (!w || w.spec.address !== p.ip || roleOf(m, w) !== p.role || w.spec.nodeName !== p.node) await stopPod(p);
+      const role = w && roleOf(m, w);
+      // A new address is a new pod; becoming (or ceasing to be) a waypoint changes what runs in it.
+      if (!w || w.spec.address !== p.ip || (role === 'waypoint') !== (p.role === 'waypoint')) await stopPod(p);
+      else {
+        p.role = role!;
+        p.node = w.spec.nodeName;
+      }
     }
     for (const node of m.nodes) if (!nodes.has(node)) await startNode(node);
     const fresh = [...desired.entries()].filter(([key]) => !pods.has(key));
@@ -305,8 +308,12 @@ export async function startAmbientMode(ctx: UpContext): Promise<UpMode> {
     return left.map((l) => `lab: ${l}`);
   };
 
+  // Changes made while the first pods come up wait their turn behind them (`chain`).
+  const firstApply = apply(model);
+  chain = firstApply.catch(() => undefined);
+  const unsubscribe = ctx.cp.onModel(enqueue);
   try {
-    const first = await apply(model);
+    const first = await firstApply;
     // Like holdApplicationUntilProxyStarts, for the whole mesh: the workloads start once every
     // node proxy holds its pods (rules, listeners, certificates) and every waypoint is ready.
     const ready = await untilTrue(async () => (await refresh(), [...nodes.values()].every((n) => n.ready) && [...pods.values()].every((p) => p.role === 'none' || p.ready)), 90_000, ctx.stopping);
@@ -314,12 +321,12 @@ export async function startAmbientMode(ctx: UpContext): Promise<UpMode> {
       const waiting = [...[...nodes.values()].filter((n) => !n.ready).map((n) => `node proxy ${n.node}`), ...[...pods.values()].filter((p) => p.role !== 'none' && !p.ready).map((p) => `${p.key} (${p.state})`)];
       log.warn('mesh not ready after 90 s; starting the workloads anyway', { waiting: waiting.join(', ') });
     }
-    for (const { p, w } of first) startApp(p, w);
+    for (const { p, w } of first) if (pods.get(p.key) === p) startApp(p, w);
   } catch (err) {
+    unsubscribe();
     await stopAll();
     throw err;
   }
-  const unsubscribe = ctx.cp.onModel(enqueue);
 
   return {
     async view() {

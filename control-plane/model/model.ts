@@ -6,6 +6,7 @@ import {
   objectKey,
   workloadKey,
   type AuthorizationPolicy,
+  type Gateway,
   type ConfigObject,
   type ConfigProblem,
   type DataplaneMode,
@@ -46,6 +47,8 @@ export interface Model {
   referenceGrants(namespace: string): readonly ReferenceGrant[];
   readonly peerAuthentications: readonly PeerAuthentication[];
   readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  /** Gateways (Weft uses those of class weft-waypoint: see waypointFor). */
+  readonly gateways: readonly Gateway[];
 
   // ---- Ambient mode (ARCHITECTURE.md "Ambient mode") ----
   /**
@@ -73,6 +76,7 @@ const KIND_ORDER: Record<ConfigObject['kind'], number> = {
   ReferenceGrant: 6,
   PeerAuthentication: 7,
   AuthorizationPolicy: 8,
+  Gateway: 9,
 };
 
 function compareObjects(a: ConfigObject, b: ConfigObject): number {
@@ -166,6 +170,7 @@ export function buildModel(objects: readonly ConfigObject[], problems: readonly 
     referenceGrants: (ns) => grantsByNs.get(ns) ?? [],
     peerAuthentications: of('PeerAuthentication'),
     authorizationPolicies: of('AuthorizationPolicy'),
+    gateways: of('Gateway'),
     dataplaneMode: (w, hasSidecar) =>
       hasSidecar ? 'sidecar' : (labelMode.get(w) ?? dataplaneModeOf(w, namespaces.get(w.metadata.namespace), false)),
     ambientWorkloadsOnNode: (node) => ambientByNode.get(node) ?? [],

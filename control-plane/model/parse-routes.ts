@@ -25,6 +25,7 @@ import {
   type HTTPRouteRetry,
   type HTTPRouteRule,
   type HTTPRouteTimeouts,
+  type Gateway,
   type ObjectMeta,
   type ReferenceGrant,
 } from './types.js';
@@ -183,6 +184,28 @@ function parseGRPCMatch(r: Reader, field: string, v: unknown): GRPCRouteMatch | 
     };
   }
   return { headers, ...(method ? { method } : {}) };
+}
+
+// ---- Gateway (waypoints) -------------------------------------------------------------------
+
+export function parseGateway(r: Reader, doc: Obj, metadata: ObjectMeta, apiVersion: string): Gateway | undefined {
+  const spec = r.object('spec', doc.spec, { required: true, known: ['gatewayClassName', 'listeners', 'addresses', 'infrastructure'] });
+  if (!spec) return undefined;
+  const gatewayClassName = r.string('spec.gatewayClassName', spec.gatewayClassName, { required: true, minLength: 1 });
+  const listeners = r.list(
+    'spec.listeners',
+    spec.listeners,
+    (f, v) => {
+      const o = r.object(f, v, { required: true });
+      if (!o) return undefined;
+      const name = r.string(at(f, 'name'), o.name, { required: true, minLength: 1 });
+      const port = r.int(at(f, 'port'), o.port, { required: true, min: 1, max: 65535 });
+      const protocol = r.string(at(f, 'protocol'), o.protocol, { required: true, minLength: 1 });
+      return name === undefined || port === undefined || protocol === undefined ? undefined : { name, port, protocol };
+    },
+    { required: true, minItems: 1 },
+  );
+  return gatewayClassName === undefined ? undefined : { kind: 'Gateway', apiVersion, metadata, spec: { gatewayClassName, listeners } };
 }
 
 // ---- ReferenceGrant ---------------------------------------------------------------------

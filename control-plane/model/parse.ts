@@ -3,7 +3,7 @@
 import type { FieldProblem } from '../../core/errors.js';
 import { deepFreeze, Reader, show, type Obj } from './read.js';
 import { parseEndpointSlice, parseMetadata, parseNamespace, parseService, type MetaOpts } from './parse-core.js';
-import { parseGRPCRoute, parseHTTPRoute, parseReferenceGrant } from './parse-routes.js';
+import { parseGateway, parseGRPCRoute, parseHTTPRoute, parseReferenceGrant } from './parse-routes.js';
 import { parseAuthorizationPolicy, parsePeerAuthentication, parseWorkloadEntry } from './parse-weft.js';
 import type { ConfigObject, ObjectMeta } from './types.js';
 
@@ -31,6 +31,7 @@ const ENDPOINT_SLICE: KindSpec = { meta: NAMESPACED, fields: ['addressType', 'en
 const HTTP_ROUTE: KindSpec = { meta: NAMESPACED, fields: ['spec'], parse: parseHTTPRoute };
 const GRPC_ROUTE: KindSpec = { meta: NAMESPACED, fields: ['spec'], parse: parseGRPCRoute };
 const REFERENCE_GRANT: KindSpec = { meta: NAMESPACED, fields: ['spec'], parse: parseReferenceGrant };
+const GATEWAY: KindSpec = { meta: NAMESPACED, fields: ['spec'], parse: parseGateway };
 const WORKLOAD_ENTRY: KindSpec = { meta: NAMESPACED, fields: ['spec'], parse: parseWorkloadEntry };
 const PEER_AUTHN: KindSpec = { meta: NAMESPACED, fields: ['spec'], parse: parsePeerAuthentication };
 const AUTHZ: KindSpec = { meta: NAMESPACED, fields: ['spec'], parse: parseAuthorizationPolicy };
@@ -39,7 +40,7 @@ const AUTHZ: KindSpec = { meta: NAMESPACED, fields: ['spec'], parse: parseAuthor
 const KINDS: Readonly<Record<string, Readonly<Record<string, KindSpec>>>> = {
   v1: { Service: SERVICE, Namespace: NAMESPACE },
   'discovery.k8s.io/v1': { EndpointSlice: ENDPOINT_SLICE },
-  'gateway.networking.k8s.io/v1': { HTTPRoute: HTTP_ROUTE, GRPCRoute: GRPC_ROUTE, ReferenceGrant: REFERENCE_GRANT },
+  'gateway.networking.k8s.io/v1': { HTTPRoute: HTTP_ROUTE, GRPCRoute: GRPC_ROUTE, ReferenceGrant: REFERENCE_GRANT, Gateway: GATEWAY },
   'gateway.networking.k8s.io/v1beta1': { HTTPRoute: HTTP_ROUTE, ReferenceGrant: REFERENCE_GRANT },
   'weft.dev/v1alpha1': { WorkloadEntry: WORKLOAD_ENTRY, PeerAuthentication: PEER_AUTHN, AuthorizationPolicy: AUTHZ },
 };

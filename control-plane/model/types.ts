@@ -237,6 +237,18 @@ export interface ReferenceGrant extends Base<'ReferenceGrant'> {
   };
 }
 
+/**
+ * A Gateway. Weft is no ingress controller: it reads Gateways of class `weft-waypoint` (which
+ * declare waypoints; their workloads carry `gateway.networking.k8s.io/gateway-name`) and keeps
+ * others only so that a directory holding them still loads.
+ */
+export interface Gateway extends Base<'Gateway'> {
+  readonly spec: {
+    readonly gatewayClassName: string;
+    readonly listeners: readonly { readonly name: string; readonly port: number; readonly protocol: string }[];
+  };
+}
+
 // ---- Weft kinds (weft.dev/v1alpha1) ------------------------------------------------------------
 
 export interface WorkloadEntry extends Base<'WorkloadEntry'> {
@@ -340,6 +352,7 @@ export type ConfigObject =
   | HTTPRoute
   | GRPCRoute
   | ReferenceGrant
+  | Gateway
   | WorkloadEntry
   | PeerAuthentication
   | AuthorizationPolicy;

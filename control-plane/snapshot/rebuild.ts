@@ -18,6 +18,8 @@ export interface RebuilderOptions {
   readonly cache: MemorySnapshotCache;
   /** Wait after a change of the connected proxies before rebuilding (they come in bursts). */
   readonly debounceMs: number;
+  /** Work between two yields to the event loop in a rebuild of every proxy (default 10 ms). */
+  readonly sliceMs?: number;
   /** The current model. */
   model(): Model;
   /** The shared translation of the current model and connected sidecars (translateShared). */
@@ -30,8 +32,11 @@ export interface RebuilderOptions {
   rootSecret(): Plain;
   /** A new snapshot is published for `id`; returns the versions of each type it must ACK. */
   published(id: string, snapshot: Snapshot, previous: Snapshot | undefined, buildMs: number): Map<TypeUrl, string>;
-  /** A snapshot could not be built (or was inconsistent): the proxy keeps its last good one. */
-  failed(id: string, err: unknown): void;
+  /**
+   * A snapshot could not be built (or was inconsistent): the proxy keeps its last good one.
+   * `id` is undefined when the shared translation failed: every proxy keeps its last good one.
+   */
+  failed(id: string | undefined, err: unknown): void;
   /** A rebuild of every proxy finished: per proxy, the versions it must ACK. */
   rebuilt(expected: Map<string, Map<TypeUrl, string>>): void;
 }
@@ -124,12 +129,19 @@ export class Rebuilder {
 
   /** Every connected proxy, in slices; proxies whose inputs are unchanged keep their snapshot. */
   private async rebuildAll(): Promise<void> {
-    const shared = this.refreshShared();
-    const root = this.refreshRoot();
+    let shared: SharedTranslation;
+    let root: Plain;
+    try {
+      shared = this.refreshShared();
+      root = this.refreshRoot();
+    } catch (err) {
+      this.opts.failed(undefined, err);
+      return;
+    }
     const expected = new Map<string, Map<TypeUrl, string>>();
     let slice = performance.now();
     for (const id of [...this.opts.proxies()]) {
-      if (performance.now() - slice > SLICE_MS) {
+      if (performance.now() - slice >= (this.opts.sliceMs ?? SLICE_MS)) {
         await yieldToIo();
         if (this.stopped) return;
         slice = performance.now();

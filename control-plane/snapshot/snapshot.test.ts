@@ -88,3 +88,29 @@ describe('consistency check', () => {
     expect(cache.get('p')).toBe(good);
   });
 });
+
+describe('sharing between proxies', () => {
+  it('gives proxies with equal sets of a type the same TypeResources, and an unchanged snapshot is the previous one', () => {
+    const a = buildSnapshot(set({}));
+    // Another proxy, its own (equal) plain objects: the same shared sets.
+    const b = buildSnapshot(set({}));
+    for (const t of [TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment]) {
+      expect(b.types.get(t), t).toBe(a.types.get(t));
+    }
+    expect(buildSnapshot(set({}), a)).toBe(a);
+    // One type changed: only that set is new, the others stay shared.
+    const c = buildSnapshot(set({ port: 9090 }), a);
+    expect(c).not.toBe(a);
+    expect(c.types.get(TypeUrl.Cluster)).toBe(a.types.get(TypeUrl.Cluster));
+    expect(c.types.get(TypeUrl.ClusterLoadAssignment)).not.toBe(a.types.get(TypeUrl.ClusterLoadAssignment));
+  });
+
+  it('still finds what one proxy lacks when the sets around it are shared', () => {
+    expect(checkConsistency(buildSnapshot(set({})))).toEqual([]);
+    expect(checkConsistency(buildSnapshot(set({ clusters: ['a', 'z'] })))).toEqual(['cluster z uses endpoints "z", which are not in the snapshot']);
+    expect(checkConsistency(buildSnapshot(set({ routeTo: 'z' })))).toEqual([
+      'route configuration outbound: route r0 names cluster "z", which is not in the snapshot',
+    ]);
+    expect(checkConsistency(buildSnapshot(set({})))).toEqual([]);
+  });
+});

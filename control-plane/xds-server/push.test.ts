@@ -2,6 +2,7 @@
 // response, a push through a small budget reaches every proxy with the newest version only,
 // a proxy that stops reading does not hold the others up, and the streams waiting for an ACK
 // are known without looking at every stream.
+import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toStruct } from '../../api/codec.js';
@@ -38,9 +39,15 @@ interface Proxy {
 describe('pushing to many proxies', () => {
   let server: grpc.Server | undefined;
   let clients: grpc.Client[] = [];
+  let streams: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>[] = [];
+  let sessions: http2.ClientHttp2Session[] = [];
 
   afterEach(async () => {
+    for (const s of streams) s.cancel();
+    for (const s of sessions) s.destroy();
+    sessions = [];
     for (const c of clients) c.close();
+    streams = [];
     clients = [];
     await new Promise<void>((r) => (server ? server.tryShutdown(() => r()) : r()));
     server = undefined;
@@ -69,6 +76,7 @@ describe('pushing to many proxies', () => {
       const m = adsService.StreamAggregatedResources;
       const stream = client.makeBidiStreamRequest<DiscoveryRequest, DiscoveryResponse>(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata());
       stream.on('error', () => {});
+      streams.push(stream);
       const received: DiscoveryResponse[] = [];
       stream.on('data', (res: DiscoveryResponse) => {
         received.push(res);
@@ -77,10 +85,29 @@ describe('pushing to many proxies', () => {
       stream.write({ node: { id, metadata: toStruct({}) }, type_url: TypeUrl.Cluster });
       return { id, stream, received };
     };
+    /**
+     * A proxy that subscribes and then never reads: a bare HTTP/2 stream that is never
+     * consumed, so flow control soon stops anything more from reaching it.
+     */
+    const connectDeaf = (id: string) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      session.on('error', () => {});
+      sessions.push(session);
+      const m = adsService.StreamAggregatedResources;
+      const req = session.request({ ':method': 'POST', ':path': m.path, 'content-type': 'application/grpc', te: 'trailers' });
+      req.on('error', () => {});
+      const message = m.requestSerialize({ node: { id, metadata: toStruct({}) }, type_url: TypeUrl.Cluster });
+      const frame = Buffer.alloc(5 + message.length);
+      frame.writeUInt32BE(message.length, 1);
+      message.copy(frame, 5);
+      req.write(frame);
+      req.pause();
+      return { id, req };
+    };
     /** Waits until the server holds a subscription for each of `proxies`. */
     const subscribed = (proxies: Proxy[]) =>
       eventually(() => expect(xds.syncStates().filter((p) => p.types.has(TypeUrl.Cluster)).map((p) => p.id).sort()).toEqual(proxies.map((p) => p.id).sort()));
-    return { cache, xds, connect, subscribed };
+    return { cache, xds, connect, connectDeaf, subscribed };
   }
 
   it('sends every stream subscribed alike the same response', async () => {
@@ -115,21 +142,22 @@ describe('pushing to many proxies', () => {
   });
 
   it('does not let a proxy that stopped reading hold up the others', async () => {
-    const { cache, connect, subscribed } = await start({ pushBudgetBytes: 1, slowWriteMs: 200 });
-    const stuck = connect('stuck', { ack: false });
+    const { cache, connect, connectDeaf, subscribed } = await start({ pushBudgetBytes: 1, slowWriteMs: 300 });
+    const deaf = connectDeaf('deaf');
     const other = connect('other');
-    await subscribed([stuck, other]);
-    stuck.stream.pause();
-    // ~2 MB: far beyond what HTTP/2 flow control lets through to a reader that does not read.
-    const big = clusters(1, 20, 100_000);
-    cache.set(stuck.id, big);
+    await subscribed([deaf as unknown as Proxy, other]);
+    // ~2 MB: far beyond what HTTP/2 flow control lets through to a stream nobody reads.
+    cache.set(deaf.id, clusters(1, 20, 100_000));
     cache.set(other.id, clusters(1));
     const started = Date.now();
     await eventually(() => expect(other.received).toHaveLength(1), { timeoutMs: 5000 });
+    // It waited for the deaf proxy's write to stop counting, not for that write to finish.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(Date.now() - started).toBeLessThan(3000);
-    expect(stuck.received).toHaveLength(0);
-    stuck.stream.resume();
-    await eventually(() => expect(stuck.received).toHaveLength(1), { timeoutMs: 5000 });
+    let got = 0;
+    deaf.req.on('data', (d: Buffer) => (got += d.length));
+    deaf.req.resume();
+    await eventually(() => expect(got).toBeGreaterThan(2_000_000), { timeoutMs: 5000 });
   });
 
   it('knows which streams still wait for an ACK', async () => {

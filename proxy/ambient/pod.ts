@@ -46,6 +46,8 @@ export class PodRuntime {
   readonly counters: PodCounters = { outbound: 0, inboundHbone: 0, inboundPlain: 0, refused: 0 };
   private servers: net.Server[] = [];
   private hboneServer: HboneServer | undefined;
+  /** Connections accepted on 15001 and 15006 (HBONE tracks its own), cut at a close's deadline. */
+  private readonly accepted = new Set<net.Socket>();
   private netns: string | undefined;
   private readonly log: Logger;
 
@@ -73,8 +75,8 @@ export class PodRuntime {
     if (this.listening(nsPath)) return;
     await this.closeListeners(0);
     this.netns = nsPath;
-    const outbound = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onOutbound(socket));
-    const inbound = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onPlainInbound(socket));
+    const outbound = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onOutbound(this.track(socket)));
+    const inbound = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onPlainInbound(this.track(socket)));
     this.hboneServer = createHboneServer(this.tls, (req) => this.onHbone(req), { log: this.log.child('hbone') });
     const servers = [outbound, inbound, this.hboneServer.server];
     this.servers = servers;
@@ -96,15 +98,32 @@ export class PodRuntime {
     this.identity.stop();
   }
 
+  private track(socket: net.Socket): net.Socket {
+    this.accepted.add(socket);
+    socket.once('close', () => this.accepted.delete(socket));
+    return socket;
+  }
+
+  /**
+   * Stops accepting at once; connections already carried get up to `deadlineMs` to end, then
+   * are cut (an app's idle keep-alive connections would otherwise hold a released pod forever).
+   */
   private async closeListeners(deadlineMs: number): Promise<void> {
     const servers = this.servers;
     this.servers = [];
     const hbone = this.hboneServer;
     this.hboneServer = undefined;
-    await Promise.all([
-      ...servers.filter((s) => s !== hbone?.server).map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))),
+    for (const s of servers) if (s !== hbone?.server && s.listening) s.close();
+    const until = Date.now() + deadlineMs;
+    const drained = Promise.all([
       hbone?.close(deadlineMs),
+      (async () => {
+        while (this.accepted.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, Math.min(50, deadlineMs)));
+        for (const socket of this.accepted) socket.destroy();
+        this.accepted.clear();
+      })(),
     ]);
+    await drained;
   }
 
   /** Dials from inside the pod, as the pod. */

@@ -182,8 +182,10 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     if (fwd.adjust) headers = fwd.adjust(headers);
     rec?.sending(plan.cluster, plan.authority, headers);
     this.upstreamHeaders = headers;
-    // Only the route's mutations bring values the parser has not checked.
-    this.headText = requestHead(info.method, plan.path, plan.authority, headers, this.framing === 'chunked', plan.requestHeaders.length > 0);
+    // Only the route's mutations and the listener's adjustments (XFCC from certificates) bring
+    // values the parser has not checked; the rest are the client's, or the proxy's own.
+    const checked = plan.requestHeaders.length > 0 || fwd.adjust !== undefined;
+    this.headText = requestHead(info.method, plan.path, plan.authority, headers, this.framing === 'chunked', checked);
     const counters = (this.counters = env.deps.stats.cluster(plan.cluster));
     counters.requests++;
     counters.inFlight++;

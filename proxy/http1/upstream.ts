@@ -59,8 +59,9 @@ export class RawResponse implements UpstreamResponse {
   readonly endStream = false;
   readonly headers: HeaderMap;
   readonly status: number;
-  readonly body: Readable;
-  private readonly rawBody: RawBody;
+  /** Made when first asked for (the shared pools do; a lane request usually never does). */
+  private rawBody: RawBody | undefined;
+  private outcome: 'end' | 'abandoned' | Error | undefined;
   private trailerMap: HeaderMap = {};
 
   constructor(
@@ -70,8 +71,14 @@ export class RawResponse implements UpstreamResponse {
   ) {
     this.status = head.status;
     this.headers = head.headers;
-    this.rawBody = new RawBody(conn);
-    this.body = this.rawBody as unknown as Readable;
+  }
+
+  get body(): Readable {
+    if (!this.rawBody) {
+      this.rawBody = new RawBody(this.conn);
+      if (this.outcome instanceof Error) this.rawBody.errored = this.outcome;
+    }
+    return this.rawBody as unknown as Readable;
   }
 
   trailers(): HeaderMap {
@@ -86,7 +93,9 @@ export class RawResponse implements UpstreamResponse {
   /** @internal The body is over: complete, failed with `err`, or abandoned by the caller. */
   ended(how: 'end' | 'abandoned' | Error, trailers?: HeaderMap): void {
     if (trailers) this.trailerMap = trailers;
+    this.outcome = how;
     const body = this.rawBody;
+    if (!body) return;
     if (how instanceof Error) {
       body.errored = how;
       if (body.listenerCount('error') > 0) body.emit('error', how);

@@ -77,6 +77,9 @@ describe.each(LAYOUTS)('ambient mode, $layout layout', ({ layout, prefix, net, b
     await eventually(() => enrolled(cluster, 1, 'client'), { timeoutMs: 30_000, intervalMs: 250 });
     const client = await cluster.agent('client');
     const pod = cluster.pods.get('client')!;
+    // An idle keep-alive connection through the node proxy must not hold the pod's release.
+    expect((await client.http('http://reviews-v2:9080/', 2, { fresh: true })).statuses).toEqual({ '200': 2 });
+    expect((await client.http('http://reviews-v2:9080/', 2)).statuses).toEqual({ '200': 2 });
     cluster.setPodLabels('client', { 'weft.dev/dataplane-mode': 'none' });
     try {
       await eventually(async () => {
@@ -84,6 +87,7 @@ describe.each(LAYOUTS)('ambient mode, $layout layout', ({ layout, prefix, net, b
         if (keys.includes('default/client')) throw new Error(`still carried: ${keys.join(', ')}`);
       }, { timeoutMs: 30_000, intervalMs: 250, message: 'client released by n1' });
       expect(nsh(pod.ns, `iptables-${backend}-save`, ['-t', 'nat']).stdout).not.toMatch(/WEFT_AMB/);
+      expect((await cluster.nodeProxy(1).admin('/ready')).status).toBe(200);
       const cap = await cluster.capture(2);
       const r = await client.http('http://reviews-v2:9080/', 5, { fresh: true });
       await cap.stop();

@@ -172,8 +172,10 @@ describe('weft up with ambient workloads (examples/ambient)', () => {
     expect(await labLeftovers(UP_LAB.prefix)).toEqual([]);
   }, 30_000);
 
-  it('runs the canary through the waypoint (90/10, no errors), and SIGINT leaves nothing behind', async () => {
-    const r = runUp(path.join(REPO, 'examples/ambient'), path.join(dir, 'state'));
+  it('runs the canary through the waypoint (90/10, no errors), follows a route edit, and SIGINT leaves nothing behind', async () => {
+    const config = path.join(dir, 'ambient');
+    cpSync(path.join(REPO, 'examples/ambient'), config, { recursive: true });
+    const r = runUp(config, path.join(dir, 'state'));
     const split = (l: string) => /client\.default: \d+ ok\/s \(v1=\d+ v2=\d+\) 0 err\/s weights\[reviews-v1:90 reviews-v2:10\]/.test(l);
     try {
       await eventually(() => expect(r.lines.some(split)).toBe(true), {
@@ -197,6 +199,19 @@ describe('weft up with ambient workloads (examples/ambient)', () => {
         expect(v2 / (v1 + v2)).toBeGreaterThan(0.04);
         expect(v2 / (v1 + v2)).toBeLessThan(0.16);
       }, { timeoutMs: 30_000, intervalMs: 500 });
+      // The route edited while it runs: the waypoint takes the new weights, with no failed request.
+      const route = path.join(config, 'route.yaml');
+      writeFileSync(route, readFileSync(route, 'utf8').replace('weight: 90', 'weight: 50').replace('weight: 10', 'weight: 50'));
+      const edited = r.lines.length;
+      await eventually(() => expect(r.lines.slice(edited).some((l) => l.includes('weights[reviews-v1:50 reviews-v2:50]'))).toBe(true), { timeoutMs: 15_000 });
+      await eventually(() => {
+        const after = r.lines.slice(edited).filter((l) => l.includes('weights[reviews-v1:50 reviews-v2:50]'));
+        const counts = after.map((l) => /\(v1=(\d+) v2=(\d+)\)/.exec(l)).filter((m) => m !== null);
+        const v1 = counts.reduce((a, m) => a + Number(m[1]), 0);
+        const v2 = counts.reduce((a, m) => a + Number(m[2]), 0);
+        expect(v1 + v2).toBeGreaterThan(100);
+        expect(v2 / (v1 + v2)).toBeGreaterThan(0.35);
+      }, { timeoutMs: 20_000, intervalMs: 500 });
       const traffic = r.lines.slice(steady).filter((l) => /err\/s/.test(l));
       expect(traffic.filter((l) => !/ 0 err\/s/.test(l))).toEqual([]);
 
