@@ -273,9 +273,9 @@ metadata: { name: g }`,
       name: 'a kind Weft does not read',
       yaml: `
 apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
+kind: GatewayClass
 metadata: { name: gw }`,
-      expected: ['kind: "Gateway" is not a kind Weft reads in gateway.networking.k8s.io/v1 (it reads: HTTPRoute, GRPCRoute, ReferenceGrant)'],
+      expected: ['kind: "GatewayClass" is not a kind Weft reads in gateway.networking.k8s.io/v1 (it reads: HTTPRoute, GRPCRoute, ReferenceGrant, Gateway)'],
     },
     {
       name: 'Service ports: missing names, a bad target port',

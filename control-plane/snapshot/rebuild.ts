@@ -210,10 +210,12 @@ export class Rebuilder {
       sameValues(vipListeners, before.vipListeners);
     if (unchanged) return before;
     // Route configurations depend on the model only; a namespace's is kept if it came out equal.
+    // (Nothing here holds on to `fresh`: its duplicates of the kept resources are garbage.)
     const kept = this.routeConfigs;
     const routeConfigs = new Map<string, Plain>();
     this.routeConfigs = routeConfigs;
-    this.shared = {
+    const translateRoutes = fresh.routeConfigFor;
+    const shared: SharedTranslation = {
       ...fresh,
       outbound: { ...fresh.outbound, clusters, assignments },
       outboundListener,
@@ -221,15 +223,16 @@ export class Rebuilder {
       routeConfigFor(namespace: string): Plain {
         let rc = routeConfigs.get(namespace);
         if (!rc) {
-          const made = fresh.routeConfigFor(namespace);
+          const made = translateRoutes.call(shared, namespace);
           const old = kept.get(namespace);
+          kept.delete(namespace);
           rc = old && samePlain(made, old) ? old : made;
           routeConfigs.set(namespace, rc);
         }
         return rc;
       },
     };
-    return this.shared;
+    return (this.shared = shared);
   }
 
   private refreshRoot(): Plain {

@@ -58,7 +58,11 @@ export interface XdsServerOptions {
   readonly slowWriteMs?: number;
 }
 
-const DEFAULTS = { pushBudgetBytes: 16 * 1024 * 1024, slowWriteMs: 2_000 };
+// A response holds its memory until the proxy has taken all of it, 64 KiB (HTTP/2 flow-control
+// window) per round trip: the budget bounds memory but also how many proxies receive at once,
+// and 32 MiB keeps about a hundred large responses (a route configuration of 1000 Services)
+// moving. A write stops counting after 2 s (a proxy that reads that slowly is not waited for).
+const DEFAULTS = { pushBudgetBytes: 32 * 1024 * 1024, slowWriteMs: 2_000 };
 
 /** One open stream as the two protocols see it: its proxy, its state, how to push to it. */
 interface Stream {

@@ -53,7 +53,7 @@ describe('helm chart deploy/weft', () => {
       [
         'ClusterRole',
         'ClusterRoleBinding',
-        ...Array(6).fill('CustomResourceDefinition'),
+        ...Array(7).fill('CustomResourceDefinition'),
         'Deployment',
         'MutatingWebhookConfiguration',
         'PodDisruptionBudget',
