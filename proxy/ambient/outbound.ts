@@ -9,15 +9,12 @@ import type { Logger } from '../../core/log.js';
 import type { Balancers } from '../balance/registry.js';
 import { vipListeners } from '../capture/decide.js';
 import type { OriginalDestination } from '../capture/original-dst.js';
-import { NOTHING_READ, relay, reset, type TcpStreams } from '../capture/tcp.js';
+import { connectToCluster, NOTHING_READ, relay, reset, type TcpStreams } from '../capture/tcp.js';
 import type { ProxyConfig } from '../state/types.js';
-import { clusterChooser } from '../upstream/target.js';
 import { AMBIENT_LISTENER_PREFIX, knownAddresses } from './workloads.js';
 
 /** Prefix of the clusters of waypoints (a Service that uses one points its VIP there). */
 export const WAYPOINT_CLUSTER_PREFIX = 'waypoint|';
-/** Endpoints tried for one connection before the client is reset. */
-const MAX_CONNECT_ATTEMPTS = 3;
 
 export type AmbientDecision =
   /** A Service VIP:port: one endpoint of the cluster (a waypoint's cluster when it uses one). */
@@ -104,39 +101,19 @@ async function carry(deps: AmbientOutboundDeps, client: Duplex, open: () => Prom
 }
 
 async function toCluster(deps: AmbientOutboundDeps, dial: PodDialer, client: Duplex, clusterName: string, dst: OriginalDestination): Promise<void> {
-  const choice = deps.balancers.forCluster(deps.getConfig(), clusterName);
-  if (!choice) {
-    deps.log.warn('a Service VIP names a cluster the config does not have', { cluster: clusterName });
-    return reset(client);
-  }
   const viaWaypoint = clusterName.startsWith(WAYPOINT_CLUSTER_PREFIX);
-  const chooser = clusterChooser(choice.cluster, choice.balancer);
-  const tried = new Set<string>();
-  for (let attempt = 0; attempt < MAX_CONNECT_ATTEMPTS; attempt++) {
-    const picked = chooser.pick(tried);
-    if (!picked || tried.has(picked.key)) break;
-    tried.add(picked.key);
-    const t = picked.target;
-    const started = Date.now();
-    try {
-      const appPort = t.targetPort ?? t.port;
-      // A waypoint is told where the client was going (the Service), a pod which app port.
-      const upstream =
-        t.tunnel === 'hbone' && t.identity !== undefined
-          ? await dial.hbone(t.host, t.port, t.identity, viaWaypoint ? `${dst.address}:${dst.port}` : `${t.host}:${appPort}`, t.connectTimeoutMs)
-          : t.mesh && t.identity !== undefined
-            ? await dial.sidecar(t.host, t.port, t.identity, appPort, t.connectTimeoutMs)
-            : await dial.plain(t.host, appPort, t.connectTimeoutMs);
-      picked.done({ ok: true, latencyMs: Date.now() - started, ...(client.destroyed ? { cancelled: true } : {}) });
-      if (client.destroyed) return void upstream.destroy();
-      relay(client, upstream, NOTHING_READ, undefined, deps.streams);
-      return;
-    } catch (err) {
-      picked.done({ ok: false, latencyMs: Date.now() - started });
-      deps.log.debug('connect to an endpoint failed', { cluster: clusterName, endpoint: `${t.host}:${t.port}`, error: err });
+  const outcome = await connectToCluster(deps.balancers, deps.getConfig(), clusterName, client, deps.log, (t) => {
+    const appPort = t.targetPort ?? t.port;
+    // A waypoint is told where the client was going (the Service), a pod which app port.
+    if (t.tunnel === 'hbone' && t.identity !== undefined) {
+      return dial.hbone(t.host, t.port, t.identity, viaWaypoint ? `${dst.address}:${dst.port}` : `${t.host}:${appPort}`, t.connectTimeoutMs);
     }
-  }
-  deps.log.warn('no endpoint reachable', { cluster: clusterName, tried: tried.size });
+    if (t.mesh && t.identity !== undefined) return dial.sidecar(t.host, t.port, t.identity, appPort, t.connectTimeoutMs);
+    return dial.plain(t.host, appPort, t.connectTimeoutMs);
+  });
+  if (outcome.kind === 'connected') return relay(client, outcome.upstream, NOTHING_READ, undefined, deps.streams);
+  if (outcome.kind === 'cancelled') return;
+  if (outcome.kind === 'no_cluster') deps.log.warn('a Service VIP names a cluster the config does not have', { cluster: clusterName });
+  else deps.log.warn('no endpoint reachable', { cluster: clusterName, tried: outcome.tried });
   reset(client);
 }
-

@@ -10,7 +10,11 @@ import { countError, type ProxyStats } from '../http/stats.js';
 import type { ProxyConfig } from '../state/types.js';
 import type { UpstreamConnectTarget, UpstreamTransport } from '../transport/index.js';
 import { clusterChooser } from '../upstream/target.js';
+import type { UpstreamTarget } from '../upstream/types.js';
+import { connectTcp } from '../transport/plain.js';
 import { PASSTHROUGH_CLUSTER } from './decide.js';
+
+export { connectTcp };
 
 /** ALPN of a TCP stream between sidecars: the server side relays it to the app as bytes. */
 export const WEFT_TCP_ALPN = 'weft-tcp';
@@ -107,27 +111,6 @@ export function relay(client: Duplex, upstream: Duplex, start: ClientStart, onCl
   client.resume();
 }
 
-/** A plain TCP connection that keeps its write side open after the peer's FIN (for relaying). */
-export function connectTcp(host: string, port: number, opts: { localAddress?: string; timeoutMs?: number } = {}): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, noDelay: true, allowHalfOpen: true, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
-    const timer = setTimeout(() => {
-      const err = Object.assign(new Error(`connect to ${host}:${port} timed out after ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' });
-      socket.destroy();
-      reject(err);
-    }, opts.timeoutMs ?? 10_000);
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-  });
-}
-
 /**
  * The plaintext UpstreamTransport of the proxy's hop to its own app: IPv4 connections leave
  * from 127.0.0.6 (INBOUND_PASSTHROUGH_SOURCE), which the capture rules never redirect again.
@@ -159,12 +142,53 @@ export interface TcpDeps {
 export async function tcpToCluster(deps: TcpDeps, client: Duplex, clusterName: string, start: ClientStart): Promise<void> {
   const counters = deps.stats.cluster(clusterName);
   counters.requests++;
-  const choice = deps.balancers.forCluster(deps.getConfig(), clusterName);
-  if (!choice) {
-    countError(counters.errors, 'cluster_not_found');
-    deps.log.warn('captured TCP connection for a cluster the config does not have', { cluster: clusterName });
-    return reset(client);
+  const outcome = await connectToCluster(deps.balancers, deps.getConfig(), clusterName, client, deps.log, async (t) => {
+    const upstream = t.mesh
+      ? await deps.mesh.connect({ host: t.host, port: t.port, identity: t.identity, targetPort: t.targetPort, alpn: [WEFT_TCP_ALPN], connectTimeoutMs: t.connectTimeoutMs, tunnel: t.tunnel })
+      : await connectTcp(t.host, t.targetPort ?? t.port, { timeoutMs: t.connectTimeoutMs ?? 10_000 });
+    const alpn = (upstream as { alpnProtocol?: string | false }).alpnProtocol;
+    // An HBONE stream has no ALPN of its own: the CONNECT itself says "raw bytes follow".
+    if (t.mesh && t.tunnel !== 'hbone' && alpn !== WEFT_TCP_ALPN) {
+      upstream.destroy();
+      throw new Error(`peer ${t.host}:${t.port} did not accept ALPN ${WEFT_TCP_ALPN} (got ${String(alpn)}): an older sidecar?`);
+    }
+    return upstream;
+  });
+  if (outcome.kind === 'connected') {
+    counters.inFlight++;
+    return relay(client, outcome.upstream, start, () => counters.inFlight--, deps.streams);
   }
+  if (outcome.kind === 'cancelled') return;
+  countError(counters.errors, outcome.kind === 'no_cluster' ? 'cluster_not_found' : outcome.tried === 0 ? 'no_healthy_upstream' : 'upstream_connect');
+  deps.log.warn(outcome.kind === 'no_cluster' ? 'captured TCP connection for a cluster the config does not have' : 'captured TCP connection: no endpoint reachable', {
+    cluster: clusterName,
+    ...(outcome.kind === 'failed' ? { tried: outcome.tried } : {}),
+  });
+  reset(client);
+}
+
+export type ClusterConnect =
+  | { readonly kind: 'connected'; readonly upstream: Duplex }
+  /** The client went away while we connected; the connection made was closed. */
+  | { readonly kind: 'cancelled' }
+  | { readonly kind: 'no_cluster' }
+  | { readonly kind: 'failed'; readonly tried: number };
+
+/**
+ * One connection for `client` to an endpoint of `clusterName`: up to three endpoints tried, each
+ * outcome reported to the cluster's balancer (latency, failure, cancellation). `connect` opens
+ * the connection to one endpoint (mTLS, HBONE or plain: the caller's business).
+ */
+export async function connectToCluster(
+  balancers: Balancers,
+  config: ProxyConfig,
+  clusterName: string,
+  client: Duplex,
+  log: Logger,
+  connect: (target: UpstreamTarget) => Promise<Duplex>,
+): Promise<ClusterConnect> {
+  const choice = balancers.forCluster(config, clusterName);
+  if (!choice) return { kind: 'no_cluster' };
   const chooser = clusterChooser(choice.cluster, choice.balancer);
   const tried = new Set<string>();
   for (let attempt = 0; attempt < MAX_CONNECT_ATTEMPTS; attempt++) {
@@ -174,32 +198,20 @@ export async function tcpToCluster(deps: TcpDeps, client: Duplex, clusterName: s
     const t = picked.target;
     const started = Date.now();
     try {
-      const upstream = t.mesh
-        ? await deps.mesh.connect({ host: t.host, port: t.port, identity: t.identity, targetPort: t.targetPort, alpn: [WEFT_TCP_ALPN], connectTimeoutMs: t.connectTimeoutMs, tunnel: t.tunnel })
-        : await connectTcp(t.host, t.targetPort ?? t.port, { timeoutMs: t.connectTimeoutMs ?? 10_000 });
-      const alpn = (upstream as { alpnProtocol?: string | false }).alpnProtocol;
-      // An HBONE stream has no ALPN of its own: the CONNECT itself says "raw bytes follow".
-      if (t.mesh && t.tunnel !== 'hbone' && alpn !== WEFT_TCP_ALPN) {
-        upstream.destroy();
-        throw new Error(`peer ${t.host}:${t.port} did not accept ALPN ${WEFT_TCP_ALPN} (got ${String(alpn)}): an older sidecar?`);
-      }
+      const upstream = await connect(t);
       if (client.destroyed) {
         upstream.destroy();
         picked.done({ ok: true, latencyMs: Date.now() - started, cancelled: true });
-        return;
+        return { kind: 'cancelled' };
       }
       picked.done({ ok: true, latencyMs: Date.now() - started });
-      counters.inFlight++;
-      relay(client, upstream, start, () => counters.inFlight--, deps.streams);
-      return;
+      return { kind: 'connected', upstream };
     } catch (err) {
       picked.done({ ok: false, latencyMs: Date.now() - started });
-      deps.log.debug('TCP connect to a mesh endpoint failed', { cluster: clusterName, endpoint: `${t.host}:${t.port}`, error: err });
+      log.debug('connect to an endpoint failed', { cluster: clusterName, endpoint: `${t.host}:${t.port}`, error: err });
     }
   }
-  countError(counters.errors, tried.size === 0 ? 'no_healthy_upstream' : 'upstream_connect');
-  deps.log.warn('captured TCP connection: no endpoint reachable', { cluster: clusterName, tried: tried.size });
-  reset(client);
+  return { kind: 'failed', tried: tried.size };
 }
 
 /** A captured connection to a non-mesh destination, forwarded there unchanged. */

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { ErrorCode, WeftError, errorMessage, isWeftError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { connectTcp } from '../transport/plain.js';
 import type { MeshTls } from '../transport/tls.js';
 import { REASON_HEADER, formatAuthority, resetAndDestroy } from './stream.js';
 
@@ -177,23 +178,7 @@ function returnThis<T>(this: T): T {
 }
 
 /** Dials with node:net from this process's network namespace. */
-const defaultDial: Dial = (host, port, timeoutMs) =>
-  new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, noDelay: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(Object.assign(new Error(`connect to ${formatAuthority(host, port)} timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-    }, timeoutMs);
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-  });
+const defaultDial: Dial = (host, port, timeoutMs) => connectTcp(host, port, { timeoutMs, allowHalfOpen: false });
 
 export class HboneClient {
   private readonly log: Logger;
