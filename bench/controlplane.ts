@@ -2,6 +2,7 @@
 // (S Services / E endpoints), N simulated sidecars from one load process (load/ads-sim.ts),
 // time to sync and time from a route edit until every proxy ACKed it, the control plane's RSS
 // and CPU; and certificates signed per second (bench/identity.ts if present, else the CA itself).
+// WEFT_BENCH_CP_PROFILE=DIR writes a V8 CPU profile of each scenario's control plane into DIR.
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
