@@ -315,6 +315,7 @@ async function startMesh(b: Omit<Bench, 'backends' | 'sidecars' | 'nodeProxy'>, 
   const nodeProxy = keep(start('node-proxy', 'ip', [
     'netns', 'exec', lab.nodeNs, node, cli, 'proxy', '--mode', 'ambient', '--node', NODE_NAME, '--xds', `${gateway}:15012`,
     '--xds-root-cert', rootCert, '--token-file', nodeToken, '--reconcile-interval', '5000', '--drain-seconds', '0',
+    '--state-file', path.join(dir, 'ambient-agent.json'),
   ], { cpu: s.cpus.proxy, logFile: path.join(dir, 'ambient-node-proxy.log') }));
   const bench: Bench = { ...b, backends, sidecars, nodeProxy };
   await holding(bench, [], 60_000);

@@ -51,6 +51,7 @@ async function runNodeProxy(o: Record<string, unknown>): Promise<void> {
       certTtlSeconds: o.certTtl as number,
       drainSeconds: o.drainSeconds as number,
       reconcileIntervalMs: o.reconcileInterval as number,
+      stateFile: o.stateFile as string | undefined,
     }),
   );
   process.stdout.write(`weft-proxy-listening ${JSON.stringify(proxy.ports)}\n`);
@@ -124,6 +125,7 @@ export function buildCli(): Command {
     .option('--workload <name.namespace>', 'sidecar and waypoint: the workload this proxy serves')
     .option('--node <name>', 'ambient: the node this proxy serves')
     .option('--reconcile-interval <ms>', "ambient: how often the node agent re-verifies every pod's rules and listeners", int('--reconcile-interval'), 5000)
+    .option('--state-file <file>', 'ambient: where the node agent remembers which pods hold its rules, across restarts (default /var/run/weft/ambient-<node>.json)')
     .requiredOption('--token-file <file>', "the workload's bootstrap token (ambient: the node proxy's token)")
     .option('--xds-root-cert <file>', "PEM roots to verify the control plane's TLS port (enables TLS)")
     .option('--bind-address <addr>', 'address the listeners bind to', PROXY_DEFAULTS.bindAddress)

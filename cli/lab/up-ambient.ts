@@ -168,7 +168,7 @@ export async function startAmbientMode(ctx: UpContext): Promise<UpMode> {
         process.execPath, ctx.cliMain, 'proxy', '--mode', 'ambient', '--node', node,
         '--xds', ctx.xdsTarget, '--xds-root-cert', ctx.rootCertFile, '--token-file', token,
         '--bind-address', '127.0.0.1', '--admin-port', '0', '--stats-port', '0', '--health-port', '0',
-        '--drain-seconds', '1',
+        '--drain-seconds', '1', '--state-file', path.join(ctx.stateDir, 'nodes', `${node}.agent.json`),
       ],
       {
         onLine: (line) => {

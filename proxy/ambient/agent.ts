@@ -2,7 +2,10 @@
 // the node proxy — finds the pod's network namespace, verifies its redirect rules (repairing
 // and counting drift), asks the node proxy for the pod's listeners — and returns pods that left
 // to direct traffic. One reconcile pass at a time; errors stay with their pod.
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import path from 'node:path';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { sharedNetnsFinder, type NetnsRef } from './netns.js';
@@ -64,6 +67,19 @@ export interface NodeAgentOptions {
   readonly log: Logger;
   /** Told of every repair (pod key, what was wrong). */
   readonly onRepair?: (pod: string, what: string) => void;
+  /**
+   * Where the agent remembers which pods' namespaces hold its rules, so that after a restart it
+   * can take the rules out of a pod that was un-enrolled (or left the node) while it was down;
+   * without it such a pod would stay redirected to listeners nobody opens. Default: none.
+   */
+  readonly stateFile?: string;
+}
+
+/** What the state file holds per pod: enough to find its rules again, and to be sure it is the
+ *  same namespace (its identity), not a new one that reuses the path or the IP. */
+interface RememberedPod {
+  readonly pod: EnrolledPod;
+  readonly netns: NetnsRef;
 }
 
 /** Prometheus-friendly numbers (the node proxy registers them). */
@@ -100,17 +116,25 @@ export class NodeAgent {
   private stopped = false;
   private pass: Promise<void> | undefined;
   private dirty = false;
+  /** No pass runs before the first setDesired: until then "not desired" means "not known yet". */
+  private haveDesired = false;
+  private saved = '';
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.listeners = opts.listeners;
     this.redirect = opts.redirect ?? iptablesRedirector();
     this.netns = opts.netns ?? sharedNetnsFinder();
     this.log = opts.log;
+    for (const r of this.restore()) {
+      this.pods.set(r.pod.key, { pod: r.pod, state: 'pending', reason: 'enrolled before a restart; waiting for the config', repairs: 0, installed: true, netns: r.netns });
+    }
   }
 
-  /** The pods that should be enrolled on this node (from xDS); reconciles at once. */
+  /** The pods that should be enrolled on this node (from xDS, once the config lists them);
+   *  reconciles at once. */
   setDesired(pods: readonly EnrolledPod[]): void {
     this.desired = new Map(pods.map((p) => [p.key, p]));
+    this.haveDesired = true;
     if (!this.stopped) this.reconcile().catch((err) => this.log.error('reconcile pass failed', { error: errorMessage(err) }));
   }
 
@@ -178,6 +202,7 @@ export class NodeAgent {
   }
 
   private async runPass(): Promise<void> {
+    if (!this.haveDesired) return;
     const desired = this.desired;
     const work: Array<() => Promise<void>> = [];
     for (const [key, rec] of this.pods) {
@@ -192,6 +217,40 @@ export class NodeAgent {
       work.push(() => this.syncPod(r));
     }
     await limit(work, this.opts.concurrency ?? 4);
+    await this.persist();
+  }
+
+  private restore(): RememberedPod[] {
+    const file = this.opts.stateFile;
+    if (!file || !existsSync(file)) return [];
+    try {
+      const parsed = JSON.parse(readFileSync(file, 'utf8')) as RememberedPod[];
+      if (!Array.isArray(parsed)) throw new Error('not a list');
+      return parsed.filter((r) => typeof r?.pod?.key === 'string' && typeof r.netns?.path === 'string' && typeof r.netns?.id === 'string');
+    } catch (err) {
+      this.log.warn('ignoring an unreadable agent state file', { file, error: errorMessage(err) });
+      return [];
+    }
+  }
+
+  /** Writes which namespaces hold our rules (atomically, only when it changed). */
+  private async persist(): Promise<void> {
+    const file = this.opts.stateFile;
+    if (!file) return;
+    const remembered: RememberedPod[] = [...this.pods.values()]
+      .filter((r) => r.installed && r.netns)
+      .map((r) => ({ pod: r.pod, netns: r.netns! }))
+      .sort((a, b) => a.pod.key.localeCompare(b.pod.key));
+    const text = JSON.stringify(remembered);
+    if (text === this.saved) return;
+    try {
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(`${file}.tmp`, text, { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+      this.saved = text;
+    } catch (err) {
+      this.log.warn('cannot write the agent state file', { file, error: errorMessage(err) });
+    }
   }
 
   /** One desired pod: namespace, then listeners, then rules (so that redirected traffic always

@@ -7,7 +7,14 @@ const base = { xds: '127.0.0.1:15012', node: 'node-a', tokenFile: '/var/run/weft
 describe('nodeProxyConfig', () => {
   it('fills in Istio’s ports and the in-pod listeners', () => {
     const c = nodeProxyConfig(base);
-    expect(c).toMatchObject({ adminPort: 15000, statsPort: 15020, healthPort: 15021, reconcileIntervalMs: 5000, ports: { outbound: 15001, inbound: 15006, hbone: 15008 } });
+    expect(c).toMatchObject({
+      adminPort: 15000,
+      statsPort: 15020,
+      healthPort: 15021,
+      reconcileIntervalMs: 5000,
+      ports: { outbound: 15001, inbound: 15006, hbone: 15008 },
+      stateFile: '/var/run/weft/ambient-node-a.json',
+    });
     expect(Object.isFrozen(c)).toBe(true);
   });
 

@@ -25,6 +25,9 @@ export interface NodeProxyOptions {
   readonly connectTimeoutMs: number;
   /** The listeners opened inside each pod's network namespace. */
   readonly ports: PodPorts;
+  /** Where the node agent remembers which pods hold its rules (across restarts); '' = nowhere.
+   *  Default /var/run/weft/ambient-<node>.json (a hostPath in the DaemonSet). */
+  readonly stateFile: string;
   /** Tests only: where captured connections were going. Default getsockopt(SO_ORIGINAL_DST). */
   readonly originalDst?: (socket: net.Socket) => OriginalDestination | undefined;
 }
@@ -44,7 +47,7 @@ export const NODE_PROXY_DEFAULTS = {
 
 export function nodeProxyConfig(input: Partial<NodeProxyOptions> & Pick<NodeProxyOptions, 'xds' | 'node' | 'tokenFile'>): NodeProxyOptions {
   const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
-  const c = { ...NODE_PROXY_DEFAULTS, ...defined } as NodeProxyOptions;
+  const c = { ...NODE_PROXY_DEFAULTS, stateFile: `/var/run/weft/ambient-${String(input.node)}.json`, ...defined } as NodeProxyOptions;
   if (!/^[^:]+:\d+$/.test(c.xds)) throw new WeftError(ErrorCode.USAGE, `--xds: expected HOST:PORT, got "${c.xds}"`);
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(c.node)) {
     throw new WeftError(ErrorCode.USAGE, `--node: expected the node's name (a lower-case DNS name), got "${c.node}"`);

@@ -105,8 +105,11 @@ export async function startNodeProxy(cfg: NodeProxyOptions, log: Logger = create
       await rt?.close(cfg.drainSeconds * 1000);
     },
   };
-  const agent = new NodeAgent({ listeners, intervalMs: cfg.reconcileIntervalMs, log: log.child('agent') });
+  const agent = new NodeAgent({ listeners, intervalMs: cfg.reconcileIntervalMs, log: log.child('agent'), ...(cfg.stateFile ? { stateFile: cfg.stateFile } : {}) });
   state.config.subscribe((config) => {
+    // Only a config that has its listeners says which pods belong here: before LDS, "no pod"
+    // would take the rules out of every pod this node carried before a restart.
+    if (!config.versions.has(TypeUrl.Listener)) return;
     agent.setDesired(localPods(config).map((p) => ({ key: p.key, ip: p.ip, identity: p.identity })));
   });
 

@@ -98,6 +98,31 @@ describe.each(LAYOUTS)('ambient mode, $layout layout', ({ layout, prefix, net, b
     }
   }, 90_000);
 
+  it('takes the rules out of a pod un-enrolled while its node proxy was down', async () => {
+    cluster.setPodLabels('client', { 'weft.dev/dataplane-mode': 'ambient' });
+    await eventually(() => enrolled(cluster, 1, 'client'), { timeoutMs: 30_000, intervalMs: 250 });
+    const pod = cluster.pods.get('client')!;
+    const np = cluster.nodeProxy(1);
+    await np.stop();
+    try {
+      cluster.setPodLabels('client', { 'weft.dev/dataplane-mode': 'none' });
+      // While it is down the pod fails closed: its rules stay.
+      expect(nsh(pod.ns, `iptables-${backend}-save`, ['-t', 'nat']).stdout).toMatch(/WEFT_AMB/);
+    } finally {
+      np.start();
+    }
+    await eventually(() => {
+      if (/WEFT_AMB/.test(nsh(pod.ns, `iptables-${backend}-save`, ['-t', 'nat']).stdout)) throw new Error('rules still there');
+    }, { timeoutMs: 30_000, intervalMs: 250, message: 'the restarted node proxy removed the rules of the pod that left' });
+    const client = await cluster.agent('client');
+    expect((await client.http('http://reviews-v2:9080/', 5, { fresh: true })).statuses).toEqual({ '200': 5 });
+    await eventually(async () => {
+      const r = await np.admin('/ready');
+      if (r.status !== 200) throw new Error(`${r.status} ${r.body}`);
+    }, { timeoutMs: 30_000, intervalMs: 250, message: 'node 1 ready again' });
+    cluster.setPodLabels('client', { 'weft.dev/dataplane-mode': 'ambient' });
+  }, 90_000);
+
   it('routes across nodes through Services, and a pod addressed by IP, over HBONE', async () => {
     cluster.setPodLabels('client', { 'weft.dev/dataplane-mode': 'ambient' });
     await eventually(() => enrolled(cluster, 1, 'client'), { timeoutMs: 30_000, intervalMs: 250 });

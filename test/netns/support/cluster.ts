@@ -63,6 +63,9 @@ export interface NodeProxy {
   admin(path: string, method?: 'GET' | 'POST'): Promise<{ status: number; body: string }>;
   /** SIGTERM, wait for exit, start again (same flags). */
   restart(): Promise<void>;
+  /** SIGTERM and wait for exit; start() runs it again (same flags). */
+  stop(): Promise<void>;
+  start(): void;
   output(): string;
 }
 
@@ -381,7 +384,7 @@ export async function buildCluster(o: ClusterOptions): Promise<Cluster> {
         const args = [
           'netns', 'exec', nodes[n - 1]!, NODE, CLI, 'proxy', '--mode', 'ambient', '--node', nodeName(n),
           '--xds', `${nodeIps[0]}:15012`, '--xds-root-cert', rootCert, '--token-file', token,
-          '--reconcile-interval', '1000', '--drain-seconds', '0',
+          '--reconcile-interval', '1000', '--drain-seconds', '0', '--state-file', path.join(tmp, `agent-n${n}.json`),
         ];
         const proc = start(`node-proxy n${n}`, 'ip', args);
         procs.push(proc);
@@ -480,6 +483,11 @@ export async function buildCluster(o: ClusterOptions): Promise<Cluster> {
           async restart() {
             await np.proc.stop();
             np.proc = start(`node-proxy n${n} (restarted)`, 'ip', np.args);
+            procs.push(np.proc);
+          },
+          stop: () => np.proc.stop(),
+          start() {
+            np.proc = start(`node-proxy n${n} (started again)`, 'ip', np.args);
             procs.push(np.proc);
           },
         };
