@@ -19,7 +19,7 @@ import { IdentityManager } from './identity/manager.js';
 import { createInboundListener } from './inbound/listener.js';
 import { createOutboundListener, ProxyStats } from './outbound/index.js';
 import { ProxyState } from './state/state.js';
-import { MeshMetrics, openAccessLog, Telemetry, Tracing } from './telemetry/index.js';
+import { MeshMetrics, openAccessLog, Telemetry } from './telemetry/index.js';
 import { MeshTls } from './transport/tls.js';
 import { tlsTransports } from './transport/mesh.js';
 import { plainUpstreamTransport } from './transport/plain.js';
@@ -73,7 +73,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     identity: () => identity.current()?.identity,
     metrics: new MeshMetrics({ processMetrics: true }),
     tracing: cfg.otlpEndpoint
-      ? await Tracing.create({ endpoint: cfg.otlpEndpoint, rootSampleRate: cfg.traceSamplingPercent / 100, workload: cfg.workload, namespace })
+      ? await (await import('./telemetry/tracing.js')).Tracing.create({ endpoint: cfg.otlpEndpoint, rootSampleRate: cfg.traceSamplingPercent / 100, workload: cfg.workload, namespace })
       : undefined,
     accessLog: cfg.accessLog ? openAccessLog(cfg.accessLog, log.child('access-log')) : undefined,
     decisionHeader: cfg.decisionHeader,

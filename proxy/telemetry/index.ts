@@ -2,7 +2,8 @@
 // log and decision records. proxy/main.ts builds one Telemetry; listeners call its hooks.
 export { Telemetry, type TelemetryOptions } from './telemetry.js';
 export { MeshMetrics } from './metrics.js';
-export { Tracing, type TracingOptions } from './tracing.js';
+// Types only: proxy/main.ts imports tracing.js (and with it the OpenTelemetry SDK) when tracing is on.
+export type { Tracing, TracingOptions } from './tracing.js';
 export { openAccessLog, type AccessLogEntry, type AccessLogSink } from './access-log.js';
 export { recordOf, type RequestRecord } from './record.js';
 export type { TunnelRecord } from './tunnel.js';

@@ -30,7 +30,8 @@ import {
 } from './peers.js';
 import { RequestRecord, type Direction, type RecordSink } from './record.js';
 import { TunnelRecord } from './tunnel.js';
-import { Tracing } from './tracing.js';
+// Type only: the OpenTelemetry SDK is loaded (proxy/main.ts) only when tracing is on.
+import type { Tracing } from './tracing.js';
 
 export interface TelemetryOptions {
   /** `name.namespace` of the workload this proxy serves. */
@@ -99,7 +100,7 @@ export class Telemetry implements RecordSink {
     const rec = new RequestRecord(this, direction, req, res, conn, debug, debug || this.accessLog !== undefined);
     if (this.tracing) {
       rec.serverSpan = this.tracing.startServer(h, `${direction} ${req.method ?? 'GET'}`, rec.startEpochMs);
-      if (rec.serverSpan) rec.b3 = Tracing.b3Form(h);
+      if (rec.serverSpan) rec.b3 = this.tracing.b3Form(h);
     }
     return rec;
   }
@@ -338,8 +339,9 @@ export class Telemetry implements RecordSink {
       'guid:x-request-id': rec.requestId ?? '',
     };
     if (rec.authz) attrs['weft.authz'] = rec.authz.allow ? 'allow' : 'deny';
-    if (rec.clientSpan) Tracing.finish(rec.clientSpan, rec.upstreamStatus ?? rec.status, flags, attrs, end);
-    Tracing.finish(rec.serverSpan!, rec.status, flags, attrs, end);
+    const tracing = this.tracing!;
+    if (rec.clientSpan) tracing.finish(rec.clientSpan, rec.upstreamStatus ?? rec.status, flags, attrs, end);
+    tracing.finish(rec.serverSpan!, rec.status, flags, attrs, end);
   }
 }
 

@@ -135,6 +135,15 @@ export class Tracing {
   }
 
   /** Which B3 form the downstream request used. */
+  /** The instance's view of b3Form/finish, for callers that hold a Tracing but not its module. */
+  b3Form(headers: IncomingHeaders): B3Form {
+    return Tracing.b3Form(headers);
+  }
+
+  finish(span: Span, status: number, flags: string, attributes: Attributes, endTime: number): void {
+    Tracing.finish(span, status, flags, attributes, endTime);
+  }
+
   static b3Form(headers: IncomingHeaders): B3Form {
     if (headers.b3 !== undefined) return 'single';
     return headers['x-b3-traceid'] !== undefined ? 'multi' : 'none';
