@@ -38,3 +38,20 @@ export class Drain {
     });
   }
 }
+
+/**
+ * A composition root's stop: `run` happens once however many ask (a signal, POST /drain, a
+ * test); `stopped` resolves when it has finished, for whoever did not ask.
+ */
+export function stopOnce(run: () => Promise<void>): { stop(): Promise<void>; stopped(): Promise<void>; readonly stopping: boolean } {
+  let running: Promise<void> | undefined;
+  let markStopped: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (markStopped = resolve));
+  return {
+    stop: () => (running ??= run().then(markStopped)),
+    stopped: () => stopped,
+    get stopping() {
+      return running !== undefined;
+    },
+  };
+}

@@ -51,3 +51,8 @@ export async function serveEndpoints(
       }),
   };
 }
+
+/** `/ready` and `/healthz/ready`: 200 `ready`, or 503 with every reason it is not. */
+export function readinessAnswer(r: { readonly ready: boolean; readonly reasons: readonly string[] }): { status: number; body: string } {
+  return { status: r.ready ? 200 : 503, body: r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n` };
+}

@@ -1,19 +1,20 @@
 // The sidecar's composition root, top to bottom: identity → config state → listeners → xDS →
 // admin. Nothing starts at import time; `startProxy` builds it all and `stop` drains it.
 import { readFileSync } from 'node:fs';
-import net, { isIP } from 'node:net';
-import * as grpc from '@grpc/grpc-js';
+import net from 'node:net';
 import { RESOURCE_TYPES } from '../api/registry.js';
 import type { SecretValue } from '../api/domain.js';
 import { TypeUrl } from '../api/types.js';
 import { createLogger, type Logger } from '../core/log.js';
 import type { EndpointServer } from '../core/http-server.js';
-import { serveEndpoints } from '../core/http-server.js';
+import { stopOnce } from '../core/drain.js';
+import { readinessAnswer, serveEndpoints } from '../core/http-server.js';
 import { startAdmin } from './admin/admin.js';
 import { createBalancers } from './balance/registry.js';
 import type { ProxyConfigOptions } from './config.js';
 import { splitWorkload } from './config.js';
 import { createCapture } from './capture/index.js';
+import { controlPlaneChannel, splitPem } from './discovery/channel.js';
 import { AdsClient } from './discovery/ads-client.js';
 import { IdentityManager } from './identity/manager.js';
 import { createInboundListener } from './inbound/listener.js';
@@ -27,8 +28,6 @@ import { createUpstreamPools } from './upstream/pools.js';
 import { createWaypointEntry, waypointOriginalDst, waypointPlanFor } from './waypoint.js';
 import { targetsOf } from './upstream/target.js';
 
-/** A DNS name in the control plane's serving certificate (see control-plane/main.ts). */
-const CONTROL_PLANE_TLS_NAME = 'weft-control-plane';
 
 export interface RunningProxy {
   readonly ports: { outbound: number; inbound: number; admin: number; stats: number; health: number; hbone?: number };
@@ -42,14 +41,7 @@ export interface RunningProxy {
 export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLogger(`proxy ${cfg.workload}`)): Promise<RunningProxy> {
   const { name, namespace } = splitWorkload(cfg.workload);
   const readToken = () => readFileSync(cfg.tokenFile, 'utf8').trim();
-  const xdsCredentials = cfg.xdsRootCert
-    ? grpc.credentials.createSsl(readFileSync(cfg.xdsRootCert))
-    : grpc.credentials.createInsecure();
-  // TLS to an IP address (local mode) verifies the name the control plane's certificate carries;
-  // TLS SNI may not be an IP address (RFC 6066).
-  const xdsHost = cfg.xds.slice(0, cfg.xds.lastIndexOf(':'));
-  const channelOptions: grpc.ChannelOptions =
-    cfg.xdsRootCert && isIP(xdsHost) ? { 'grpc.ssl_target_name_override': CONTROL_PLANE_TLS_NAME, 'grpc.default_authority': CONTROL_PLANE_TLS_NAME } : {};
+  const { credentials: xdsCredentials, channelOptions } = controlPlaneChannel(cfg.xds, cfg.xdsRootCert);
 
   // 1. Identity: our own key, a certificate from the CA for the identity our token proves.
   const identity = new IdentityManager({
@@ -175,31 +167,27 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     const reasons: string[] = [];
     if (!identity.current()) reasons.push('no certificate yet');
     if (!state.isComplete()) reasons.push(`config incomplete (${state.missing().join(', ') || 'waiting for listeners and clusters'})`);
-    if (stopping) reasons.push('draining');
+    if (stopper.stopping) reasons.push('draining');
     return { ready: reasons.length === 0, reasons };
   };
 
   // Drain: stop accepting, answer in-flight requests (Connection: close / GOAWAY) for up to
   // drainSeconds, then close pools, xDS and the admin ports.
-  let stopping: Promise<void> | undefined;
-  let markStopped: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => (markStopped = resolve));
-  const stop = () =>
-    (stopping ??= (async () => {
-      log.info('draining', { seconds: cfg.drainSeconds });
-      await Promise.all([
-        outbound.close(cfg.drainSeconds * 1000),
-        inbound.close(cfg.drainSeconds * 1000),
-        capture?.drain(cfg.drainSeconds * 1000),
-        hbone?.close(cfg.drainSeconds * 1000),
-      ]);
-      await Promise.all([outboundPools.close(), inboundPools.close()]);
-      await ads.stop();
-      identity.stop();
-      await Promise.all([admin.close(), statsServer.close(), healthServer.close(), telemetry.close()]);
-      log.info('stopped');
-      markStopped();
-    })());
+  const stopper = stopOnce(async () => {
+    log.info('draining', { seconds: cfg.drainSeconds });
+    await Promise.all([
+      outbound.close(cfg.drainSeconds * 1000),
+      inbound.close(cfg.drainSeconds * 1000),
+      capture?.drain(cfg.drainSeconds * 1000),
+      hbone?.close(cfg.drainSeconds * 1000),
+    ]);
+    await Promise.all([outboundPools.close(), inboundPools.close()]);
+    await ads.stop();
+    identity.stop();
+    await Promise.all([admin.close(), statsServer.close(), healthServer.close(), telemetry.close()]);
+    log.info('stopped');
+  });
+  const stop = stopper.stop;
 
   // 6. Admin on loopback only; readiness and Prometheus (/stats/prometheus) on the stats port.
   const admin: EndpointServer = await startAdmin(cfg.adminPort, {
@@ -215,10 +203,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     endpointState: (cluster) => outboundBalancers.endpointState(cluster),
     drain: stop,
   });
-  const healthz = () => {
-    const r = readiness();
-    return { status: r.ready ? 200 : 503, body: r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n` };
-  };
+  const healthz = () => readinessAnswer(readiness());
   const statsServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.statsPort, {
     '/stats/prometheus': async () => {
       const m = await telemetry.metrics.exposition();
@@ -247,10 +232,6 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     },
     ready: () => readiness().ready,
     stop,
-    stopped: () => stopped,
+    stopped: stopper.stopped,
   };
-}
-
-function splitPem(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 }

@@ -2,7 +2,7 @@
 // nonces per type, clusters with their endpoints, counters, and a drain switch (/drain, and
 // /quitquitquit, which Jobs call to let their proxy exit).
 import { endpointKey } from '../balance/types.js';
-import { serveEndpoints, type EndpointServer } from '../../core/http-server.js';
+import { readinessAnswer, serveEndpoints, type EndpointServer } from '../../core/http-server.js';
 import type { ProxyConfig } from '../state/types.js';
 
 export interface AdminSources {
@@ -45,10 +45,7 @@ export function configDump(src: AdminSources): unknown {
 
 export function startAdmin(port: number, src: AdminSources): Promise<EndpointServer> {
   return serveEndpoints('127.0.0.1', port, {
-    '/ready': () => {
-      const r = src.ready();
-      return { status: r.ready ? 200 : 503, body: r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n` };
-    },
+    '/ready': () => readinessAnswer(src.ready()),
     '/config_dump': () => ({ status: 200, body: configDump(src) }),
     '/clusters': () => {
       const c = src.config();

@@ -4,17 +4,17 @@
 // identity from the CA, its three in-pod listeners) → admin, stats and health ports.
 // Nothing starts at import time; `startNodeProxy` builds it all and `stop` drains it.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import * as grpc from '@grpc/grpc-js';
 import { Gauge } from 'prom-client';
 import { RESOURCE_TYPES } from '../../api/registry.js';
 import type { SecretValue } from '../../api/domain.js';
 import { TypeUrl } from '../../api/types.js';
 import { createLogger, type Logger } from '../../core/log.js';
-import { serveEndpoints, type EndpointServer } from '../../core/http-server.js';
+import { stopOnce } from '../../core/drain.js';
+import { readinessAnswer, serveEndpoints, type EndpointServer } from '../../core/http-server.js';
 import { createBalancers } from '../balance/registry.js';
 import { originalDst as kernelOriginalDst, assertOriginalDstAvailable } from '../capture/original-dst.js';
 import { TcpStreams } from '../capture/tcp.js';
+import { controlPlaneChannel, splitPem } from '../discovery/channel.js';
 import { AdsClient } from '../discovery/ads-client.js';
 import { HboneClient } from '../hbone/client.js';
 import { CaClient } from '../identity/ca-client.js';
@@ -26,8 +26,6 @@ import type { NodeProxyOptions } from './config.js';
 import { PodRuntime } from './pod.js';
 import { localPods, type LocalPod } from './workloads.js';
 
-/** A DNS name in the control plane's serving certificate (see control-plane/main.ts). */
-const CONTROL_PLANE_TLS_NAME = 'weft-control-plane';
 
 export interface RunningNodeProxy {
   readonly ports: { admin: number; stats: number; health: number };
@@ -41,10 +39,7 @@ export interface RunningNodeProxy {
 export async function startNodeProxy(cfg: NodeProxyOptions, log: Logger = createLogger(`ambient ${cfg.node}`)): Promise<RunningNodeProxy> {
   if (!cfg.originalDst) assertOriginalDstAvailable();
   const readToken = () => readFileSync(cfg.tokenFile, 'utf8').trim();
-  const xdsCredentials = cfg.xdsRootCert ? grpc.credentials.createSsl(readFileSync(cfg.xdsRootCert)) : grpc.credentials.createInsecure();
-  const xdsHost = cfg.xds.slice(0, cfg.xds.lastIndexOf(':'));
-  const channelOptions: grpc.ChannelOptions =
-    cfg.xdsRootCert && isIP(xdsHost) ? { 'grpc.ssl_target_name_override': CONTROL_PLANE_TLS_NAME, 'grpc.default_authority': CONTROL_PLANE_TLS_NAME } : {};
+  const { credentials: xdsCredentials, channelOptions } = controlPlaneChannel(cfg.xds, cfg.xdsRootCert);
 
   // 1. Config: every accepted xDS update becomes a new immutable snapshot.
   const state = new ProxyState();
@@ -163,29 +158,25 @@ export async function startNodeProxy(cfg: NodeProxyOptions, log: Logger = create
     if (!state.isComplete()) reasons.push(`config incomplete (${state.missing().join(', ') || 'waiting for listeners and clusters'})`);
     for (const s of agent.status()) if (s.state !== 'enrolled') reasons.push(`pod ${s.key} ${s.state}${s.reason ? `: ${s.reason}` : ''}`);
     for (const [key, rt] of runtimes) if (!rt.identity.current()) reasons.push(`pod ${key}: no certificate yet${rt.identity.lastError() ? ` (${rt.identity.lastError()})` : ''}`);
-    if (stopping) reasons.push('draining');
+    if (stopper.stopping) reasons.push('draining');
     return { ready: reasons.length === 0, reasons };
   };
 
-  let stopping: Promise<void> | undefined;
-  let markStopped: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => (markStopped = resolve));
   // Stopping leaves every pod's redirect rules in place: while no node proxy runs, enrolled pods
   // fail closed (their connections are refused) rather than leak out unencrypted.
-  const stop = () =>
-    (stopping ??= (async () => {
-      log.info('draining', { seconds: cfg.drainSeconds });
-      await agent.stop();
-      await Promise.all([...runtimes.values()].map((rt) => rt.close(cfg.drainSeconds * 1000)));
-      runtimes.clear();
-      await streams.drain(cfg.drainSeconds * 1000);
-      await hbone.close();
-      caClient.close();
-      await ads.stop();
-      await Promise.all([admin.close(), statsServer.close(), healthServer.close()]);
-      log.info('stopped');
-      markStopped();
-    })());
+  const stopper = stopOnce(async () => {
+    log.info('draining', { seconds: cfg.drainSeconds });
+    await agent.stop();
+    await Promise.all([...runtimes.values()].map((rt) => rt.close(cfg.drainSeconds * 1000)));
+    runtimes.clear();
+    await streams.drain(cfg.drainSeconds * 1000);
+    await hbone.close();
+    caClient.close();
+    await ads.stop();
+    await Promise.all([admin.close(), statsServer.close(), healthServer.close()]);
+    log.info('stopped');
+  });
+  const stop = stopper.stop;
 
   const podsView = () =>
     agent.status().map((s) => {
@@ -194,10 +185,7 @@ export async function startNodeProxy(cfg: NodeProxyOptions, log: Logger = create
       return { ...s, identity: rt?.pod.identity, certificate: cert ? { notAfter: new Date(cert.notAfter).toISOString() } : undefined, connections: rt?.counters };
     });
   const admin: EndpointServer = await serveEndpoints('127.0.0.1', cfg.adminPort, {
-    '/ready': () => {
-      const r = readiness();
-      return { status: r.ready ? 200 : 503, body: r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n` };
-    },
+    '/ready': () => readinessAnswer(readiness()),
     '/ambient/pods': () => ({ status: 200, body: podsView() }),
     '/ambient/reconcile': async (_url, req) => {
       if (req.method !== 'POST') return { status: 405, body: 'POST to run a reconcile pass now\n' };
@@ -212,10 +200,7 @@ export async function startNodeProxy(cfg: NodeProxyOptions, log: Logger = create
       return { status: 202, body: 'draining\n' };
     },
   });
-  const healthz = () => {
-    const r = readiness();
-    return { status: r.ready ? 200 : 503, body: r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n` };
-  };
+  const healthz = () => readinessAnswer(readiness());
   const statsServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.statsPort, {
     '/stats/prometheus': async () => {
       const m = await metrics.exposition();
@@ -231,10 +216,6 @@ export async function startNodeProxy(cfg: NodeProxyOptions, log: Logger = create
     ready: () => readiness().ready,
     pods: () => agent.status(),
     stop,
-    stopped: () => stopped,
+    stopped: stopper.stopped,
   };
-}
-
-function splitPem(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 }

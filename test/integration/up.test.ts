@@ -1,6 +1,6 @@
 // `weft up` through the real CLI, as `npm start` runs it: the canary example comes up, the split
 // follows an edit of the HTTPRoute with no failed request, and SIGINT leaves no process behind.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,42 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.js';
 import { freePort } from '../support/ports.js';
+import { alive, descendants } from '../support/processes.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/cli/main.js');
 
-
-function descendants(pid: number): number[] {
-  let out: string;
-  try {
-    out = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' });
-  } catch {
-    return [];
-  }
-  const children = new Map<number, number[]>();
-  for (const line of out.trim().split('\n')) {
-    const [p, pp] = line.trim().split(/\s+/).map(Number) as [number, number];
-    children.set(pp, [...(children.get(pp) ?? []), p]);
-  }
-  const all: number[] = [];
-  const walk = (p: number) => {
-    for (const c of children.get(p) ?? []) {
-      all.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return all;
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('weft up (the npm start path)', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-up-'));

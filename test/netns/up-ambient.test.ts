@@ -3,7 +3,7 @@
 // the root namespace and nothing left after teardown or a crash; then examples/ambient through
 // the real CLI — the canary split applied by the waypoint, no errors, and after SIGINT no
 // process, namespace or /etc/netns entry left. Not root: a clear refusal.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { httpInNetns, relayIntoNetns } from '../../cli/lab/netns-io.js';
 import { UP_LAB } from '../../cli/lab/up-ambient.js';
 import { eventually } from '../support/eventually.js';
 import { assertPrerequisites, CLI, NODE, REPO, sh, start } from './support/host.js';
+import { alive, descendants } from '../support/processes.js';
 
 /** The CLI under test: dist/ (built by `npm test`), or a build elsewhere (WEFT_UP_CLI). */
 const UP_CLI = process.env.WEFT_UP_CLI ?? CLI;
@@ -23,33 +24,6 @@ const PREFIX = 'wlabt';
 function rootNetworkState(): string {
   return ['link', 'route', 'rule', '-6 route'].map((what) => sh('ip', ['-o', ...what.split(' '), 'show']).stdout.replace(/\s+/g, ' ').trim()).join('\n');
 }
-
-function descendants(pid: number): number[] {
-  const table = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' });
-  const children = new Map<number, number[]>();
-  for (const line of table.trim().split('\n')) {
-    const [p, pp] = line.trim().split(/\s+/).map(Number) as [number, number];
-    children.set(pp, [...(children.get(pp) ?? []), p]);
-  }
-  const all: number[] = [];
-  const walk = (p: number) => {
-    for (const c of children.get(p) ?? []) {
-      all.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return all;
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('the network lab', () => {
   let lab: Lab | undefined;
