@@ -85,7 +85,6 @@ describe('Rebuilder', () => {
     const builtBefore = f.stats().built;
     // A proxy connecting or leaving elsewhere: the same model, nothing shared changed.
     f.rebuilder.scheduleNow();
-    await new Promise((r) => setTimeout(r, 20));
     await f.rebuilder.settled();
     expect(f.stats().rebuilds).toBe(1);
     expect(f.stats().built).toBe(builtBefore);
@@ -101,7 +100,6 @@ describe('Rebuilder', () => {
     const before = snapshots(f.cache, ids);
     f.setModel(MESH + '---' + route(50));
     f.rebuilder.scheduleNow();
-    await new Promise((r) => setTimeout(r, 20));
     await f.rebuilder.settled();
     const after = snapshots(f.cache, ids);
     after.forEach((s, i) => {
@@ -142,7 +140,6 @@ describe('Rebuilder', () => {
     await new Promise((r) => setImmediate(r));
     f.setModel(MESH + clients(20) + '---' + route(30));
     f.rebuilder.scheduleNow();
-    await new Promise((r) => setTimeout(r, 20));
     await f.rebuilder.settled();
     for (const s of snapshots(f.cache, ids)) {
       expect(JSON.stringify([...set(s, TypeUrl.RouteConfiguration)!.items.values()][0]!.plain)).toContain('"weight":{"value":30}');

@@ -57,6 +57,8 @@ export class Rebuilder {
   private root: Plain | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** scheduleNow() asked for a rebuild that has not started yet. */
+  private startPending = false;
   private again = false;
   private stopped = false;
 
@@ -98,7 +100,12 @@ export class Rebuilder {
   scheduleNow(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.stopped) setImmediate(() => this.start());
+    if (this.stopped) return;
+    this.startPending = true;
+    setImmediate(() => {
+      this.startPending = false;
+      this.start();
+    });
   }
 
   stop(): void {
@@ -107,9 +114,9 @@ export class Rebuilder {
     this.timer = undefined;
   }
 
-  /** Waits for a running rebuild (tests). */
+  /** Waits for a rebuild that is running or about to start (scheduleNow) to finish (tests). */
   async settled(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.startPending) await (this.running ?? new Promise((r) => setImmediate(r)));
   }
 
   private start(): void {
