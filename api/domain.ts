@@ -143,6 +143,8 @@ export interface VirtualHost {
 export interface RouteConfig {
   readonly name: string;
   readonly virtualHosts: readonly VirtualHost[];
+  /** VHDS: the virtual hosts named `<name>/…` (resources of their own) belong to it too. */
+  readonly vhds?: true;
 }
 
 // ---- Listeners -----------------------------------------------------------------------------

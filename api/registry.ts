@@ -6,13 +6,15 @@ import type { ResourceType } from './resource.js';
 import { routeConfigType } from './route-config.js';
 import { secretType } from './secret.js';
 import { TypeUrl } from './types.js';
+import { virtualHostType } from './virtual-host.js';
 
 export const RESOURCE_TYPES: ReadonlyMap<TypeUrl, ResourceType<unknown>> = new Map<TypeUrl, ResourceType<unknown>>([
   [TypeUrl.Listener, listenerType as ResourceType<unknown>],
   [TypeUrl.RouteConfiguration, routeConfigType as ResourceType<unknown>],
+  [TypeUrl.VirtualHost, virtualHostType as ResourceType<unknown>],
   [TypeUrl.Cluster, clusterType as ResourceType<unknown>],
   [TypeUrl.ClusterLoadAssignment, endpointType as ResourceType<unknown>],
   [TypeUrl.Secret, secretType as ResourceType<unknown>],
 ]);
 
-export { clusterType, endpointType, listenerType, routeConfigType, secretType };
+export { clusterType, endpointType, listenerType, routeConfigType, secretType, virtualHostType };

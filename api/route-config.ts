@@ -416,7 +416,16 @@ function decodeVirtualHost(vh: Plain, path: string, p: Problems, cfg: ConfigLeve
  * virtual-host retry and mirror policies into each route that has none of its own.
  */
 export function decodeRouteConfiguration(rc: Plain, path: string, p: Problems): RouteConfig {
-  if (has(rc, 'vhds')) p.add(field(path, 'vhds'), 'VHDS is not supported');
+  const vhds = has(rc, 'vhds');
+  if (vhds) {
+    const source = obj(obj(rc, 'vhds'), 'config_source');
+    if (!source || !has(source, 'ads')) p.add(field(field(path, 'vhds'), 'config_source'), 'VHDS must come over ADS (`ads: {}`)');
+    // Virtual hosts from VHDS are shared resources: a level above them to fold in would make
+    // each one depend on the configuration that takes it.
+    for (const f of ['request_headers_to_add', 'request_headers_to_remove', 'response_headers_to_add', 'response_headers_to_remove', 'request_mirror_policies']) {
+      if (has(rc, f)) p.add(field(path, f), 'not supported on a route configuration with vhds (set it on each virtual host)');
+    }
+  }
   const cfg: ConfigLevel = {
     request: decodeHeaderMutation(rc, 'request', path, p),
     response: decodeHeaderMutation(rc, 'response', path, p),
@@ -435,7 +444,19 @@ export function decodeRouteConfiguration(rc: Plain, path: string, p: Problems): 
     const v = decodeVirtualHost(vh, at, p, cfg);
     if (v) virtualHosts.push(v);
   });
-  return { name: str(rc, 'name') ?? '', virtualHosts };
+  return { name: str(rc, 'name') ?? '', virtualHosts, ...(vhds ? { vhds: true as const } : {}) };
+}
+
+const NO_CONFIG_LEVEL: ConfigLevel = { request: NO_HEADER_MUTATION, response: NO_HEADER_MUTATION, mirrors: [] };
+
+/** Decodes a VirtualHost delivered on its own (VHDS): nothing above it to inherit. */
+export function decodeStandaloneVirtualHost(vh: Plain, p: Problems): VirtualHost | undefined {
+  const seen = new Set<string>();
+  strings(vh, 'domains').forEach((d, j) => {
+    if (seen.has(d.toLowerCase())) p.add(field('domains', j), `duplicate domain ${JSON.stringify(d.toLowerCase())}`);
+    seen.add(d.toLowerCase());
+  });
+  return decodeVirtualHost(vh, '', p, NO_CONFIG_LEVEL);
 }
 
 export const routeConfigType: ResourceType<RouteConfig> = {

@@ -3,6 +3,8 @@
 export const TypeUrl = {
   Listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
   RouteConfiguration: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  /** VHDS: the virtual hosts of a route configuration with `vhds`, one resource each. */
+  VirtualHost: 'type.googleapis.com/envoy.config.route.v3.VirtualHost',
   Cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
   ClusterLoadAssignment: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
@@ -26,14 +28,23 @@ export const PUSH_ORDER: readonly TypeUrl[] = [
   TypeUrl.Cluster,
   TypeUrl.ClusterLoadAssignment,
   TypeUrl.Listener,
+  TypeUrl.VirtualHost,
   TypeUrl.RouteConfiguration,
   TypeUrl.Secret,
 ];
+
+/**
+ * Types subscribed as wildcards (every resource the server has for the proxy); the others are
+ * subscribed by the names other resources reference. VHDS is a wildcard: a route configuration
+ * with `vhds` takes every virtual host named `<route configuration>/<virtual host>`.
+ */
+export const WILDCARD_TYPES: ReadonlySet<TypeUrl> = new Set<TypeUrl>([TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.VirtualHost]);
 
 /** Short names for logs, status tables and metrics labels. */
 export const SHORT_NAME: Record<TypeUrl, string> = {
   [TypeUrl.Listener]: 'LDS',
   [TypeUrl.RouteConfiguration]: 'RDS',
+  [TypeUrl.VirtualHost]: 'VHDS',
   [TypeUrl.Cluster]: 'CDS',
   [TypeUrl.ClusterLoadAssignment]: 'EDS',
   [TypeUrl.Secret]: 'SDS',

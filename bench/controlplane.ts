@@ -2,7 +2,8 @@
 // (S Services / E endpoints), N simulated sidecars from one load process (load/ads-sim.ts),
 // time to sync and time from a route edit until every proxy ACKed it, the control plane's RSS
 // and CPU; and certificates signed per second (bench/identity.ts if present, else the CA itself).
-// WEFT_BENCH_CP_PROFILE=DIR writes a V8 CPU profile of each scenario's control plane into DIR.
+// WEFT_BENCH_CP_PROFILE=DIR writes a V8 CPU profile of each scenario's control plane into DIR,
+// WEFT_BENCH_SIM_PROFILE=DIR one of the simulated proxies' process.
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -16,10 +17,16 @@ import { median, medianKeepInfinity, type LatencySummary } from './lib/stats.js'
 
 const ADS_SIM = fileURLToPath(new URL('./load/ads-sim.js', import.meta.url));
 
+/** How the simulated proxies speak ADS: incremental (delta) or state of the world. */
+export type CpProtocol = 'delta' | 'sotw';
+export const CP_PROTOCOLS: readonly CpProtocol[] = ['delta', 'sotw'];
+
 export interface CpSettings extends Omit<CpScale, 'proxies'> {
   readonly proxies: readonly number[];
   /** Route edits per scenario (each one a measurement). */
   readonly edits: number;
+  /** Each proxy count is measured once per protocol, in this order. */
+  readonly protocols: readonly CpProtocol[];
   readonly connectTimeoutSeconds: number;
   readonly convergeTimeoutSeconds: number;
   readonly cpus: { readonly load: string | undefined; readonly proxy: string | undefined };
@@ -27,6 +34,8 @@ export interface CpSettings extends Omit<CpScale, 'proxies'> {
 
 export interface CpScenarioResult {
   readonly proxies: number;
+  /** How the simulated proxies spoke ADS (absent in older results: sotw). */
+  readonly protocol?: CpProtocol;
   readonly services: number;
   readonly endpoints: number;
   /** Proxies that held a complete config within the connect bound, and how long that took (ms). */
@@ -49,18 +58,20 @@ export interface CpScenarioResult {
   readonly rdsBytes?: number;
   /** Median busy share of the simulator process during the edits (≈1: it was the bottleneck). */
   readonly simBusy?: number;
+  /** Bytes of resources each proxy received to learn of one edit (the response carrying it). */
+  readonly editBytes?: number;
 }
 
 interface SimResult {
   connect: { synced: number; ms?: LatencySummary };
-  edits: { converged: number; timedOut: number; ms?: LatencySummary; simBusy: number }[];
+  edits: { converged: number; timedOut: number; ms?: LatencySummary; simBusy: number; bytes?: number }[];
   rdsBytes: number;
   streamErrors: number;
   firstError?: string;
 }
 
-export async function cpScenario(dir: string, s: CpSettings, proxies: number, log: (l: string) => void): Promise<CpScenarioResult> {
-  const scenarioDir = path.join(dir, `cp-${proxies}`);
+export async function cpScenario(dir: string, s: CpSettings, proxies: number, protocol: CpProtocol, log: (l: string) => void): Promise<CpScenarioResult> {
+  const scenarioDir = path.join(dir, `cp-${proxies}-${protocol}`);
   mkdirSync(scenarioDir, { recursive: true });
   const cp = await startBenchControlPlane({
     name: 'control-plane',
@@ -76,14 +87,16 @@ export async function cpScenario(dir: string, s: CpSettings, proxies: number, lo
   });
   try {
     const rssIdleMiB = rssMiB(cp.child.pid);
-    log(`control plane up (${s.services} Services, ${s.endpoints} endpoints, ${proxies} WorkloadEntries), RSS ${rssIdleMiB.toFixed(0)} MiB; connecting ${proxies} ADS streams`);
+    log(`control plane up (${s.services} Services, ${s.endpoints} endpoints, ${proxies} WorkloadEntries), RSS ${rssIdleMiB.toFixed(0)} MiB; connecting ${proxies} ADS streams (${protocol})`);
     const rss = new RssSampler([cp.child.pid]);
     const cpu = new CpuMeter([cp.child.pid]);
     const bound = s.connectTimeoutSeconds + 30 + s.edits * (s.convergeTimeoutSeconds + 35) + 60;
+    const simProfile = process.env.WEFT_BENCH_SIM_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.WEFT_BENCH_SIM_PROFILE)] : [];
     const run = await runToEnd(
       'ads-sim',
       process.execPath,
-      [ADS_SIM, '--xds', cp.xds, '--state-dir', cp.stateDir, '--config-dir', cp.configDir, '--proxies', String(proxies), '--edits', String(s.edits),
+      [...simProfile, ADS_SIM, '--xds', cp.xds, '--state-dir', cp.stateDir, '--config-dir', cp.configDir, '--proxies', String(proxies),
+        '--protocol', protocol, '--edits', String(s.edits),
         '--connect-timeout', String(s.connectTimeoutSeconds), '--converge-timeout', String(s.convergeTimeoutSeconds)],
       { cpu: s.cpus.load, timeoutMs: bound * 1000 },
     );
@@ -97,6 +110,7 @@ export async function cpScenario(dir: string, s: CpSettings, proxies: number, lo
     const p99s = edits.map((e) => (e.timedOut > 0 ? Infinity : e.p99));
     return {
       proxies,
+      protocol,
       services: s.services,
       endpoints: s.endpoints,
       synced: r.connect.synced,
@@ -112,6 +126,7 @@ export async function cpScenario(dir: string, s: CpSettings, proxies: number, lo
       streamErrors: r.streamErrors,
       rdsBytes: r.rdsBytes,
       simBusy: median(edits.map((e) => e.simBusy)),
+      editBytes: median(r.edits.map((e) => e.bytes ?? NaN)),
       ...(r.firstError ? { firstError: r.firstError } : {}),
     };
   } finally {

@@ -6,6 +6,7 @@
 //   node dist/bench/run.js [--only all|throughput,latency,http1,h2c,grpc,cp,identity]
 //     [--duration 10] [--warmup 2] [--runs 3] [--rate 1000] [--paths direct,haproxy,weft1,weft2]
 //     [--cp-proxies 10,100,1000] [--cp-services 1000] [--cp-endpoints 5000] [--cp-connect-timeout 60]
+//     [--cp-protocol delta|sotw|delta,sotw]  (how the simulated proxies speak ADS; default delta)
 //     [--load-cpu 0] [--proxy-cpu 1] [--weft path/to/cli/main.js] [--label "what was measured"]
 //     [--out bench/results]
 //   --only ambient (root; only when named, never in `all`): the ambient benchmark (bench/ambient.ts)
@@ -15,7 +16,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ambientBench, ambientMarkdown, ambientSummary, type AmbientResults } from './ambient.js';
-import { cpScenario, identityBench, type CpSettings } from './controlplane.js';
+import { CP_PROTOCOLS, cpScenario, identityBench, type CpSettings } from './controlplane.js';
 import { latency, throughput, type DataPlaneSettings } from './dataplane.js';
 import { PATHS, PROTOCOLS, startDataPlaneEnv, type PathName, type Protocol } from './lib/dataplane-env.js';
 import { weftCli } from './lib/mesh.js';
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
     endpoints: num(f, 'cp-endpoints', 5000),
     proxies: str(f, 'cp-proxies', '10,100,1000').split(',').map(Number).filter((n) => n > 0),
     edits: num(f, 'cp-edits', runs),
+    protocols: list(str(f, 'cp-protocol', 'delta'), CP_PROTOCOLS, 'cp-protocol'),
     connectTimeoutSeconds: num(f, 'cp-connect-timeout', 60),
     convergeTimeoutSeconds: num(f, 'cp-converge-timeout', 30),
     cpus,
@@ -160,10 +162,12 @@ async function main(): Promise<void> {
     }
     if (doCp) {
       for (const n of cp.proxies) {
-        log(`control plane: ${n} proxies`);
-        const x = await cpScenario(work, cp, n, log);
-        results.controlPlane.push(x);
-        log(`control plane ${n}: ${x.synced}/${n} synced; edit → ACK p99 ${x.convergeP99Ms.toFixed(0)} ms; RSS peak ${x.rssPeakMiB.toFixed(0)} MiB`);
+        for (const protocol of cp.protocols) {
+          log(`control plane: ${n} proxies, ${protocol}`);
+          const x = await cpScenario(work, cp, n, protocol, log);
+          results.controlPlane.push(x);
+          log(`control plane ${n} ${protocol}: ${x.synced}/${n} synced; edit → ACK p99 ${x.convergeP99Ms.toFixed(0)} ms; RSS peak ${x.rssPeakMiB.toFixed(0)} MiB`);
+        }
       }
     }
     if (doIdentity) results.identity.push(...(await identityBench(Math.min(seconds, 10), log)));

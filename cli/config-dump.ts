@@ -66,10 +66,12 @@ export function summariseControlPlaneDump(dump: unknown): DumpSummary {
       const sa = obj(obj(plain.address).socket_address);
       return { name, address: sa.address ? `${str(sa.address)}:${str(sa.port_value)}` : plain.api_listener ? 'api_listener' : '-', chains: arr(plain.filter_chains).length };
     }),
-    routes: resources('RDS').flatMap(({ name, plain }) =>
-      arr(plain.virtual_hosts)
-        .map(obj)
-        .flatMap((vh) => arr(vh.routes).map(obj).map((r) => ({ config: name, vhost: str(vh.name), route: str(r.name) || '-', match: envoyMatch(obj(r.match)), action: envoyAction(r) }))),
+    routes: [
+      ...resources('RDS').flatMap(({ name, plain }) => arr(plain.virtual_hosts).map((vh) => ({ config: name, vh: obj(vh) }))),
+      // VHDS virtual hosts (`<route configuration>/<virtual host>`) under their route configuration.
+      ...resources('VHDS').map(({ name, plain }) => ({ config: name.slice(0, Math.max(0, name.indexOf('/'))), vh: obj({ ...plain, name: name.slice(name.indexOf('/') + 1) }) })),
+    ].flatMap(({ config, vh }) =>
+      arr(vh.routes).map(obj).map((r) => ({ config, vhost: str(vh.name), route: str(r.name) || '-', match: envoyMatch(obj(r.match)), action: envoyAction(r) })),
     ),
     clusters: resources('CDS').map(({ name, plain }) => ({
       name,

@@ -1,18 +1,27 @@
 #!/usr/bin/env node
 // The `weft` command: parses flags, builds each process's config once, and hands it to that
 // process's composition root. Errors reach the user as one clear line and a non-zero exit.
+import v8 from 'node:v8';
 import { Command, InvalidArgumentError } from 'commander';
 import { CONTROL_PLANE_DEFAULTS, KUBERNETES_DEFAULTS, controlPlaneConfig } from '../control-plane/config.js';
 import { ErrorCode, WeftError, errorMessage, isWeftError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { PROXY_DEFAULTS, proxyConfig } from '../proxy/config.js';
-import { caInit, caRemoveRoot, caRotateRoot, caShow } from './ca.js';
-import { startDemoApp } from './demo/app.js';
-import { registerInject } from './inject.js';
-import { registerInspect } from './inspect.js';
-import { registerIptables } from './iptables.js';
-import { registerWaypoint } from './waypoint.js';
-import { runDemoClient } from './demo/client.js';
+
+// Each command imports what it runs when it runs (`await import()` in its action): `weft proxy`
+// must not load the control plane's model, the injector, yaml or the CA's node-forge code, which
+// stay in its memory for as long as it lives.
+
+/** Registers one file's commands on the program. */
+type Registrar = (program: Command) => void;
+
+/** The commands other files define, by file: imported only when named, or for help. */
+const COMMAND_FILES: readonly { readonly commands: readonly string[]; readonly load: () => Promise<Registrar> }[] = [
+  { commands: ['inject', 'wait-ready'], load: async () => (await import('./inject.js')).registerInject },
+  { commands: ['status', 'config-dump', 'analyze', 'simulate'], load: async () => (await import('./inspect.js')).registerInspect },
+  { commands: ['iptables'], load: async () => (await import('./iptables.js')).registerIptables },
+  { commands: ['waypoint'], load: async () => (await import('./waypoint.js')).registerWaypoint },
+];
 
 const int = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -33,13 +42,40 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/**
+ * V8 grows its young generation when many objects survive young collections, which is what the
+ * start-up of a proxy or control plane is (modules, Envoy's types, the config): left alone, it
+ * ends with two 16 MiB semi-spaces and keeps them while idle or lightly loaded (20-30 MiB of
+ * RSS). So the young generation keeps its first size until the process is ready; from then on V8
+ * sizes it as usual, since under heavy load a small one costs CPU (h2c at saturation: +30 % per
+ * request with 4 MiB semi-spaces). The growth factor is read at each growth, so changing it at
+ * run time is safe; a young-generation size given to node (argv or NODE_OPTIONS) wins.
+ * Returns what to call once started, with the process's readiness.
+ */
+function holdYoungGeneration(): (ready: () => boolean) => void {
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  if (flags.some((f) => /^--(max|min)[-_]semi[-_]space[-_]size|^--semi[-_]space[-_]growth[-_]factor/.test(f))) return () => {};
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
+  return (ready) => {
+    // One that is still not ready after two minutes (no control plane yet) gets V8's default too.
+    const deadline = Date.now() + 120_000;
+    const timer = setInterval(() => {
+      if (!ready() && Date.now() < deadline) return;
+      clearInterval(timer);
+      v8.setFlagsFromString('--semi-space-growth-factor=2'); // V8's default
+    }, 200).unref();
+  };
+}
+
 /** `weft proxy --mode ambient`: the node proxy (loaded on use, like every mode). */
-async function runNodeProxy(o: Record<string, unknown>): Promise<void> {
+async function runNodeProxy(o: Record<string, unknown>, startedUp: (ready: () => boolean) => void): Promise<void> {
   if (typeof o.node !== 'string') throw new WeftError(ErrorCode.USAGE, '--node: the node this ambient proxy serves is required with --mode ambient');
   const { nodeProxyConfig } = await import('../proxy/ambient/config.js');
   const { startNodeProxy } = await import('../proxy/ambient/node-proxy.js');
-  const proxy = await startNodeProxy(
-    nodeProxyConfig({
+  const xdsProtocol = o.xdsProtocol;
+  if (xdsProtocol !== 'delta' && xdsProtocol !== 'sotw') throw new WeftError(ErrorCode.USAGE, `--xds-protocol: delta or sotw, got "${String(xdsProtocol)}"`);
+  const proxy = await startNodeProxy(Object.freeze({
+    ...nodeProxyConfig({
       xds: o.xds as string,
       node: o.node,
       tokenFile: o.tokenFile as string,
@@ -53,13 +89,16 @@ async function runNodeProxy(o: Record<string, unknown>): Promise<void> {
       reconcileIntervalMs: o.reconcileInterval as number,
       stateFile: o.stateFile as string | undefined,
     }),
-  );
+    xdsProtocol,
+  }));
+  startedUp(() => proxy.ready());
   process.stdout.write(`weft-proxy-listening ${JSON.stringify(proxy.ports)}\n`);
   await Promise.race([untilSignal(), proxy.stopped()]);
   await proxy.stop();
 }
 
-export function buildCli(): Command {
+/** The program with the commands defined here and those `registrars` add (see COMMAND_FILES). */
+export function buildCli(registrars: readonly Registrar[] = []): Command {
   const program = new Command('weft')
     .description('Weft: a service mesh for Node.js — control plane, sidecar and ambient proxies')
     .showHelpAfterError();
@@ -87,6 +126,7 @@ export function buildCli(): Command {
     .option('--trust-domain <name>', 'SPIFFE trust domain', CONTROL_PLANE_DEFAULTS.trustDomain)
     .option('--no-mtls', 'plaintext between sidecars (development only)')
     .action(async (o) => {
+      const startedUp = holdYoungGeneration();
       const { startControlPlane } = await import('../control-plane/main.js');
       const cfg = controlPlaneConfig({
         configDir: o.config,
@@ -113,6 +153,7 @@ export function buildCli(): Command {
           : undefined,
       });
       const cp = await startControlPlane(cfg);
+      startedUp(() => true);
       await untilSignal();
       await cp.stop();
     });
@@ -145,8 +186,11 @@ export function buildCli(): Command {
     .option('--trace-sampling <percent>', 'percent of requests without a sampling decision that start a trace', (v) => Number(v), PROXY_DEFAULTS.traceSamplingPercent)
     .option('--decision-header <mode>', 'local: the local app may ask x-weft-debug: 1 for a decision record; off: never', PROXY_DEFAULTS.decisionHeader)
     .option('--http1-fast-path <bool>', 'HTTP/1.1 plain forwards take the byte-level fast path (false: node:http for everything)', bool('--http1-fast-path'), PROXY_DEFAULTS.http1FastPath)
+    .option('--http2-fast-path <bool>', 'HTTP/2 and gRPC plain forwards to HTTP/2 clusters take the lean stream path (false: node:http2 compat for everything)', bool('--http2-fast-path'), PROXY_DEFAULTS.http2FastPath)
+    .option('--xds-protocol <protocol>', 'xDS from the control plane: delta (incremental, only what changed) or sotw (state of the world)', PROXY_DEFAULTS.xdsProtocol)
     .action(async (o) => {
-      if (o.mode === 'ambient') return runNodeProxy(o);
+      const startedUp = holdYoungGeneration();
+      if (o.mode === 'ambient') return runNodeProxy(o, startedUp);
       if (o.mode !== 'sidecar' && o.mode !== 'waypoint') throw new WeftError(ErrorCode.USAGE, `--mode: one of sidecar, ambient, waypoint; got "${o.mode}"`);
       const { startProxy } = await import('../proxy/main.js');
       const cfg = proxyConfig({
@@ -172,8 +216,11 @@ export function buildCli(): Command {
         traceSamplingPercent: o.traceSampling,
         decisionHeader: o.decisionHeader,
         http1FastPath: o.http1FastPath,
+        http2FastPath: o.http2FastPath,
+        xdsProtocol: o.xdsProtocol,
       });
       const proxy = await startProxy(cfg);
+      startedUp(() => proxy.ready());
       // One machine-readable line with the bound ports, for `weft up` and scripts using port 0.
       process.stdout.write(`weft-proxy-listening ${JSON.stringify(proxy.ports)}\n`);
       // SIGTERM / SIGINT, or POST /drain on the admin port: drain, then exit.
@@ -194,10 +241,7 @@ export function buildCli(): Command {
       await runUp({ configDir: dir, stateDir: o.stateDir, view: o.view !== false && process.stdout.isTTY === true });
     });
 
-  registerInject(program);
-  registerInspect(program);
-  registerIptables(program);
-  registerWaypoint(program);
+  for (const register of registrars) register(program);
 
   const ca = program.command('ca').description("operate Weft's certificate authority");
   ca.command('init')
@@ -205,18 +249,21 @@ export function buildCli(): Command {
     .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
     .option('--trust-domain <name>', 'SPIFFE trust domain', CONTROL_PLANE_DEFAULTS.trustDomain)
     .action(async (o) => {
+      const { caInit } = await import('./ca.js');
       process.stdout.write((await caInit({ stateDir: o.stateDir, trustDomain: o.trustDomain })) + '\n');
     });
   ca.command('show')
     .description('show the CA certificate and the trust bundle')
     .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
     .action(async (o) => {
+      const { caShow } = await import('./ca.js');
       process.stdout.write((await caShow({ stateDir: o.stateDir })) + '\n');
     });
   ca.command('rotate-root')
     .description('add a new root to the trust bundle and sign under it from now on (the old root stays trusted)')
     .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
     .action(async (o) => {
+      const { caRotateRoot } = await import('./ca.js');
       process.stdout.write((await caRotateRoot({ stateDir: o.stateDir })) + '\n');
     });
   ca.command('remove-root')
@@ -224,6 +271,7 @@ export function buildCli(): Command {
     .argument('<fingerprint>', 'SHA-256 fingerprint of the root (as `weft ca show` prints it), or 8+ leading hex digits')
     .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
     .action(async (fingerprint: string, o) => {
+      const { caRemoveRoot } = await import('./ca.js');
       process.stdout.write((await caRemoveRoot({ stateDir: o.stateDir, fingerprint })) + '\n');
     });
 
@@ -236,6 +284,7 @@ export function buildCli(): Command {
     .option('--host <addr>', 'address', '127.0.0.1')
     .requiredOption('--port <port>', 'port', int('--port'))
     .action(async (o) => {
+      const { startDemoApp } = await import('./demo/app.js');
       const server = await startDemoApp({ service: o.service, version: o.version, host: o.host, port: o.port });
       await untilSignal();
       server.close();
@@ -248,6 +297,7 @@ export function buildCli(): Command {
     .option('--rps <n>', 'requests per second', int('--rps'), 50)
     .option('--duration <seconds>', 'stop after (0 = until signalled)', int('--duration'), 0)
     .action(async (o) => {
+      const { runDemoClient } = await import('./demo/client.js');
       const run = runDemoClient({
         target: o.target,
         rps: o.rps,
@@ -262,10 +312,20 @@ export function buildCli(): Command {
   return program;
 }
 
+/** The command files `args` needs: the one defining the command it names; none for a command
+ *  defined here; every one for help or an unknown command (so help and suggestions list all). */
+async function registrarsFor(args: readonly string[]): Promise<Registrar[]> {
+  const named = args.find((a) => !a.startsWith('-'));
+  const help = args.some((a) => a === '-h' || a === '--help');
+  const files = COMMAND_FILES.filter((f) => !help && named !== undefined && f.commands.includes(named));
+  const definedHere = !help && named !== undefined && buildCli().commands.some((c) => c.name() === named || c.aliases().includes(named));
+  return Promise.all((files.length > 0 ? files : definedHere ? [] : COMMAND_FILES).map((f) => f.load()));
+}
+
 async function main(): Promise<void> {
   const log = createLogger('weft');
   try {
-    await buildCli().parseAsync(process.argv);
+    await buildCli(await registrarsFor(process.argv.slice(2))).parseAsync(process.argv);
     // Long-running commands return after their shutdown; let pending handles close, then go.
     setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
   } catch (err) {

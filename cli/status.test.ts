@@ -7,7 +7,7 @@ describe('weft status', () => {
     const proxies: SynczProxy[] = [
       {
         id: 'reviews-v1.default', workload: 'reviews-v1.default', namespace: 'default', stream: 'delta', connectedAt: 't', peer: 'ipv4:127.0.0.1:5000',
-        types: { CDS: { status: 'SYNCED' }, LDS: { status: 'SYNCED' }, EDS: { status: 'STALE' }, RDS: { status: 'SYNCED' }, SDS: { status: 'SYNCED' } },
+        types: { CDS: { status: 'SYNCED' }, LDS: { status: 'SYNCED' }, EDS: { status: 'STALE' }, RDS: { status: 'SYNCED' }, VHDS: { status: 'SYNCED' }, SDS: { status: 'SYNCED' } },
       },
       {
         id: 'client.default', workload: 'client.default', namespace: 'default', stream: 'sotw', connectedAt: 't', peer: 'ipv4:127.0.0.1:4000',
@@ -16,9 +16,9 @@ describe('weft status', () => {
     ];
     expect(formatStatus(proxies)).toBe(
       [
-        'NAME                STREAM  CDS     LDS     EDS       RDS     SDS       PEER',
-        'client.default      SOTW    SYNCED  SYNCED  NOT SENT  NACKED  NOT SENT  ipv4:127.0.0.1:4000',
-        'reviews-v1.default  DELTA   SYNCED  SYNCED  STALE     SYNCED  SYNCED    ipv4:127.0.0.1:5000',
+        'NAME                STREAM  CDS     LDS     EDS       RDS     VHDS      SDS       PEER',
+        'client.default      SOTW    SYNCED  SYNCED  NOT SENT  NACKED  NOT SENT  NOT SENT  ipv4:127.0.0.1:4000',
+        'reviews-v1.default  DELTA   SYNCED  SYNCED  STALE     SYNCED  SYNCED    SYNCED    ipv4:127.0.0.1:5000',
         '',
         'Rejected config (the proxy keeps its last accepted version):',
         '  client.default RDS version v9: line one',

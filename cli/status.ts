@@ -16,7 +16,7 @@ export interface SynczProxy {
   >;
 }
 
-const TYPES = ['CDS', 'LDS', 'EDS', 'RDS', 'SDS'] as const;
+const TYPES = ['CDS', 'LDS', 'EDS', 'RDS', 'VHDS', 'SDS'] as const;
 
 /** The table (and the NACK reasons under it). Pure. */
 export function formatStatus(proxies: readonly SynczProxy[]): string {

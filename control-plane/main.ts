@@ -22,7 +22,7 @@ import { SidecarMemory } from './sidecar-memory.js';
 import { Rebuilder } from './snapshot/rebuild.js';
 import { SnapshotError, type Snapshot } from './snapshot/snapshot.js';
 import { FileSource } from './sources/file.js';
-import { connectKubernetes, podSidecar, type KubernetesServices } from './sources/kubernetes/mode.js';
+import type { KubernetesServices } from './sources/kubernetes/mode.js';
 import { routeStatuses } from './status/index.js';
 import { NackLedger, withProxyRejections } from './status/nacks.js';
 import { translateShared, type ProxyNode } from './translate/index.js';
@@ -55,8 +55,10 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   const metrics = createControlPlaneMetrics();
 
   // 0. Kubernetes mode: the API server is the config source, its Secret holds the CA, and
-  // TokenReview authenticates callers (see sources/kubernetes/mode.ts).
-  const kube = cfg.kubernetes ? await connectKubernetes(cfg, cfg.kubernetes, log) : undefined;
+  // TokenReview authenticates callers (see sources/kubernetes/mode.ts). Imported only in that
+  // mode: @kubernetes/client-node alone is ~25 MB of heap a local control plane does not need.
+  const kubeMode = cfg.kubernetes ? await import('./sources/kubernetes/mode.js') : undefined;
+  const kube = kubeMode && cfg.kubernetes ? await kubeMode.connectKubernetes(cfg, cfg.kubernetes, log) : undefined;
 
   // 1. Identity: the CA (created on first start) and one bootstrap token per WorkloadEntry and
   // per node a WorkloadEntry names (its node proxy's).
@@ -96,7 +98,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
     const s = sidecars.get(workload);
     if (s?.inboundPort !== undefined) return { inboundPort: s.inboundPort };
     // In a cluster a ready pod's sidecar is an endpoint even if it is connected to another replica.
-    if (kube) return podSidecar(model, workload);
+    if (kubeMode && kube) return kubeMode.podSidecar(model, workload);
     const remembered = memory?.inboundPort(workload);
     return remembered === undefined ? undefined : { inboundPort: remembered };
   };

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { SHORT_NAME, TypeUrl } from '../api/types.js';
 
-/** Istio's `type` label values: lower-case short names (`cds`, `eds`, `lds`, `rds`, `sds`). */
+/** Istio's `type` label values: lower-case short names (`cds`, `eds`, `lds`, `rds`, `vhds`, `sds`). */
 export function typeLabel(typeUrl: TypeUrl): string {
   return SHORT_NAME[typeUrl].toLowerCase();
 }
@@ -53,7 +53,7 @@ export function createControlPlaneMetrics() {
       registers,
     }),
     rejects: new Counter({ name: 'pilot_total_xds_rejects', help: 'Config pushes rejected by proxies (NACKs), by xDS type', labelNames: ['type'], registers }),
-    rejectingProxies: [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration].map(rejecting),
+    rejectingProxies: [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost].map(rejecting),
     connected: new Gauge({ name: 'pilot_xds', help: 'Connected xDS proxies', registers }),
     configProblems: new Gauge({ name: 'weft_config_problems', help: 'Problems in the watched configuration', registers }),
     inconsistent: new Counter({ name: 'weft_snapshot_inconsistent_total', help: 'Snapshots refused by the consistency check', registers }),

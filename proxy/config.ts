@@ -44,6 +44,10 @@ export interface ProxyConfigOptions {
   readonly decisionHeader: 'local' | 'off';
   /** HTTP/1.1 plain forwards take the byte-level fast path (proxy/http1); false: node:http only. */
   readonly http1FastPath: boolean;
+  /** HTTP/2 plain forwards to HTTP/2 clusters take the lean stream path (proxy/http2); false: node:http2's compat API only. */
+  readonly http2FastPath: boolean;
+  /** xDS wire protocol: `delta` (incremental: only changed resources are sent) or `sotw`. */
+  readonly xdsProtocol: 'delta' | 'sotw';
 }
 
 export const PROXY_DEFAULTS = {
@@ -66,6 +70,8 @@ export const PROXY_DEFAULTS = {
   traceSamplingPercent: 1,
   decisionHeader: 'local',
   http1FastPath: true,
+  http2FastPath: true,
+  xdsProtocol: 'delta',
 } as const;
 
 export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfigOptions, 'xds' | 'workload' | 'tokenFile'>): ProxyConfigOptions {
@@ -101,6 +107,12 @@ export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfi
   }
   if (typeof c.http1FastPath !== 'boolean') {
     throw new WeftError(ErrorCode.USAGE, `--http1-fast-path: true or false, got ${JSON.stringify(c.http1FastPath)}`);
+  }
+  if (typeof c.http2FastPath !== 'boolean') {
+    throw new WeftError(ErrorCode.USAGE, `--http2-fast-path: true or false, got ${JSON.stringify(c.http2FastPath)}`);
+  }
+  if (c.xdsProtocol !== 'delta' && c.xdsProtocol !== 'sotw') {
+    throw new WeftError(ErrorCode.USAGE, `--xds-protocol: delta or sotw, got "${String(c.xdsProtocol)}"`);
   }
   if (!Number.isFinite(c.drainSeconds) || c.drainSeconds < 0) {
     throw new WeftError(ErrorCode.USAGE, `--drain-seconds: must be 0 or more, got ${JSON.stringify(c.drainSeconds)}`);

@@ -13,7 +13,6 @@ import { startAdmin } from './admin/admin.js';
 import { createBalancers } from './balance/registry.js';
 import type { ProxyConfigOptions } from './config.js';
 import { splitWorkload } from './config.js';
-import { createCapture } from './capture/index.js';
 import { controlPlaneChannel, splitPem } from './discovery/channel.js';
 import { AdsClient } from './discovery/ads-client.js';
 import { IdentityManager } from './identity/manager.js';
@@ -25,7 +24,6 @@ import { MeshTls } from './transport/tls.js';
 import { tlsTransports } from './transport/mesh.js';
 import { plainUpstreamTransport } from './transport/plain.js';
 import { createUpstreamPools } from './upstream/pools.js';
-import { createWaypointEntry, waypointOriginalDst, waypointPlanFor } from './waypoint.js';
 import { targetsOf } from './upstream/target.js';
 
 
@@ -79,9 +77,11 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   // A waypoint runs the captured-outbound path too: its HBONE streams arrive as connections
   // whose original destination is the CONNECT authority (proxy/waypoint.ts).
   const waypoint = cfg.mode === 'waypoint';
+  // Captured mode and the waypoint are loaded only by the proxies that run them.
+  const waypointParts = waypoint ? await import('./waypoint.js') : undefined;
   const capture =
     cfg.capture || waypoint
-      ? createCapture({
+      ? (await import('./capture/index.js')).createCapture({
           meshTls: tls,
           transports,
           getConfig,
@@ -89,7 +89,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
           outboundPolicy: cfg.outboundPolicy,
           detectTimeoutMs: cfg.protocolDetectionTimeoutMs,
           log: log.child('capture'),
-          ...(waypoint && !cfg.capture ? { originalDst: waypointOriginalDst } : {}),
+          ...(waypointParts && !cfg.capture ? { originalDst: waypointParts.waypointOriginalDst } : {}),
         })
       : undefined;
   let outboundServer: net.Server | undefined;
@@ -121,9 +121,10 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     telemetry,
     log: log.child('outbound'),
     http1FastPath: cfg.http1FastPath,
+    http2FastPath: cfg.http2FastPath,
     ...capture?.outbound,
     ...(capture ? { createServer: (onSocket: (socket: net.Socket) => void) => (outboundServer = capture.outbound.createServer(onSocket)) } : {}),
-    ...(capture && waypoint ? { planFor: waypointPlanFor(capture.outbound.planFor, log.child('waypoint')) } : {}),
+    ...(capture && waypointParts ? { planFor: waypointParts.waypointPlanFor(capture.outbound.planFor, log.child('waypoint')) } : {}),
   });
   const inbound = createInboundListener({
     host: cfg.bindAddress,
@@ -137,10 +138,11 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     telemetry,
     log: log.child('inbound'),
     http1FastPath: cfg.http1FastPath,
+    http2FastPath: cfg.http2FastPath,
   });
   const outboundAddr = await outbound.listen();
   const inboundAddr = await inbound.listen();
-  const hbone = waypoint ? createWaypointEntry({ meshTls: tls, getConfig, outbound: () => outboundServer, log: log.child('waypoint') }) : undefined;
+  const hbone = waypointParts ? waypointParts.createWaypointEntry({ meshTls: tls, getConfig, outbound: () => outboundServer, log: log.child('waypoint') }) : undefined;
   if (hbone) await new Promise<void>((resolve, reject) => hbone.server.once('error', reject).listen(cfg.hbonePort, cfg.bindAddress, () => resolve()));
 
   // 5. xDS: the inbound port we really got goes into the node metadata; it is our endpoint.
@@ -160,6 +162,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
       state.apply(typeUrl, resources, version);
     },
     log: log.child('xds'),
+    protocol: cfg.xdsProtocol,
   });
   ads.start();
 

@@ -280,12 +280,13 @@ export function markdown(r: BenchResults): string {
     out.push('', `Idle RSS after start-up (MiB): ${Object.entries(r.idleRss).map(([k, v]) => `${k} ${fmt(v)}`).join('; ')}.`);
   }
   if (r.controlPlane.length > 0) {
-    out.push('', '### Control plane (one `weft control-plane` process; N simulated sidecars on raw grpc-js ADS streams, SotW, ACKing)', '');
+    out.push('', '### Control plane (one `weft control-plane` process; N simulated sidecars on raw grpc-js ADS streams, delta or SotW, ACKing)', '');
     out.push(
       table(
-        ['proxies', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)', 'streams lost', 'RDS size, KiB', 'simulator busy during edits'],
+        ['proxies', 'xDS', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)', 'streams lost', 'RDS size, KiB', 'received per proxy per edit, KiB', 'simulator busy during edits'],
         r.controlPlane.map((c) => [
           String(c.proxies),
+          c.protocol ?? 'sotw',
           `${c.services} / ${c.endpoints}`,
           `${c.synced}/${c.proxies}`,
           c.syncMs ? `${fmt(c.syncMs.p50 / 1000, 1)} / ${fmt(c.syncMs.p99 / 1000, 1)}` : '–',
@@ -294,6 +295,7 @@ export function markdown(r: BenchResults): string {
           `${fmt(c.cpuSeconds, 1)} (${fmt(c.wallSeconds, 0)})`,
           c.streamErrors > 0 ? `${c.streamErrors} (${c.firstError ?? ''})` : '0',
           c.rdsBytes === undefined ? '–' : fmt(c.rdsBytes / 1024),
+          c.editBytes === undefined || Number.isNaN(c.editBytes) ? '–' : fmt(c.editBytes / 1024, c.editBytes < 10 * 1024 ? 2 : 0),
           c.simBusy === undefined || Number.isNaN(c.simBusy) ? '–' : `${fmt(100 * c.simBusy)} %`,
         ]),
       ),

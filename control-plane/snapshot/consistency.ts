@@ -34,6 +34,8 @@ function needs(typeUrl: TypeUrl, set: TypeResources): readonly Need[] {
       }
     } else if (typeUrl === TypeUrl.RouteConfiguration) {
       list.push(...routeClusterNeeds(r.plain, `route configuration ${r.name}`));
+    } else if (typeUrl === TypeUrl.VirtualHost) {
+      list.push(...routeClusterNeeds({ virtual_hosts: [r.plain] }, `virtual host ${r.name}`));
     } else if (typeUrl === TypeUrl.Cluster && r.plain.type === 'EDS') {
       const eds = ((r.plain.eds_cluster_config as Plain | undefined)?.service_name as string | undefined) ?? r.name;
       list.push({ type: TypeUrl.ClusterLoadAssignment, name: eds, problem: `cluster ${r.name} uses endpoints "${eds}", which are not in the snapshot` });
@@ -49,11 +51,12 @@ const checked = new WeakMap<TypeResources, WeakMap<TypeResources, WeakMap<TypeRe
 
 function problemsOf(typeUrl: TypeUrl, set: TypeResources, snapshot: Snapshot): readonly string[] {
   const target = (t: TypeUrl) => snapshot.types.get(t) ?? EMPTY;
-  // Listeners point at routes and (inline) clusters; routes at clusters; clusters at endpoints.
+  // Listeners point at routes and (inline) clusters; routes and virtual hosts at clusters;
+  // clusters at endpoints.
   const [a, b] =
     typeUrl === TypeUrl.Listener
       ? [target(TypeUrl.RouteConfiguration), target(TypeUrl.Cluster)]
-      : typeUrl === TypeUrl.RouteConfiguration
+      : typeUrl === TypeUrl.RouteConfiguration || typeUrl === TypeUrl.VirtualHost
         ? [target(TypeUrl.Cluster), EMPTY]
         : [target(TypeUrl.ClusterLoadAssignment), EMPTY];
   let byA = checked.get(set);
@@ -73,7 +76,7 @@ function problemsOf(typeUrl: TypeUrl, set: TypeResources, snapshot: Snapshot): r
 
 /** Problems that would make a proxy wait forever or route to nothing; empty when consistent. */
 export function checkConsistency(snapshot: Snapshot): string[] {
-  return [TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Cluster].flatMap((t) => problemsOf(t, snapshot.types.get(t) ?? EMPTY, snapshot));
+  return [TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost, TypeUrl.Cluster].flatMap((t) => problemsOf(t, snapshot.types.get(t) ?? EMPTY, snapshot));
 }
 
 function httpConnectionManagers(listener: Plain): Plain[] {

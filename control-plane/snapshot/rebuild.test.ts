@@ -92,7 +92,7 @@ describe('Rebuilder', () => {
     expect(snapshots(f.cache, ids)[0]).toBe(before[0]);
   });
 
-  it('on a route edit changes only the route sets, and every proxy shares them', async () => {
+  it('on a route edit changes only the virtual-host (VHDS) sets, and every proxy shares them', async () => {
     const ids = ['client.default', 'reviews-v1.default', 'reviews-v2.default'];
     const f = fleet(ids, MESH + '---' + route(90));
     stop = () => f.rebuilder.stop();
@@ -103,14 +103,20 @@ describe('Rebuilder', () => {
     await f.rebuilder.settled();
     const after = snapshots(f.cache, ids);
     after.forEach((s, i) => {
-      expect(set(s, TypeUrl.RouteConfiguration)).not.toBe(set(before[i]!, TypeUrl.RouteConfiguration));
-      for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.Secret]) {
+      expect(set(s, TypeUrl.VirtualHost)).not.toBe(set(before[i]!, TypeUrl.VirtualHost));
+      for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Secret]) {
         expect(set(s, t), `${ids[i]} ${t}`).toBe(set(before[i]!, t));
       }
-      expect(set(s, TypeUrl.RouteConfiguration)).toBe(set(after[0]!, TypeUrl.RouteConfiguration));
+      expect(set(s, TypeUrl.VirtualHost)).toBe(set(after[0]!, TypeUrl.VirtualHost));
       expect(set(s, TypeUrl.ClusterLoadAssignment)).toBe(set(after[0]!, TypeUrl.ClusterLoadAssignment));
     });
-    const routes = [...set(after[0]!, TypeUrl.RouteConfiguration)!.items.values()][0]!.plain;
+    // Only the edited Service's virtual host is a new resource: the others keep their entries.
+    const vhBefore = set(before[0]!, TypeUrl.VirtualHost)!.items;
+    const vhAfter = set(after[0]!, TypeUrl.VirtualHost)!.items;
+    const changed = [...vhAfter].filter(([name, r]) => vhBefore.get(name) !== r).map(([name]) => name);
+    expect(changed).toEqual(['outbound/reviews.default.svc.cluster.local:9080']);
+    expect(vhAfter.size).toBeGreaterThan(1);
+    const routes = vhAfter.get('outbound/reviews.default.svc.cluster.local:9080')!.plain;
     expect(JSON.stringify(routes)).toContain('"weight":{"value":50}');
     expect(f.stats().failures).toEqual([]);
   });
@@ -142,7 +148,7 @@ describe('Rebuilder', () => {
     f.rebuilder.scheduleNow();
     await f.rebuilder.settled();
     for (const s of snapshots(f.cache, ids)) {
-      expect(JSON.stringify([...set(s, TypeUrl.RouteConfiguration)!.items.values()][0]!.plain)).toContain('"weight":{"value":30}');
+      expect(JSON.stringify([...set(s, TypeUrl.VirtualHost)!.items.values()].map((r) => r.plain))).toContain('"weight":{"value":30}');
     }
     expect(f.stats().rebuilds).toBe(2);
   });

@@ -8,6 +8,7 @@ import type { Plain } from '../../api/codec.js';
 import { TypeUrl } from '../../api/types.js';
 import type { Model } from '../model/index.js';
 import { translateProxy, type ProxyNode, type SharedTranslation } from '../translate/index.js';
+import type { OutboundRoutes } from '../translate/route-config.js';
 import type { MemorySnapshotCache } from './cache.js';
 import { buildSnapshot, type Snapshot } from './snapshot.js';
 
@@ -53,7 +54,7 @@ export class Rebuilder {
   private readonly inputs = new Map<string, Inputs>();
   private shared: SharedTranslation | undefined;
   /** The route configurations `shared` handed out, by client namespace. */
-  private routeConfigs = new Map<string, Plain>();
+  private routeConfigs = new Map<string, OutboundRoutes>();
   private root: Plain | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -219,7 +220,7 @@ export class Rebuilder {
     // Route configurations depend on the model only; a namespace's is kept if it came out equal.
     // (Nothing here holds on to `fresh`: its duplicates of the kept resources are garbage.)
     const kept = this.routeConfigs;
-    const routeConfigs = new Map<string, Plain>();
+    const routeConfigs = new Map<string, OutboundRoutes>();
     this.routeConfigs = routeConfigs;
     const translateRoutes = fresh.routeConfigFor;
     const shared: SharedTranslation = {
@@ -227,13 +228,19 @@ export class Rebuilder {
       outbound: { ...fresh.outbound, clusters, assignments },
       outboundListener,
       vipListeners: [...vipListeners],
-      routeConfigFor(namespace: string): Plain {
+      routeConfigFor(namespace: string): OutboundRoutes {
         let rc = routeConfigs.get(namespace);
         if (!rc) {
           const made = translateRoutes.call(shared, namespace);
           const old = kept.get(namespace);
           kept.delete(namespace);
-          rc = old && samePlain(made, old) ? old : made;
+          // Virtual hosts that came out equal keep their objects (and encodings): a route edit
+          // makes one new VHDS resource, not a thousand.
+          if (old) {
+            const config = samePlain(made.config, old.config) ? old.config : made.config;
+            const virtualHosts = keepEqual(made.virtualHosts, old.virtualHosts);
+            rc = config === old.config && virtualHosts === old.virtualHosts ? old : { config, virtualHosts };
+          } else rc = made;
           routeConfigs.set(namespace, rc);
         }
         return rc;

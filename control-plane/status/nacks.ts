@@ -1,8 +1,8 @@
 // Route status from proxy rejections: when a proxy NACKs config, the routes that config was
 // built from say so (which proxies, which version, why) — not only a metric. A NACK is mapped
 // back to routes through the snapshot that proxy was sent: the field paths in the message
-// (`virtual_hosts[0].routes[2]...`), route or cluster names it quotes, or, failing those,
-// every route the rejected resources carried. The ledger keeps one entry per (proxy, type)
+// (`virtual_hosts[0].routes[2]...` in RDS, `routes[2]...` after a VHDS resource's name), route or
+// cluster names it quotes, or, failing those, every route the rejected resources carried. The ledger keeps one entry per (proxy, type)
 // and reports only those still current (the proxy has not accepted a later version since).
 import type { Plain } from '../../api/codec.js';
 import { SHORT_NAME, TypeUrl } from '../../api/types.js';
@@ -12,7 +12,7 @@ import type { RouteCondition, RouteParentStatus, RouteStatus } from './index.js'
 /** One proxy's rejection of config derived from a route. */
 export interface ProxyRejection {
   readonly proxy: string;
-  /** `RDS`, `LDS`, `CDS`, `EDS`. */
+  /** `RDS`, `VHDS`, `LDS`, `CDS`, `EDS`. */
   readonly type: string;
   readonly version: string;
   readonly message: string;
@@ -68,8 +68,12 @@ function clustersOf(r: PlainRoute): string[] {
  */
 export function rulesInNack(typeUrl: TypeUrl, message: string, snapshot: Snapshot | undefined): string[] {
   if (!snapshot) return [];
-  const rds = snapshot.types.get(TypeUrl.RouteConfiguration)?.items ?? new Map();
   const rejected = snapshot.types.get(typeUrl)?.items ?? new Map();
+  // Every virtual host the proxy was sent: inline in route configurations, and from VHDS.
+  const allVhosts = [
+    ...[...(snapshot.types.get(TypeUrl.RouteConfiguration)?.items.values() ?? [])].flatMap((r) => virtualHosts(r.plain)),
+    ...[...(snapshot.types.get(TypeUrl.VirtualHost)?.items.values() ?? [])].map((r) => r.plain as { routes?: readonly PlainRoute[] }),
+  ];
   const out = new Set<string>();
   const quoted = (name: string) => message.includes(name);
 
@@ -86,17 +90,30 @@ export function rulesInNack(typeUrl: TypeUrl, message: string, snapshot: Snapsho
       for (const vh of vhosts) for (const route of vh.routes ?? []) if (route.name && quoted(route.name)) out.add(route.name);
       if (out.size === 0) for (const vh of vhosts) for (const route of vh.routes ?? []) if (route.name) out.add(route.name);
     }
+  } else if (typeUrl === TypeUrl.VirtualHost) {
+    // One virtual host per resource: field paths count on the message lines naming it.
+    const named = [...rejected.values()].filter((r) => quoted(r.name));
+    const lines = message.split('\n');
+    for (const r of named.length > 0 ? named : [...rejected.values()]) {
+      const routes = ((r.plain as { routes?: readonly PlainRoute[] }).routes ?? []);
+      for (const line of named.length > 0 ? lines.filter((l) => l.includes(r.name)) : []) {
+        for (const [, i] of line.matchAll(/(?:^|[\s.:])routes\[(\d+)\]/g)) {
+          const name = routes[Number(i)]?.name;
+          if (name) out.add(name);
+        }
+      }
+      for (const route of routes) if (route.name && quoted(route.name)) out.add(route.name);
+    }
+    if (out.size === 0) for (const r of named.length > 0 ? named : [...rejected.values()]) for (const route of (r.plain as { routes?: readonly PlainRoute[] }).routes ?? []) if (route.name) out.add(route.name);
   } else if (typeUrl === TypeUrl.Cluster || typeUrl === TypeUrl.ClusterLoadAssignment) {
     // The clusters the message names, then every rule sending to one of them.
     const clusters = new Set([...rejected.keys()].filter(quoted));
-    for (const r of rds.values()) {
-      for (const vh of virtualHosts(r.plain)) {
-        for (const route of vh.routes ?? []) if (route.name && clustersOf(route).some((c) => clusters.has(c))) out.add(route.name);
-      }
+    for (const vh of allVhosts) {
+      for (const route of vh.routes ?? []) if (route.name && clustersOf(route).some((c) => clusters.has(c))) out.add(route.name);
     }
   } else {
     // Listeners carry no HTTPRoute rules of their own: only names the message quotes count.
-    for (const r of rds.values()) for (const vh of virtualHosts(r.plain)) for (const route of vh.routes ?? []) if (route.name && quoted(route.name)) out.add(route.name);
+    for (const vh of allVhosts) for (const route of vh.routes ?? []) if (route.name && quoted(route.name)) out.add(route.name);
   }
   return [...out].filter((n) => routeOfRuleName(n) !== undefined).sort();
 }

@@ -184,6 +184,7 @@ export function translateNodeProxy(shared: SharedTranslation, proxy: ProxyNode):
   return {
     [TypeUrl.Listener]: sorted(listeners),
     [TypeUrl.RouteConfiguration]: new Map(),
+    [TypeUrl.VirtualHost]: new Map(),
     [TypeUrl.Cluster]: sorted(clusters),
     [TypeUrl.ClusterLoadAssignment]: sorted([...shared.outbound.assignments, ...ambient.waypointAssignments]),
     [TypeUrl.Secret]: new Map(),

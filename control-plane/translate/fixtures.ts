@@ -73,8 +73,13 @@ export function run(yaml: string, o: RunOptions = {}): ResourceSet {
   );
 }
 
+/** The `outbound` virtual hosts (inline, then VHDS), named as they would be inline. */
 export function virtualHosts(set: ResourceSet): Plain[] {
-  return (set[TypeUrl.RouteConfiguration].get('outbound')?.virtual_hosts as Plain[] | undefined) ?? [];
+  const inline = (set[TypeUrl.RouteConfiguration].get('outbound')?.virtual_hosts as Plain[] | undefined) ?? [];
+  const vhds = [...(set[TypeUrl.VirtualHost]?.values() ?? [])]
+    .filter((vh) => String(vh.name).startsWith('outbound/'))
+    .map((vh) => ({ ...vh, name: String(vh.name).slice('outbound/'.length) }));
+  return [...inline, ...vhds];
 }
 
 export function virtualHost(set: ResourceSet, name: string): Plain {

@@ -6,7 +6,7 @@ import { DEFAULT_ROUTE_SEMANTICS, waypointNameOf, type Model, type WorkloadEntry
 import { translateAmbientShared, translateNodeProxy, waypointVipListeners, type AmbientShared } from './ambient.js';
 import { appPorts, inboundClusters, outboundClusters } from './clusters.js';
 import { inboundListener, outboundListener, serviceVipListeners } from './listeners.js';
-import { outboundRouteConfiguration } from './route-config.js';
+import { outboundRoutes, type OutboundRoutes } from './route-config.js';
 import { inboundSecurity } from './security.js';
 import type { ProxyNode, ResourceSet, SidecarDirectory, TranslateOptions } from './types.js';
 
@@ -42,15 +42,15 @@ export interface SharedTranslation {
   readonly outbound: ReturnType<typeof outboundClusters>;
   readonly outboundListener: Plain;
   readonly vipListeners: ReadonlyArray<[string, Plain]>;
-  /** Route configuration for clients in a namespace (memoised). */
-  routeConfigFor(namespace: string): Plain;
+  /** The `outbound` route configuration and its VHDS virtual hosts for clients in a namespace (memoised). */
+  routeConfigFor(namespace: string): OutboundRoutes;
   /** What every node proxy shares (memoised; computed only once a node proxy asks). */
   ambient(): AmbientShared;
 }
 
 export function translateShared(model: Model, directory: SidecarDirectory, options: TranslateOptions): SharedTranslation {
   const semantics = { ...DEFAULT_ROUTE_SEMANTICS, ...options };
-  const routeConfigs = new Map<string, Plain>();
+  const routeConfigs = new Map<string, OutboundRoutes>();
   let ambient: AmbientShared | undefined;
   // Sorted by name once here: most proxies then hold these very maps (sorting 1000 clusters per
   // proxy was most of a rebuild). Read-only from here on.
@@ -65,7 +65,7 @@ export function translateShared(model: Model, directory: SidecarDirectory, optio
     vipListeners: serviceVipListeners(model),
     routeConfigFor(namespace) {
       let rc = routeConfigs.get(namespace);
-      if (!rc) routeConfigs.set(namespace, (rc = outboundRouteConfiguration(model, namespace, semantics)));
+      if (!rc) routeConfigs.set(namespace, (rc = outboundRoutes(model, namespace, semantics)));
       return rc;
     },
     ambient: () => (ambient ??= translateAmbientShared(model, options)),
@@ -84,7 +84,7 @@ export function translateProxy(shared: SharedTranslation, proxy: ProxyNode): Res
   // Most proxies add nothing to the shared clusters: they get the sorted map all share.
   const inbound = workload ? [...inboundClusters(workload, ports)] : [];
   const clusters = inbound.length === 0 ? shared.outbound.clusters : byName([...shared.outbound.clusters, ...inbound]);
-  const routeConfig = shared.routeConfigFor(proxy.namespace);
+  const routes = shared.routeConfigFor(proxy.namespace);
   return {
     // A workload that serves no port (a pure client) gets no inbound listener: Envoy rejects a
     // listener without filter chains, and there is nothing for one to forward to.
@@ -95,7 +95,8 @@ export function translateProxy(shared: SharedTranslation, proxy: ProxyNode): Res
         : shared.vipListeners),
       ...(workload && ports.size > 0 ? [['inbound', inboundListener(ports.keys(), inboundSecurity(model, workload, options.mtls))] as [string, Plain]] : []),
     ]),
-    [TypeUrl.RouteConfiguration]: new Map([[routeConfig.name as string, routeConfig]]),
+    [TypeUrl.RouteConfiguration]: new Map([[routes.config.name as string, routes.config]]),
+    [TypeUrl.VirtualHost]: routes.virtualHosts,
     [TypeUrl.Cluster]: clusters,
     [TypeUrl.ClusterLoadAssignment]: shared.outbound.assignments,
     [TypeUrl.Secret]: new Map(),

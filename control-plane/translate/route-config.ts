@@ -1,5 +1,8 @@
-// The `outbound` RouteConfiguration: one virtual host per (Service, port) with every name form
-// a client may use, and the routes attached to that Service (GAMMA producer/consumer rules).
+// The `outbound` routes: one virtual host per (Service, port) with every name form a client may
+// use, and the routes attached to that Service (GAMMA producer/consumer rules). The virtual
+// hosts are VHDS resources of their own (`outbound/<fqdn>:<port>`) and the `outbound`
+// RouteConfiguration only points at them (`vhds`): a route edit then changes one small resource
+// that delta xDS sends alone, instead of the whole table for every proxy.
 import { isIP } from 'node:net';
 import type { Plain } from '../../api/codec.js';
 import {
@@ -18,6 +21,19 @@ import { sortByPrecedence, type RouteCandidate } from './precedence.js';
 
 export const OUTBOUND_ROUTE_CONFIG = 'outbound';
 
+/** The `outbound` RouteConfiguration: the same for every proxy, its virtual hosts from VHDS. */
+export const OUTBOUND_VHDS_ROUTE_CONFIG: Plain = Object.freeze({ name: OUTBOUND_ROUTE_CONFIG, vhds: { config_source: { ads: {} } } });
+
+/** What clients in one namespace get: the RouteConfiguration and its VHDS virtual hosts by resource name. */
+export interface OutboundRoutes {
+  readonly config: Plain;
+  readonly virtualHosts: ReadonlyMap<string, Plain>;
+}
+
+/** The VHDS resource name of a virtual host of the `outbound` route configuration. */
+export function outboundVirtualHostName(vhost: string): string {
+  return `${OUTBOUND_ROUTE_CONFIG}/${vhost}`;
+}
 interface Attachment {
   readonly route: RouteObject;
   readonly ports: ReadonlySet<number>;
@@ -78,7 +94,22 @@ export function domainsFor(service: Service, port: number, clientNs: string): st
   return names.flatMap((n) => (portless ? [n, `${n}:${port}`] : [`${n}:${port}`]));
 }
 
+/** The `outbound` routes for clients in `clientNs`, as VHDS resources (see the top of this file). */
+export function outboundRoutes(model: Model, clientNs: string, semantics: RouteSemanticsOptions): OutboundRoutes {
+  const virtualHosts = new Map<string, Plain>();
+  for (const vh of outboundVirtualHosts(model, clientNs, semantics)) {
+    const name = outboundVirtualHostName(vh.name as string);
+    virtualHosts.set(name, { ...vh, name });
+  }
+  return { config: OUTBOUND_VHDS_ROUTE_CONFIG, virtualHosts };
+}
+
+/** The same routes as one RouteConfiguration with its virtual hosts inline (analysis, tests). */
 export function outboundRouteConfiguration(model: Model, clientNs: string, semantics: RouteSemanticsOptions): Plain {
+  return { name: OUTBOUND_ROUTE_CONFIG, virtual_hosts: outboundVirtualHosts(model, clientNs, semantics) };
+}
+
+function outboundVirtualHosts(model: Model, clientNs: string, semantics: RouteSemanticsOptions): Plain[] {
   const attachments = attachmentsByService(model);
   // Candidates depend only on the route and the Service port (redirects name the port), so each
   // (route, port) is translated once per call.
@@ -111,5 +142,5 @@ export function outboundRouteConfiguration(model: Model, clientNs: string, seman
       });
     }
   }
-  return { name: OUTBOUND_ROUTE_CONFIG, virtual_hosts: virtualHosts };
+  return virtualHosts;
 }

@@ -333,8 +333,7 @@ spec:
     }
     expect(count).toBeGreaterThan(10);
     // Spot-check that nested values survive the trip, not just names.
-    const decoded = roundTrip(TypeUrl.RouteConfiguration, set[TypeUrl.RouteConfiguration].get('outbound') ?? {});
-    const vh = (decoded.virtual_hosts as Plain[]).find((v) => v.name === 'reviews.default.svc.cluster.local:9080');
+    const vh = roundTrip(TypeUrl.VirtualHost, set[TypeUrl.VirtualHost].get('outbound/reviews.default.svc.cluster.local:9080') ?? {});
     const routes = vh?.routes as Plain[];
     // Exact /zero first, then by length: the 9-character regex before the /api prefix.
     expect(routes.map((r) => r.name)).toEqual(['default/everything/2', 'default/everything/1', 'default/everything/api']);

@@ -35,4 +35,4 @@ export interface TranslateOptions extends Partial<RouteSemanticsOptions> {
 }
 
 /** Plain Envoy objects by type URL, then by resource name; every type URL is present. */
-export type ResourceSet = Record<TypeUrl, Map<string, Plain>>;
+export type ResourceSet = Record<TypeUrl, ReadonlyMap<string, Plain>>;

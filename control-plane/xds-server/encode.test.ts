@@ -6,7 +6,7 @@ import { unpack } from '../../api/codec.js';
 import { adsService, type DeltaDiscoveryResponse } from '../../api/services.js';
 import { TypeUrl } from '../../api/types.js';
 import { buildSnapshot } from '../snapshot/snapshot.js';
-import { deltaResources, ENCODED_RESOURCES, internSubscription, preparedAdsService, prepareSotw } from './encode.js';
+import { deltaDiff, deltaResources, ENCODED_RESOURCES, internSubscription, mapDiff, preparedAdsService, prepareSotw } from './encode.js';
 
 const cla = (name: string, port: number) => ({
   cluster_name: name,
@@ -54,5 +54,29 @@ describe('delta responses', () => {
     expect(decoded.nonce).toBe('7');
     expect(decoded.removed_resources).toEqual(['gone']);
     expect(decoded.resources.map((r) => [r.name, r.version, unpack(r.resource).cluster_name])).toEqual(items.map((r) => [r.name, r.version, r.name]));
+  });
+
+  it('are diffed once for every stream that held the same, with what changed and what went away', () => {
+    const next = buildSnapshot({
+      [TypeUrl.ClusterLoadAssignment]: new Map([['a', cla('a', 1)], ['c', cla('c', 30)], ['d', cla('d', 4)]]),
+    }).types.get(TypeUrl.ClusterLoadAssignment)!;
+    const first = deltaDiff(undefined, undefined, endpoints, undefined);
+    expect(first.changed.map((r) => r.name)).toEqual(['a', 'b', 'c']);
+    expect(deltaDiff(undefined, undefined, endpoints, undefined)).toBe(first);
+    const d = deltaDiff(endpoints, undefined, next, undefined);
+    expect([d.changed.map((r) => r.name), d.removed]).toEqual([['c', 'd'], ['b']]);
+    expect(deltaDiff(endpoints, undefined, next, undefined)).toBe(d);
+    // By name: only what the subscription covers, and an unsubscribed name goes away.
+    const ab = internSubscription(['a', 'b']);
+    const ad = internSubscription(['a', 'd']);
+    const byName = deltaDiff(endpoints, ab, next, ad);
+    expect([byName.changed.map((r) => r.name), byName.removed]).toEqual([['d'], ['b']]);
+    const decoded = adsService.DeltaAggregatedResources.responseDeserialize(preparedAdsService.DeltaAggregatedResources.responseSerialize({
+      system_version_info: next.version, type_url: TypeUrl.ClusterLoadAssignment, nonce: '8', resources: [], removed_resources: [], [ENCODED_RESOURCES]: d.body,
+    } as DeltaDiscoveryResponse));
+    expect(decoded.resources.map((r) => r.name)).toEqual(['c', 'd']);
+    // A reconnecting client's own versions: what differs from them.
+    const fromMap = mapDiff(new Map([['a', endpoints.items.get('a')!.version], ['b', 'old'], ['zz', 'x']]), next, undefined);
+    expect([fromMap.changed.map((r) => r.name), [...fromMap.removed].sort()]).toEqual([['c', 'd'], ['b', 'zz']]);
   });
 });

@@ -140,6 +140,84 @@ export function deltaResources(items: readonly VersionedResource[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** What a delta client holds of one type, as the server tracks it. */
+export type Holding =
+  /** The subscribed part of `set` (`names` undefined: all of it); `set` undefined: nothing. */
+  | { readonly kind: 'set'; readonly set: TypeResources | undefined; readonly names: ReadonlySet<string> | undefined }
+  /** Versions a reconnecting client said it holds (`initial_resource_versions`). */
+  | { readonly kind: 'map'; readonly versions: ReadonlyMap<string, string> };
+
+export const NOTHING_HELD: Holding = { kind: 'set', set: undefined, names: undefined };
+
+/** What one delta response carries, and its encoded `resources` field. */
+export interface DeltaDiff {
+  readonly changed: readonly VersionedResource[];
+  readonly removed: readonly string[];
+  /** `changed` as delta `Resource` entries, and encoded (the response's `resources` field). */
+  readonly entries: DeltaDiscoveryResponse['resources'];
+  readonly body: Buffer;
+}
+
+function diffOf(changed: VersionedResource[], removed: string[]): DeltaDiff {
+  return { changed, removed, entries: changed.map((r) => ({ name: r.name, version: r.version, resource: r.resource })), body: deltaResources(changed) };
+}
+
+const ids = new WeakMap<object, number>();
+let nextId = 0;
+function idOf(o: object | undefined, none: string): string {
+  if (o === undefined) return none;
+  let id = ids.get(o);
+  if (id === undefined) ids.set(o, (id = ++nextId));
+  return String(id);
+}
+
+/** Per target set: diffs by (held set, held subscription, new subscription). */
+const diffs = new WeakMap<TypeResources, Map<string, DeltaDiff>>();
+const NO_SET: TypeResources = { version: '', items: new Map() };
+
+function subscribedItems(set: TypeResources, names: ReadonlySet<string> | undefined): VersionedResource[] {
+  return [...set.items.values()].filter((r) => names === undefined || names.has(r.name));
+}
+
+/**
+ * The delta from holding the `fromNames` part of `from` to holding the `toNames` part of `to`
+ * (names undefined: all). Memoised: every stream that held the same moves the same way, so a
+ * change for a thousand proxies is diffed and encoded once. Sets and subscriptions are shared,
+ * immutable objects (snapshot.ts, internSubscription).
+ */
+export function deltaDiff(
+  from: TypeResources | undefined, fromNames: ReadonlySet<string> | undefined,
+  to: TypeResources | undefined, toNames: ReadonlySet<string> | undefined,
+): DeltaDiff {
+  const target = to ?? NO_SET;
+  let byKey = diffs.get(target);
+  if (!byKey) diffs.set(target, (byKey = new Map()));
+  const key = `${idOf(from, '-')}|${idOf(fromNames, '*')}|${idOf(toNames, '*')}`;
+  let d = byKey.get(key);
+  if (!d) {
+    const held = (name: string) => (from && (fromNames === undefined || fromNames.has(name)) ? from.items.get(name) : undefined);
+    const changed = subscribedItems(target, toNames).filter((r) => held(r.name)?.version !== r.version);
+    const removed: string[] = [];
+    if (from) {
+      for (const name of fromNames ?? from.items.keys()) {
+        if (!from.items.has(name)) continue;
+        if (!target.items.has(name) || (toNames !== undefined && !toNames.has(name))) removed.push(name);
+      }
+    }
+    d = diffOf(changed, removed);
+    byKey.set(key, d);
+  }
+  return d;
+}
+
+/** The delta from versions a reconnecting client reported to the `names` part of `to` (not shared). */
+export function mapDiff(versions: ReadonlyMap<string, string>, to: TypeResources | undefined, names: ReadonlySet<string> | undefined): DeltaDiff {
+  const target = to ?? NO_SET;
+  const changed = subscribedItems(target, names).filter((r) => versions.get(r.name) !== r.version);
+  const removed = [...versions.keys()].filter((n) => !target.items.has(n) || (names !== undefined && !names.has(n)));
+  return diffOf(changed, removed);
+}
+
 // ---- the service ----------------------------------------------------------------------------
 
 function serializeSotw(m: DiscoveryResponse & Prepared): Buffer {

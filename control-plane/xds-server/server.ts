@@ -12,12 +12,12 @@ import {
   type DiscoveryResponse,
   type Node,
 } from '../../api/services.js';
-import { isKnownTypeUrl, PUSH_ORDER, SHORT_NAME, TypeUrl } from '../../api/types.js';
+import { isKnownTypeUrl, PUSH_ORDER, SHORT_NAME, TypeUrl, WILDCARD_TYPES as WILDCARD_TYPE_URLS } from '../../api/types.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { SnapshotCache } from '../snapshot/cache.js';
-import type { Snapshot, TypeResources, VersionedResource } from '../snapshot/snapshot.js';
-import { deltaResources, ENCODED_RESOURCES, internSubscription, nextNonce, prepareSotw, type Prepared } from './encode.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import { deltaDiff, ENCODED_RESOURCES, internSubscription, mapDiff, nextNonce, NOTHING_HELD, prepareSotw, type Holding, type Prepared } from './encode.js';
 import { PushPacer } from './pacer.js';
 import type { ProxySyncState, TypeSyncState } from './sync-status.js';
 
@@ -48,8 +48,8 @@ export interface XdsServerHooks {
   nacked?(proxy: ProxyInfo, typeUrl: TypeUrl, message: string): void;
 }
 
-/** Types a sidecar subscribes to as wildcards; the others are by name. */
-const WILDCARD_TYPES = new Set<string>([TypeUrl.Listener, TypeUrl.Cluster]);
+/** Types a proxy subscribes to as wildcards (api/types.ts); the others are by name. */
+const WILDCARD_TYPES: ReadonlySet<string> = WILDCARD_TYPE_URLS;
 
 export interface XdsServerOptions {
   /** Response bytes being written across all streams before further pushes wait (pacer.ts). */
@@ -324,50 +324,49 @@ export class XdsServer {
   // ---- delta ---------------------------------------------------------------------------------
 
   private delta(call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>): void {
-    /** Per type, what the client holds: name → version. */
-    const held = new Map<TypeUrl, Map<string, string>>();
-    /** Per type, explicitly subscribed names; wildcard types track '*' too. */
-    const subscribed = new Map<TypeUrl, Set<string>>();
-    /** Per type, the set last compared with `held` (unchanged since: nothing to send). */
-    const compared = new Map<TypeUrl, TypeResources>();
+    /**
+     * Per type, what the client holds. Usually a (type set, subscription) pair, both shared by
+     * many streams, so a stream costs no per-resource memory and the diff to a new set is
+     * computed once for every stream that held the same (deltaDiff). A reconnecting client's
+     * `initial_resource_versions` are held as a map until the first response replaces them.
+     */
+    const held = new Map<TypeUrl, Holding>();
+    /** Per type, the subscribed names ('*': wildcard), one Set shared by equal subscriptions. */
+    const subscribed = new Map<TypeUrl, ReadonlySet<string>>();
+    /**
+     * Per type, responses not yet ACKed: what the client held before each. A NACK of any of them
+     * means the client holds what it held before it (it keeps its last good state), and a later
+     * response it took was a diff against that same state, which resending from there repairs.
+     */
+    const outstanding = new Map<TypeUrl, Map<string, { readonly before: Holding; readonly version: string }>>();
 
     const send = (s: Stream, typeUrl: TypeUrl, snapshot: Snapshot) => {
       const t = s.state.types.get(typeUrl);
-      const subs = subscribed.get(typeUrl);
-      if (!t || !subs) return;
+      if (!t || !subscribed.has(typeUrl)) return;
       const force = s.forced.delete(typeUrl);
       const resources = snapshot.types.get(typeUrl);
-      if (!force && resources !== undefined && compared.get(typeUrl) === resources) return;
-      if (resources) compared.set(typeUrl, resources);
-      const have = held.get(typeUrl) ?? new Map<string, string>();
-      held.set(typeUrl, have);
-      const wildcard = subs.has('*');
-      const changed: VersionedResource[] = [];
-      const removed: string[] = [];
-      for (const r of resources?.items.values() ?? []) {
-        if (!wildcard && !subs.has(r.name)) continue;
-        if (have.get(r.name) !== r.version) changed.push(r);
-      }
-      for (const name of have.keys()) {
-        const stillThere = resources?.items.has(name) && (wildcard || subs.has(name));
-        if (!stillThere) removed.push(name);
-      }
-      if (changed.length === 0 && removed.length === 0 && !force) return;
-      for (const r of changed) have.set(r.name, r.version);
-      for (const n of removed) have.delete(n);
+      const names = t.names;
+      const have = held.get(typeUrl) ?? NOTHING_HELD;
+      if (!force && have.kind === 'set' && have.set === resources && have.names === names) return;
+      const d = have.kind === 'set' ? deltaDiff(have.set, have.names, resources, names) : mapDiff(have.versions, resources, names);
+      held.set(typeUrl, { kind: 'set', set: resources, names });
+      if (d.changed.length === 0 && d.removed.length === 0 && !force) return;
       const nonce = nextNonce();
-      t.sentVersion = resources?.version ?? '';
+      const version = resources?.version ?? '';
+      t.sentVersion = version;
       t.sentNonce = nonce;
-      const body = deltaResources(changed);
+      let pending = outstanding.get(typeUrl);
+      if (!pending) outstanding.set(typeUrl, (pending = new Map()));
+      pending.set(nonce, { before: have, version });
       const response: DeltaDiscoveryResponse & Prepared = {
-        system_version_info: resources?.version ?? '',
+        system_version_info: version,
         type_url: typeUrl,
         nonce,
-        resources: changed.map((r) => ({ name: r.name, version: r.version, resource: r.resource })),
-        removed_resources: removed,
-        [ENCODED_RESOURCES]: body,
+        resources: d.entries,
+        removed_resources: [...d.removed],
+        [ENCODED_RESOURCES]: d.body,
       };
-      s.write(response, body.length);
+      s.write(response, d.body.length);
     };
 
     this.open<DeltaDiscoveryRequest>(
@@ -380,38 +379,40 @@ export class XdsServer {
         let t = state.types.get(typeUrl);
         if (!t) state.types.set(typeUrl, (t = {}));
         const nonce = req.response_nonce ?? '';
-        if (nonce !== '') {
+        const pending = outstanding.get(typeUrl);
+        if (nonce !== '' && (req.error_detail?.message || req.error_detail?.code)) {
+          const rejected = pending?.get(nonce);
+          if (!rejected) return; // a nonce we never sent, or one settled since
+          this.recordNack(proxy, typeUrl, t, rejected.version, nonce, req.error_detail.message ?? '');
+          // Back to what the client still holds: the next change is diffed from there.
+          held.set(typeUrl, rejected.before);
+          pending!.clear();
+        } else if (nonce !== '') {
+          // An ACK of an older response is stale: the client will answer the newest.
           if (nonce !== t.sentNonce) return;
-          if (req.error_detail?.message || req.error_detail?.code) {
-            this.recordNack(proxy, typeUrl, t, t.sentVersion ?? '', nonce, req.error_detail.message ?? '');
-            // The client did not take what we sent: forget it, so the next change resends it.
-            held.set(typeUrl, new Map());
-            compared.delete(typeUrl);
-          } else {
-            t.ackedVersion = t.sentVersion;
-            this.settled(state);
-          }
+          t.ackedVersion = t.sentVersion;
+          pending?.clear();
+          this.settled(state);
         }
-        let subs = subscribed.get(typeUrl);
-        const first = !subs;
-        if (!subs) {
-          subs = new Set();
-          subscribed.set(typeUrl, subs);
+        const sub = req.resource_names_subscribe ?? [];
+        const unsub = req.resource_names_unsubscribe ?? [];
+        const before = subscribed.get(typeUrl);
+        const first = before === undefined;
+        if (first) {
+          const initial = Object.entries(req.initial_resource_versions ?? {});
+          if (initial.length > 0) held.set(typeUrl, { kind: 'map', versions: new Map(initial) });
+        }
+        if (first || sub.length > 0 || unsub.length > 0) {
+          const names = new Set(before);
           // An empty first subscription to a wildcard type means "everything" (legacy wildcard).
-          if (WILDCARD_TYPES.has(typeUrl) && (req.resource_names_subscribe ?? []).length === 0) subs.add('*');
-          const initial = req.initial_resource_versions ?? {};
-          held.set(typeUrl, new Map(Object.entries(initial)));
-        }
-        for (const n of req.resource_names_subscribe ?? []) subs.add(n);
-        for (const n of req.resource_names_unsubscribe ?? []) {
-          subs.delete(n);
-        }
-        t.names = subs.has('*') ? undefined : new Set(subs);
-        const resubscribed = (req.resource_names_subscribe ?? []).length > 0 || (req.resource_names_unsubscribe ?? []).length > 0;
-        if (first || resubscribed) {
+          if (first && WILDCARD_TYPES.has(typeUrl) && sub.length === 0) names.add('*');
+          for (const n of sub) names.add(n);
+          for (const n of unsub) names.delete(n);
+          const interned = internSubscription([...names]);
+          subscribed.set(typeUrl, interned);
+          t.names = interned.has('*') ? undefined : interned;
           // A first request is answered even when there is nothing new (the client waits for it).
           if (first) s.forced.add(typeUrl);
-          compared.delete(typeUrl);
           s.push();
         }
       },

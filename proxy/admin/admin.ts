@@ -4,6 +4,7 @@
 import { endpointKey } from '../balance/types.js';
 import { readinessAnswer, serveEndpoints, type EndpointServer } from '../../core/http-server.js';
 import type { ProxyConfig } from '../state/types.js';
+import { effectiveRoutes } from '../route/assemble.js';
 
 export interface AdminSources {
   readonly workload: string;
@@ -34,7 +35,8 @@ export function configDump(src: AdminSources): unknown {
     xds: src.xdsStatus(),
     identity: src.identity(),
     listeners: [...c.listeners.values()],
-    routes: [...c.routes.values()],
+    // As the router sees them: a route configuration with `vhds` holds its VHDS virtual hosts.
+    routes: [...c.routes.values()].map((rc) => effectiveRoutes(c, rc)),
     clusters: [...c.clusters.values()],
     endpoints: [...c.endpoints.values()],
     // Secrets by name and kind only: certificates are public, but nothing here needs them.

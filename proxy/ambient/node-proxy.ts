@@ -15,7 +15,7 @@ import { createBalancers } from '../balance/registry.js';
 import { originalDst as kernelOriginalDst, assertOriginalDstAvailable } from '../capture/original-dst.js';
 import { TcpStreams } from '../capture/tcp.js';
 import { controlPlaneChannel, splitPem } from '../discovery/channel.js';
-import { AdsClient } from '../discovery/ads-client.js';
+import { AdsClient, type XdsProtocol } from '../discovery/ads-client.js';
 import { HboneClient } from '../hbone/client.js';
 import { CaClient } from '../identity/ca-client.js';
 import { IdentityManager } from '../identity/manager.js';
@@ -36,7 +36,7 @@ export interface RunningNodeProxy {
   stopped(): Promise<void>;
 }
 
-export async function startNodeProxy(cfg: NodeProxyOptions, log: Logger = createLogger(`ambient ${cfg.node}`)): Promise<RunningNodeProxy> {
+export async function startNodeProxy(cfg: NodeProxyOptions & { readonly xdsProtocol?: XdsProtocol }, log: Logger = createLogger(`ambient ${cfg.node}`)): Promise<RunningNodeProxy> {
   if (!cfg.originalDst) assertOriginalDstAvailable();
   const readToken = () => readFileSync(cfg.tokenFile, 'utf8').trim();
   const { credentials: xdsCredentials, channelOptions } = controlPlaneChannel(cfg.xds, cfg.xdsRootCert);
@@ -149,6 +149,7 @@ export async function startNodeProxy(cfg: NodeProxyOptions, log: Logger = create
       state.apply(typeUrl, resources, version);
     },
     log: log.child('xds'),
+    protocol: cfg.xdsProtocol,
   });
   ads.start();
   agent.start();

@@ -91,6 +91,21 @@ describe('balancer registry', () => {
     expect(reg.forCluster(config([b, { ...c, weight: 3 }], 'LEAST_REQUEST'), NAME)!.balancer).toBeInstanceOf(LeastRequestBalancer);
   });
 
+  it('answers with the same choice object while nothing changed (none made per request), a new one when the cluster or its endpoints change', () => {
+    const reg = createBalancers();
+    const cfg = config([b, c]);
+    const first = reg.forCluster(cfg, NAME)!;
+    expect(reg.forCluster(cfg, NAME)).toBe(first);
+    expect(first).toEqual({ cluster: cfg.clusters.get(NAME), balancer: first.balancer });
+    const other = config([b, c]); // a new snapshot: another Cluster object, equal endpoints
+    const next = reg.forCluster(other, NAME)!;
+    expect(next).not.toBe(first);
+    expect(next.cluster).toBe(other.clusters.get(NAME));
+    expect(next.balancer).toBe(first.balancer);
+    expect(reg.forCluster(other, NAME)).toBe(next);
+    expect(reg.forCluster(config([b]), NAME)!.balancer).not.toBe(first.balancer);
+  });
+
   it('offers only healthy endpoints, and nothing for a cluster that is not in the config', () => {
     const reg = createBalancers();
     const choice = reg.forCluster(config([b, { ...c, healthy: false }]), NAME)!;

@@ -60,6 +60,8 @@ interface Entry {
   built: number;
   balancer: Balancer;
   readonly state: ClusterState;
+  /** What forCluster returns while nothing changed (one object, not one per request). */
+  choice: ClusterChoice;
 }
 
 /** The endpoints of a cluster in a snapshot: inline for STATIC/STRICT_DNS, else from EDS. */
@@ -125,14 +127,15 @@ export function createBalancers(opts: BalancersOptions = {}): Balancers {
         if (e.built === e.state.version && sameBalancing(e.cluster, cluster) && (e.source === all || sameEndpoints(e.source, all))) {
           e.source = all;
           e.cluster = cluster;
-          return { cluster, balancer: e.balancer };
+          if (e.choice.cluster !== cluster) e.choice = { cluster, balancer: e.balancer };
+          return e.choice;
         }
       }
       const state = e?.state ?? new ClusterState({ random, ...(opts.now ? { now: opts.now } : {}) });
       const balancer = build(cluster, all, state);
-      e = { cluster, source: all, built: state.version, balancer, state };
+      e = { cluster, source: all, built: state.version, balancer, state, choice: { cluster, balancer } };
       entries.set(clusterName, e);
-      return { cluster, balancer };
+      return e.choice;
     },
     describe() {
       return Object.fromEntries([...entries].map(([name, e]) => [name, e.balancer.endpoints]));

@@ -54,13 +54,23 @@ export function parseRequestTarget(target: string): ParsedTarget | undefined {
 
 /** Reads routing facts from a request. Throws a `bad_request` ProxyError when it cannot be routed. */
 export function readRequest(req: DownstreamRequest, secure: boolean): RequestInfo {
-  const headers = readRawHeaders(req.rawHeaders);
-  const method = req.method ?? 'GET';
-  if (req.httpVersionMajor !== 2) return readHttp1Request(method, req.url ?? '/', headers, secure);
+  if (req.httpVersionMajor === 2) return readHttp2Request(req.headers as http2.IncomingHttpHeaders, req.rawHeaders, secure);
+  return readHttp1Request(req.method ?? 'GET', req.url ?? '/', readRawHeaders(req.rawHeaders), secure);
+}
+
+/**
+ * The same facts from an HTTP/2 header block as node:http2 gives it (`headers` with the
+ * pseudo-headers, `rawHeaders` flat): what the compat request and the lean stream path
+ * (proxy/http2) both read. :authority wins over Host, as node's compat layer has it.
+ */
+export function readHttp2Request(h: http2.IncomingHttpHeaders, rawHeaders: readonly string[], secure: boolean): RequestInfo {
+  const headers = readRawHeaders(rawHeaders);
+  const method = h[':method'] ?? 'GET';
   if (method === 'CONNECT') throw proxyErrors.badRequest('HTTP/2 CONNECT is not served on this port');
-  const r = req as http2.Http2ServerRequest;
-  const scheme = r.scheme === 'https' || r.scheme === 'http' ? r.scheme : secure ? 'https' : 'http';
-  return requestInfo(method, r.authority || firstValue(headers, 'host'), r.url || '/', scheme, false, headers, 2);
+  const s = h[':scheme'];
+  const scheme = s === 'https' || s === 'http' ? s : secure ? 'https' : 'http';
+  const authority = h[':authority'] ?? h.host;
+  return requestInfo(method, authority || firstValue(headers, 'host'), h[':path'] || '/', scheme, false, headers, 2);
 }
 
 /**

@@ -1,8 +1,9 @@
 // One listening port for HTTP/1.1 and HTTP/2 (h2c prior knowledge, or ALPN h2 over TLS): peek
 // at the first bytes, hand the socket to node:http or node:http2 (HTTP/1.1 to the byte-level
-// fast path first, when the listener has one: it hands node:http whatever it does not take),
-// track connections so close() can stop accepting, let in-flight requests finish, then close
-// what is left.
+// fast path first, when the listener has one: it hands node:http whatever it does not take;
+// HTTP/2 to Weft's own HTTP/2 engine, when the listener has a lean path: each stream it does not
+// take is bridged to node:http2's compat objects), track connections so close() can stop
+// accepting, let in-flight requests finish, then close what is left.
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -10,6 +11,10 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
 import type { FastPath, FastPathHost } from '../http1/fast-path.js';
+import { Bridge } from '../http2/bridge.js';
+import { H2Connection } from '../http2/connection.js';
+import { attachHolder } from '../http2/decide.js';
+import type { H2Path, H2PathHost } from '../http2/stream-path.js';
 import { proxyErrors, toClientAnswer } from './errors.js';
 import type { DownstreamRequest, DownstreamResponse } from './facts.js';
 import { sendAnswer, writeRawAnswer } from './respond.js';
@@ -47,6 +52,9 @@ export interface FrontendOptions {
   readonly idleTimeoutMs?: number;
   /** HTTP/1.1 connections go here first (proxy/http1); absent: straight to node:http. */
   readonly fastPath?: (idleTimeoutMs: number) => FastPath;
+  /** HTTP/2 connections are Weft's engine's, each stream offered here first (proxy/http2);
+   *  absent: node:http2 serves them all through its compat API. */
+  readonly h2Path?: H2Path;
 }
 
 export interface HttpFrontend {
@@ -66,9 +74,16 @@ interface Conn {
   kind: 'sniffing' | 'fast' | 'h1' | 'h2' | 'tunnel';
   active: number;
   session?: http2.ServerHttp2Session;
+  /** The lean HTTP/2 path's view of this connection, made on its first stream. */
+  h2Host?: H2PathHost;
+  /** HTTP/2 by Weft's engine (the listener has a lean path). */
+  engine?: H2Connection;
+  /** node:http2 behind the engine, for the streams the lean path leaves; made on the first. */
+  bridge?: Bridge;
 }
 
-/** The connection a request arrived on (h2 compat sockets forward symbol reads to the real one). */
+/** The connection a request arrived on (h2 compat sockets forward symbol reads to the socket
+ *  node:http2 holds: the real one, or a bridged session's, tagged when it was made). */
 function connOf(req: DownstreamRequest): Conn | undefined {
   return (req.socket as unknown as Tagged | null)?.[CONN];
 }
@@ -89,8 +104,10 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   };
 
   const h1 = http.createServer({ requireHostHeader: false, keepAliveTimeout: idleTimeoutMs, requestTimeout: 0 });
+  // Streams, not 'request': compat objects are made here (serveCompat), as node:http2 would.
   const h2 = http2.createServer({});
   const fastPath = opts.fastPath?.(idleTimeoutMs);
+  const h2Path = opts.h2Path;
 
   const onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
     const conn = connOf(req);
@@ -124,7 +141,55 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     });
   };
   h1.on('request', onRequest);
-  h2.on('request', onRequest);
+  h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    const conn = (stream.session as unknown as Tagged | undefined)?.[CONN];
+    if (!conn) {
+      stream.destroy();
+      return;
+    }
+    // A bridged stream: what the lean path decided about it was kept on the client's stream.
+    const holder = conn.bridge?.takeHolder(stream.id ?? 0);
+    if (holder) attachHolder(stream, holder);
+    serveCompat(stream, headers, rawHeaders);
+  });
+
+  /** What node:http2 does with a stream when a server has a 'request' listener (and no
+   *  'connect' or 'checkContinue' one): compat objects, CONNECT refused, Expect answered. */
+  function serveCompat(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): void {
+    const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    if (headers[':method'] === 'CONNECT') {
+      res.statusCode = 405;
+      res.end();
+      return;
+    }
+    const expect = headers.expect;
+    if (expect !== undefined) {
+      if (expect !== '100-continue') {
+        res.statusCode = 417;
+        res.end();
+        return;
+      }
+      res.writeContinue();
+    }
+    onRequest(req, res);
+  }
+
+  /** The frontend's side of a lean HTTP/2 stream: counts and drain. */
+  function h2Host(conn: Conn): H2PathHost {
+    return {
+      requestStarted: () => {
+        counters.requests++;
+        conn.active++;
+        activeRequests++;
+      },
+      requestEnded: () => {
+        conn.active--;
+        activeRequests--;
+        changed();
+      },
+    };
+  }
 
   const onTunnel = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const conn = connOf(req);
@@ -146,9 +211,27 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     if (socket.writable && err.code !== 'ECONNRESET') writeRawAnswer(socket, proxyErrors.badRequest(`malformed HTTP/1.1 request (${err.code ?? err.message})`));
     else socket.destroy();
   });
+  /** The connection whose bridge is being handed to node:http2 (its 'session' comes at once). */
+  let bridging: Conn | undefined;
   h2.on('session', (session: http2.ServerHttp2Session) => {
-    const conn = (session.socket as unknown as Tagged | undefined)?.[CONN];
-    if (conn) conn.session = session;
+    const conn = (session.socket as unknown as Tagged | undefined)?.[CONN] ?? bridging;
+    if (conn && conn === bridging) {
+      // node:http2 reads the bridge through a socket of its own: it gets the client
+      // connection's Weft tags (this frontend's, captured mode's original destination, ...).
+      const real = conn.socket as unknown as Record<symbol, unknown>;
+      const seen = session.socket as unknown as Record<symbol, unknown>;
+      for (const key of Object.getOwnPropertySymbols(real)) if (key.description?.startsWith('weft.')) seen[key] = real[key];
+      // A handler that destroys "the socket" (a plaintext refusal) closes the bridged session:
+      // the client's connection goes with it — unless this is the drain closing it.
+      session.once('close', () => {
+        if (!closing) conn.socket.destroy();
+      });
+    }
+    if (conn) {
+      conn.session = session;
+      // Streams find their connection here (session.socket is a Proxy: slower to ask).
+      (session as unknown as Tagged)[CONN] = conn;
+    }
     if (closing) session.close();
     session.on('error', (err) => log.debug('downstream h2 session error', { error: err }));
   });
@@ -190,7 +273,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
       socket.removeListener('data', onData);
       socket.setTimeout(0);
       socket.pause();
-      if (!prefix && fastPath) return handOff(conn, false, seen);
+      if ((!prefix && fastPath) || (prefix && h2Path)) return handOff(conn, prefix, seen);
       socket.unshift(seen);
       handOff(conn, prefix);
     };
@@ -221,8 +304,38 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     };
   }
 
-  /** `initial`: bytes the sniffing read (HTTP/1.1 only; the fast path takes them as they are). */
+  /** Weft's HTTP/2 engine serves the connection: lean streams to the path, the others bridged
+   *  to node:http2 (made on the first), which sees this same connection behind the bridge. */
+  function serveEngine(conn: Conn, initial: Buffer | undefined): void {
+    conn.kind = 'h2';
+    const path = h2Path!;
+    const engine = new H2Connection(conn.socket, {
+      role: 'server',
+      onStream: (stream, fields, endStream) => {
+        if (path.serve(stream, fields, endStream, conn.info, conn.socket, (conn.h2Host ??= h2Host(conn)))) return;
+        conn.bridge ??= new Bridge({
+          socket: conn.socket,
+          serve: (inner) => {
+            bridging = conn;
+            try {
+              h2.emit('connection', inner);
+            } finally {
+              bridging = undefined;
+            }
+          },
+        });
+        conn.bridge.forward(stream, fields, endStream);
+      },
+      onClose: () => conn.bridge?.close(),
+    });
+    conn.engine = engine;
+    engine.start(initial);
+    if (closing) engine.drain();
+  }
+
+  /** `initial`: bytes the sniffing read (the fast path and the engine take them as they are). */
   function handOff(conn: Conn, isH2: boolean, initial?: Buffer): void {
+    if (isH2 && h2Path) return serveEngine(conn, initial);
     if (!isH2 && fastPath && conn.socket instanceof net.Socket) {
       conn.kind = 'fast';
       fastPath.serve(conn.socket, conn.info, fastHost(conn), initial);
@@ -271,7 +384,10 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
       for (const c of conns) {
         if (c.kind === 'sniffing' || ((c.kind === 'h1' || c.kind === 'fast') && c.active === 0)) c.socket.destroy();
-        else if (c.kind === 'h2') c.session?.close();
+        else if (c.kind === 'h2') {
+          c.engine?.drain();
+          c.session?.close();
+        }
       }
       // Wait for requests (and tunnels, which hold their connection) to end, or time out.
       const done = new Promise<void>((resolve) => {

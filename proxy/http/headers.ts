@@ -1,6 +1,6 @@
 // Header plumbing shared by both listeners: reading raw headers into one map shape, removing
 // hop-by-hop headers (RFC 9110 §7.6.1), and the headers a proxy adds. Pure functions.
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 /** Lower-case names, no pseudo-headers; repeated headers become arrays. The shape undici,
  *  node:http and node:http2 all accept, and the one applyHeaderMutations works on. */
@@ -95,8 +95,37 @@ export function withoutHopByHop(h: Readonly<HeaderMap>): HeaderMap {
 export function upstreamRequestHeaders(incoming: Readonly<HeaderMap>, scheme: 'http' | 'https'): HeaderMap {
   const out = withoutHopByHop(incoming);
   if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = scheme;
-  if (out['x-request-id'] === undefined) out['x-request-id'] = randomUUID();
+  if (out['x-request-id'] === undefined) out['x-request-id'] = requestId();
   return out;
+}
+
+// ---- x-request-id: a random (version 4) UUID, as crypto.randomUUID makes, without its
+// intermediate strings: random bytes from a pool, hex into one buffer, one string out.
+const POOL = 256 * 16;
+const random = Buffer.alloc(POOL);
+let taken = POOL;
+const text = Buffer.alloc(36);
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const DASHES: ReadonlySet<number> = new Set([4, 6, 8, 10]);
+
+/** A random UUID (RFC 9562 version 4), lower-case hex. */
+export function requestId(): string {
+  if (taken === POOL) {
+    randomFillSync(random);
+    taken = 0;
+  }
+  const at = taken;
+  taken += 16;
+  random[at + 6] = (random[at + 6]! & 0x0f) | 0x40; // version 4
+  random[at + 8] = (random[at + 8]! & 0x3f) | 0x80; // variant 10
+  let p = 0;
+  for (let i = 0; i < 16; i++) {
+    if (DASHES.has(i)) text[p++] = 0x2d;
+    const b = random[at + i]!;
+    text[p++] = HEX[b >> 4]!;
+    text[p++] = HEX[b & 0xf]!;
+  }
+  return text.toString('latin1', 0, 36);
 }
 
 /** Headers for the downstream response, before the route's mutations. */

@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { createLogger, type Logger } from '../../core/log.js';
 import { createFastPath, type FastDecide, type FastPath } from '../http1/fast-path.js';
+import { createH2Path, type H2Decide, type H2Path } from '../http2/stream-path.js';
 import { createBalancers, type Balancers } from '../balance/registry.js';
 import type { Telemetry } from '../telemetry/index.js';
 import type { UpstreamTransport } from '../transport/index.js';
@@ -32,6 +33,8 @@ export interface ListenerCommonOptions {
   readonly drainTimeoutMs?: number;
   /** HTTP/1.1 plain forwards take the byte-level fast path (proxy/http1). Default true. */
   readonly http1FastPath?: boolean;
+  /** HTTP/2 plain forwards to HTTP/2 clusters take the lean stream path (proxy/http2). Default true. */
+  readonly http2FastPath?: boolean;
 }
 
 /** A listener as the composition root sees it. */
@@ -75,6 +78,18 @@ export function fastPathOption(
   if (opts.http1FastPath === false) return undefined;
   return (idleTimeoutMs) =>
     createFastPath({ decide, idleTimeoutMs, env: { direction, deps: parts.deps, telemetry: opts.telemetry, idleSeconds: Math.floor(idleTimeoutMs / 1000) } });
+}
+
+/** The frontend's `h2Path` option: the listener's decision plugged into proxy/http2, unless
+ *  turned off (`--http2-fast-path=false`). */
+export function h2PathOption(
+  opts: ListenerCommonOptions,
+  parts: ReturnType<typeof listenerParts>,
+  direction: 'inbound' | 'outbound',
+  decide: H2Decide,
+): H2Path | undefined {
+  if (opts.http2FastPath === false) return undefined;
+  return createH2Path({ decide, env: { direction, deps: parts.deps, telemetry: opts.telemetry } });
 }
 
 /** The handle over a listener's HTTP frontend; `onListening` records the bound address. */

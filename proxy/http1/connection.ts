@@ -7,6 +7,7 @@ import { isProxyError, proxyErrors, type ProxyError } from '../http/errors.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { UpstreamResponse, UpstreamTarget } from '../upstream/types.js';
 import { ChunkedDecoder, MAX_HEAD_BYTES, parseResponseHead, persistent, responseFraming, type Framing, type ResponseHead } from './parser.js';
+import { holdUntilTurnEnd } from './turn.js';
 import type { RawPool } from './upstream.js';
 
 /** What the fast path hands the pool for one request (the exchange implements it). */
@@ -145,7 +146,7 @@ export class UpstreamConnection {
   private drainWaiter: (() => void) | undefined;
   /** Requests this connection has completed (0: a fresh connection). */
   uses = 0;
-  /** When it last went idle (Date.now()), for the keep-alive sweep. */
+  /** When it last went idle (the sweep's Date.now() clock, see upstream.ts), for the keep-alive sweep. */
   idleSince = 0;
 
   constructor(
@@ -171,6 +172,7 @@ export class UpstreamConnection {
     this.eof = false;
     this.bytesIn = 0;
     const head = job.req.takeHead();
+    holdUntilTurnEnd(this.socket);
     if (typeof head === 'string') this.socket.write(head, 'latin1');
     else this.socket.write(head);
     job.req.sent(this);
@@ -179,6 +181,7 @@ export class UpstreamConnection {
   /** Request body bytes (already framed by the caller). False: wait for `onceDrained`. */
   writeBody(chunk: Buffer | string): boolean {
     if (this.state === State.Closed || this.job === undefined) return true;
+    holdUntilTurnEnd(this.socket);
     return typeof chunk === 'string' ? this.socket.write(chunk, 'latin1') : this.socket.write(chunk);
   }
 

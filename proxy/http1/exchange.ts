@@ -3,8 +3,8 @@
 // telemetry record, client answers decided by http/errors.ts); only the byte moving differs:
 // the upstream head is written once with the body bytes at hand, the rest of the body is relayed
 // as it comes, and the rewritten response head leaves with the first response bytes.
-import { EventEmitter } from 'node:events';
 import type net from 'node:net';
+import type { Endpoint } from '../../api/domain.js';
 import type { ClusterChoice } from '../balance/registry.js';
 import { requestHash } from '../balance/hash.js';
 import type { RequestOutcome } from '../balance/types.js';
@@ -22,10 +22,11 @@ import type { CarryOutDeps, HeaderAdjust } from '../upstream/carry-out.js';
 import type { CircuitBreaker } from '../upstream/circuit-breaker.js';
 import { DownstreamGone, failedOutcome } from '../upstream/forward.js';
 import { isIdempotent } from '../upstream/retry.js';
-import { clusterChooser, type PickedEndpoint } from '../upstream/target.js';
+import { targetFor } from '../upstream/target.js';
 import type { UpstreamResponse, UpstreamTarget } from '../upstream/types.js';
 import { CHUNK_END, chunkHeader, lastChunk, localAnswer, requestHead, responseHead } from './head.js';
 import { persistent, type Framing, type RequestHead } from './parser.js';
+import { holdUntilTurnEnd, releaseNow } from './turn.js';
 import { laneFor, RAW, RawResponse, type BodySink, type RawOutcome, type RawRequest, type RawUpstreamRequest, type UpstreamConnection } from './upstream.js';
 
 /** A request the listener decided the fast path may carry: a forward plan, nothing else. */
@@ -92,11 +93,21 @@ function joined(head: string, data: Buffer, tail: string): Buffer {
   return out;
 }
 
+function releaseChunks(exchange: Exchange): void {
+  exchange.releaseChunks();
+}
+
+/** The route's timeout fired (setTimeout's argument: no closure per request). */
+function timedOut(exchange: Exchange): void {
+  exchange.onTimeout();
+}
+
 /**
  * One request/response. It is also the request and response objects telemetry sees (the names
- * node:http gives them), so metrics, traces, access log and decision records work unchanged.
+ * node:http gives them), so metrics, traces, access log and decision records work unchanged;
+ * it reports its tries, bytes and end to its record itself (Telemetry.beginRaw).
  */
-export class Exchange extends EventEmitter implements RawRequest, RawOutcome, BodySink {
+export class Exchange implements RawRequest, RawOutcome, BodySink {
   // ---- node:http's names, read by telemetry ----
   readonly method: string;
   readonly url: string;
@@ -122,7 +133,8 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
   private counters!: ClusterCounters;
   private breaker: CircuitBreaker | undefined;
   private holdsSlot = false;
-  private endpoint: PickedEndpoint | undefined;
+  /** The endpoint the balancer picked (its onStart was called; onEnd is due once). */
+  private endpoint: Endpoint | undefined;
   private tryEnded = false;
   private tryStart = 0;
   private latencyMs = 0;
@@ -136,6 +148,8 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
   private keepAlive: boolean;
   private pendingHead: string | undefined;
   private chunkedOut = false;
+  /** The client socket is corked until the end of this tick (holdChunks). */
+  private holding = false;
   private timer: NodeJS.Timeout | undefined;
   /** Body bytes received and sent, for telemetry (it reads them when the exchange ends). */
   private received = 0;
@@ -148,7 +162,6 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     head: RequestHead,
     private readonly framing: Framing,
   ) {
-    super();
     this.method = head.method;
     this.url = head.target;
     this.headers = head.headers;
@@ -171,7 +184,9 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
   start(): void {
     const { env, fwd } = this;
     const { info, plan } = fwd;
-    const rec = env.telemetry?.begin(env.direction, this as unknown as DownstreamRequest, this as unknown as DownstreamResponse, this.down.info);
+    // One clock reading for the record's start and, unless the breaker makes it wait, the try's.
+    const now = performance.now();
+    const rec = env.telemetry?.beginRaw(env.direction, this as unknown as DownstreamRequest, this as unknown as DownstreamResponse, this.down.info, now);
     if (rec) {
       this.rec = rec;
       rec.read(info);
@@ -179,8 +194,12 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
       rec.planned(fwd.config, plan);
     }
     let headers = applyHeaderMutations(upstreamRequestHeaders(info.headers, info.scheme), plan.requestHeaders);
+    // Telemetry before the listener's touch: inbound, it removes the calling sidecar's peer
+    // header, the last field that sidecar sent, so the map loses its last property and V8
+    // keeps it a fast object; XFCC is then added to the copy `adjust` makes. Tries are
+    // reported to the record here (lane or not), so the pool observer is not told.
+    rec?.sending(plan.cluster, plan.authority, headers, false);
     if (fwd.adjust) headers = fwd.adjust(headers);
-    rec?.sending(plan.cluster, plan.authority, headers);
     this.upstreamHeaders = headers;
     // Only the route's mutations and the listener's adjustments (XFCC from certificates) bring
     // values the parser has not checked; the rest are the client's, or the proxy's own.
@@ -189,7 +208,7 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     const counters = (this.counters = env.deps.stats.cluster(plan.cluster));
     counters.requests++;
     counters.inFlight++;
-    if (plan.timeoutMs !== undefined && plan.timeoutMs > 0) this.timer = setTimeout(() => this.onTimeout(), plan.timeoutMs);
+    if (plan.timeoutMs !== undefined && plan.timeoutMs > 0) this.timer = setTimeout(timedOut, plan.timeoutMs, this);
     const breaker = (this.breaker = env.deps.pools.breaker(fwd.choice.cluster));
     let wait: Promise<void> | undefined;
     try {
@@ -199,35 +218,38 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     }
     if (wait) {
       wait.then(
-        () => this.pick(),
+        () => this.pick(performance.now()),
         (err: unknown) => this.fail(this.cancelled ?? err),
       );
     } else {
-      this.pick();
+      this.pick(now);
     }
   }
 
   // Methods, not arrow fields: an exchange is made per request, closures only where needed.
-  private pick(): void {
+  /** `now`: performance.now(), the try's start. */
+  private pick(now: number): void {
     this.holdsSlot = true;
     if (this.phase === Phase.Done) return this.releaseSlot(); // gave up while waiting for it
     const { choice, plan, info } = this.fwd;
-    const hashKey = choice.cluster.hashKey;
-    const endpoint = clusterChooser(choice.cluster, choice.balancer).pick(NO_TRIES, hashKey ? requestHash(hashKey, info.headers, this.socket.remoteAddress) : undefined);
+    // The balancer itself, as upstream/target.ts's chooser drives it (one pick, onStart, one
+    // onEnd), without the chooser's objects: a fast-path request never tries a second endpoint.
+    const { balancer, cluster } = choice;
+    const hashKey = cluster.hashKey;
+    const endpoint = balancer.pick(NO_TRIES, hashKey ? requestHash(hashKey, info.headers, this.socket.remoteAddress) : undefined);
     if (!endpoint) {
       this.releaseSlot();
       return this.fail(proxyErrors.noHealthyUpstream(plan.cluster));
     }
+    balancer.onStart(endpoint);
     this.endpoint = endpoint;
-    this.target = endpoint.target;
+    const target = (this.target = targetFor(cluster, endpoint));
     this.phase = Phase.Waiting;
-    this.tryStart = performance.now();
-    const lane = laneFor(endpoint.target, this.tryStart);
-    if (lane) {
-      // Straight to the endpoint's pool; telemetry hears of the try as its pool observer would.
-      this.rec?.tryStarted(endpoint.target);
-      return lane.send(this, this);
-    }
+    this.tryStart = now;
+    // Telemetry hears of the try as its pool observer would.
+    this.rec?.tryStarted(target);
+    const lane = laneFor(target, this.tryStart);
+    if (lane) return lane.send(this, this); // straight to the endpoint's pool
     const req: RawUpstreamRequest = {
       method: info.method,
       path: plan.path,
@@ -238,16 +260,17 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
       signal: NEVER,
       [RAW]: this,
     };
-    this.env.deps.pools.request(endpoint.target, req).then(
-      (res) => this.onResponse(res),
-      (err: unknown) => this.tryFailed(this.cancelled ?? err),
+    this.env.deps.pools.request(target, req).then(
+      (res) => this.onUpstreamHead(res),
+      (err: unknown) => this.onUpstreamFailed(err),
     );
   }
 
-  /** RawOutcome (a lane request): what the pool observer would tell telemetry, then the same. */
-  onUpstreamHead(res: RawResponse): void {
-    this.rec?.responded(res);
-    this.onResponse(res);
+  /** RawOutcome: what the pool observer would tell telemetry, then the response. */
+  onUpstreamHead(res: UpstreamResponse): void {
+    const now = performance.now();
+    this.rec?.responded(res, now);
+    this.onResponse(res, now);
   }
 
   onUpstreamFailed(err: unknown): void {
@@ -312,13 +335,13 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
 
   // ---- the response ----
 
-  private onResponse(res: UpstreamResponse): void {
+  private onResponse(res: UpstreamResponse, now: number): void {
     if (!(res instanceof RawResponse)) {
       res.body.destroy();
       return this.tryFailed(proxyErrors.internal(new Error('an HTTP/1.1 pool answered a fast-path request with a response it cannot relay')));
     }
     if (this.phase !== Phase.Waiting) return res.conn.abort(this.cancelled);
-    this.latencyMs = performance.now() - this.tryStart;
+    this.latencyMs = now - this.tryStart;
     this.response = res;
     this.phase = Phase.Streaming;
     this.statusCode = res.status;
@@ -339,6 +362,7 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     const head = this.pendingHead;
     if (head !== undefined && this.phase === Phase.Streaming) {
       this.pendingHead = undefined;
+      holdUntilTurnEnd(this.socket);
       this.socket.write(head, 'latin1');
     }
   }
@@ -348,6 +372,7 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     const head = this.pendingHead;
     this.pendingHead = undefined;
     const socket = this.socket;
+    holdUntilTurnEnd(socket);
     if (!this.chunkedOut) {
       if (head === undefined) return socket.write(chunk);
       if (chunk.length <= SMALL) return socket.write(joined(head, chunk, ''));
@@ -357,6 +382,7 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
       socket.uncork();
       return ok;
     }
+    this.holdChunks();
     const size = (head ?? '') + chunkHeader(chunk.length);
     if (chunk.length <= SMALL) return socket.write(joined(size, chunk, CHUNK_END));
     socket.cork();
@@ -371,8 +397,14 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     if (this.phase !== Phase.Streaming) return;
     let tail = this.pendingHead ?? '';
     this.pendingHead = undefined;
-    if (this.chunkedOut) tail += lastChunk(trailers ? forwardableTrailers(trailers) : undefined);
-    if (tail !== '') this.socket.write(tail, 'latin1');
+    if (this.chunkedOut) {
+      this.holdChunks();
+      tail += lastChunk(trailers ? forwardableTrailers(trailers) : undefined);
+    }
+    if (tail !== '') {
+      holdUntilTurnEnd(this.socket);
+      this.socket.write(tail, 'latin1');
+    }
     this.phase = Phase.Done;
     this.clearTimer();
     countResponse(this.counters, this.statusCode);
@@ -383,6 +415,24 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
   onBodyError(err: unknown): void {
     if (this.phase !== Phase.Streaming) return;
     this.failStreaming(err, false);
+  }
+
+  /**
+   * Chunked framing writes a few small pieces for each upstream read (each chunk's framing and
+   * data, the last chunk): held until the end of this tick, they leave the socket as one write,
+   * so one syscall, and on an mTLS connection one TLS record, instead of one per piece.
+   */
+  private holdChunks(): void {
+    if (this.holding) return;
+    this.holding = true;
+    this.socket.cork();
+    process.nextTick(releaseChunks, this);
+  }
+
+  /** @internal The end of the tick holdChunks waited for. */
+  releaseChunks(): void {
+    this.holding = false;
+    this.socket.uncork();
   }
 
   /** The client socket can take more: let the upstream body flow again. */
@@ -399,7 +449,8 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     this.giveUp(gone);
   }
 
-  private onTimeout(): void {
+  /** @internal The route's timeout fired. */
+  onTimeout(): void {
     this.timer = undefined;
     const timeout = proxyErrors.upstreamTimeout(this.fwd.plan.timeoutMs ?? 0);
     if (this.phase === Phase.Streaming) return this.failStreaming(timeout, false);
@@ -439,6 +490,7 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     const log = this.env.deps.log;
     (kind === 'internal' ? log.error : log.debug).call(log, 'request failed', { cluster: this.fwd.plan.cluster, path: this.fwd.plan.path, flag: answer.flag, error: failure });
     if (answer.kind === 'reset') {
+      releaseNow(this.socket); // an earlier pipelined response still held goes out first
       this.socket.destroy();
       return this.finish(false, deferRecord);
     }
@@ -448,6 +500,7 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     this.statusCode = answer.status;
     this.headersSent = true;
     if (!this.noResponseBody) this.sentBytes += Buffer.byteLength(answer.body);
+    holdUntilTurnEnd(this.socket);
     this.socket.write(buf);
     this.finish(true, deferRecord);
   }
@@ -462,6 +515,7 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
       this.counters.resetsAfterHeaders++;
       const log = this.env.deps.log;
       (kindOf(failure) === 'internal' ? log.error : log.debug).call(log, 'response failed after its head', { cluster: this.fwd.plan.cluster, path: this.fwd.plan.path, error: failure });
+      releaseNow(this.socket); // the truncated response, then the reset
       this.socket.destroy();
     }
     this.finish(false);
@@ -471,7 +525,7 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
   private endTry(outcome: RequestOutcome): void {
     if (!this.endpoint || this.tryEnded) return;
     this.tryEnded = true;
-    this.endpoint.done(outcome);
+    this.fwd.choice.balancer.onEnd(this.endpoint, outcome);
     this.releaseSlot();
   }
 
@@ -494,9 +548,14 @@ export class Exchange extends EventEmitter implements RawRequest, RawOutcome, Bo
     if (rec) {
       if (!rec.knownRequestLength) rec.bytesReceived = this.received;
       rec.bytesSent = this.sentBytes;
+      if (deferRecord) setImmediate(recordEnded, rec);
+      else recordEnded(rec);
     }
-    if (deferRecord) setImmediate(() => this.emit('close'));
-    else this.emit('close');
     this.down.exchangeDone(finished && this.keepAlive && this.requestEnded);
   }
+}
+
+/** The response is over: telemetry finishes the record (as node:http's 'close' would). */
+function recordEnded(rec: RequestRecord): void {
+  rec.sink.ended(rec);
 }

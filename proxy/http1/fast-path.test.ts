@@ -15,6 +15,8 @@ import {
 import { createOutboundListener, type OutboundListener, type OutboundListenerOptions } from '../outbound/listener.js';
 import { createInboundListener } from '../inbound/listener.js';
 import type { AuthorizeHook } from '../inbound/authz.js';
+import { MeshMetrics } from '../telemetry/metrics.js';
+import { Telemetry } from '../telemetry/telemetry.js';
 
 const ECHO = 'outbound|8080||echo.default.svc.cluster.local';
 const HOST = 'echo.default.svc.cluster.local:8080';
@@ -223,6 +225,42 @@ describe('fast path: what it carries', () => {
     expect(echo.seen).toEqual([]);
   });
 
+  it('reports every request to telemetry as node:http’s path does: counts, body bytes, flags, decision records', async () => {
+    const echo = await echoH1();
+    const served = async (fastPath: boolean) => {
+      const metrics = new MeshMetrics();
+      const telemetry = new Telemetry({ workload: 'client.default', identity: () => undefined, metrics, decisionHeader: 'local', localAddresses: new Set(['127.0.0.1']) });
+      const { port, listener } = await outbound(echoConfig(echo.port), { telemetry, http1FastPath: fastPath });
+      const dead = await outbound(echoConfig(await deadPort()), { telemetry, http1FastPath: fastPath });
+      const answers = await rawResponses(
+        port,
+        `GET /a HTTP/1.1\r\nHost: ${HOST}\r\n\r\n` +
+          `POST /b HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 5\r\n\r\nhello` +
+          `POST /c HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n` +
+          `GET /d HTTP/1.1\r\nHost: ${HOST}\r\nX-Weft-Debug: 1\r\n\r\n`,
+        4,
+      );
+      const failed = await request(`http://127.0.0.1:${dead.port}/`, { headers: { host: HOST } });
+      await failed.body.dump();
+      const bodyBytes = answers.reduce((n, a) => n + Buffer.byteLength(JSON.stringify(jsonOf(a))), 0);
+      await eventually(async () => expect((await metrics.exposition()).body).toMatch(/istio_requests_total\{[^}]*response_code="503"[^}]*response_flags="UF"[^}]*\} 1/));
+      const text = (await metrics.exposition()).body;
+      const line = (name: string, code: string) => text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`response_code="${code}"`));
+      expect(counters(listener).fastPath).toBe(fastPath ? 4 : 0);
+      return {
+        decision: /\r\nx-weft-decision: \{"dir":"outbound","action":"forward"/.test(answers[3]!),
+        ok: line('istio_requests_total', '200')?.replace(/^.*\} /, ''),
+        okFlags: /response_flags="-"/.test(line('istio_requests_total', '200') ?? ''),
+        requestBytes: line('istio_request_bytes_sum', '200')?.replace(/^.*\} /, ''),
+        responseBytes: Number(line('istio_response_bytes_sum', '200')?.replace(/^.*\} /, '')) === bodyBytes,
+        failed: line('istio_requests_total', '503')?.replace(/^.*\} /, ''),
+      };
+    };
+    const expected = { decision: true, ok: '4', okFlags: true, requestBytes: '8', responseBytes: true, failed: '1' };
+    expect(await served(true)).toEqual(expected);
+    expect(await served(false)).toEqual(expected);
+  });
+
   it('is off with http1FastPath: false (everything through node:http)', async () => {
     const echo = await echoH1();
     const { port, listener } = await outbound(echoConfig(echo.port), { http1FastPath: false });
@@ -230,6 +268,45 @@ describe('fast path: what it carries', () => {
     expect(res.statusCode).toBe(200);
     await res.body.dump();
     expect(counters(listener)).toMatchObject({ requests: 1, fastPath: 0 });
+  });
+});
+
+describe('fast path: writes', () => {
+  it('sends a chunked response that came in one read as one write: framing, chunks and the last chunk together', async () => {
+    // A raw upstream: the whole chunked response in one write, so the proxy reads it at once.
+    const upstream = net.createServer((s) => {
+      s.on('data', () => s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n'));
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => upstream.close(() => r())));
+    const { port } = await outbound(echoConfig((upstream.address() as net.AddressInfo).port));
+    const client = net.connect(port, '127.0.0.1');
+    await new Promise((r) => client.once('connect', r));
+    // Every write the proxy makes to this client, as the socket hands it to the kernel.
+    const flushes: number[] = [];
+    const proto = net.Socket.prototype as unknown as Record<'_write' | '_writev', (...a: unknown[]) => unknown>;
+    const { _write: write, _writev: writev } = proto;
+    const mine = (s: net.Socket) => s.remotePort === client.localPort && s !== client;
+    proto._write = function (this: net.Socket, ...a: unknown[]) {
+      if (mine(this)) flushes.push(1);
+      return write.apply(this, a);
+    };
+    proto._writev = function (this: net.Socket, ...a: unknown[]) {
+      if (mine(this)) flushes.push((a[0] as unknown[]).length);
+      return writev.apply(this, a);
+    };
+    try {
+      let text = '';
+      client.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      client.write(`GET /c HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      await eventually(() => expect(text).toMatch(/\r\n0\r\n\r\n$/));
+      expect(text).toMatch(/\r\n\r\n3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n$/);
+      expect(flushes).toHaveLength(1);
+    } finally {
+      proto._write = write;
+      proto._writev = writev;
+      client.destroy();
+    }
   });
 });
 

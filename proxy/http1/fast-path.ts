@@ -10,6 +10,7 @@ import type { ConnectionInfo } from '../http/frontend.js';
 import { writeRawAnswer } from '../http/respond.js';
 import { Exchange, type Downstream, type ExchangeEnv, type FastForward } from './exchange.js';
 import { ChunkedDecoder, MAX_HEAD_BYTES, parseRequestHead, requestFraming, type RequestHead } from './parser.js';
+import { releaseNow } from './turn.js';
 
 /** The listener's part: may this request go the fast way? undefined hands it to node:http.
  *  Called once per request with its parsed head; must not throw, must not do I/O. */
@@ -197,6 +198,7 @@ class FastConnection implements Downstream {
     this.ended = true;
     this.pending = undefined;
     const exchange = this.exchange;
+    releaseNow(this.socket); // what was written before goes first, even if the answer is a reset
     if (exchange && !exchange.headersSent) writeRawAnswer(this.socket, isProxyError(err) ? proxyErrors.badRequest(`malformed HTTP/1.1 request body (${err.body.replace(/^bad request: /, '')})`) : err);
     else this.socket.destroy();
     exchange?.downstreamGone();
@@ -227,6 +229,7 @@ class FastConnection implements Downstream {
     } catch (err) {
       // Malformed or ambiguous (smuggling): 400 and close, as node:http does with what llhttp refuses.
       this.detach();
+      releaseNow(this.socket);
       writeRawAnswer(this.socket, isProxyError(err) ? proxyErrors.badRequest(`malformed HTTP/1.1 request (${err.body.replace(/^bad request: /, '')})`) : err);
       return;
     }
@@ -308,7 +311,10 @@ class FastConnection implements Downstream {
 
   private onEnd = (): void => {
     this.ended = true;
-    if (!this.exchange) this.socket.destroy();
+    if (!this.exchange) {
+      releaseNow(this.socket); // the last response may still be held (turn.ts)
+      this.socket.destroy();
+    }
   };
 
   private onClose = (): void => {

@@ -71,8 +71,18 @@ export interface ConnectionField {
   readonly idleSeconds: number;
 }
 
+const CLOSE_FIELDS = 'Connection: close\r\n';
+let keepAliveFields = '';
+let keepAliveSeconds = NaN;
+
 function connectionFields(c: ConnectionField): string {
-  return c.keepAlive ? `Connection: keep-alive\r\nKeep-Alive: timeout=${c.idleSeconds}\r\n` : 'Connection: close\r\n';
+  if (!c.keepAlive) return CLOSE_FIELDS;
+  // One listener's idle timeout in practice: the text is made once, not per response.
+  if (c.idleSeconds !== keepAliveSeconds) {
+    keepAliveSeconds = c.idleSeconds;
+    keepAliveFields = `Connection: keep-alive\r\nKeep-Alive: timeout=${c.idleSeconds}\r\n`;
+  }
+  return keepAliveFields;
 }
 
 /**

@@ -97,6 +97,55 @@ describe('request heads', () => {
   });
 });
 
+describe('known names and remembered values', () => {
+  // Known names come out as constants and a known name's last short value is reused when the
+  // bytes repeat: whatever the order, the result must be what the bytes say.
+  it('reads each head for itself: repeated, changed and case-varied fields, methods and targets', () => {
+    const seq: [string, Record<string, unknown>][] = [
+      ['GET /a HTTP/1.1\r\nHost: one\r\nUser-Agent: x\r\n\r\n', { method: 'GET', target: '/a', headers: { host: 'one', 'user-agent': 'x' } }],
+      ['GET /a HTTP/1.1\r\nHost: one\r\nUser-Agent: x\r\n\r\n', { method: 'GET', target: '/a', headers: { host: 'one', 'user-agent': 'x' } }],
+      ['POST /b HTTP/1.1\r\nHOST: onf\r\nuser-AGENT: y\r\nContent-Length: 0\r\n\r\n', { method: 'POST', target: '/b', headers: { host: 'onf', 'user-agent': 'y', 'content-length': '0' } }],
+      ['GET /a HTTP/1.1\r\nhost: one\r\n\r\n', { target: '/a', headers: { host: 'one' } }],
+      ['GET /ab HTTP/1.1\r\nHost: on\r\n\r\n', { target: '/ab', headers: { host: 'on' } }],
+      ['Get /a HTTP/1.1\r\nHost: ONE\r\n\r\n', { method: 'Get', headers: { host: 'ONE' } }],
+      ['GETS /a HTTP/1.1\r\nHost: one\r\n\r\n', { method: 'GETS' }],
+    ];
+    for (const [raw, expected] of seq) {
+      const head = parseRequestHead(b(raw))!;
+      expect(head).toMatchObject(expected);
+      expect(Object.keys(head.headers)).toEqual(Object.keys(expected.headers ?? head.headers));
+    }
+  });
+
+  it('tells near-misses of known names apart (one byte off, longer, shorter, other tchars)', () => {
+    const head = parseRequestHead(
+      b('GET / HTTP/1.1\r\nHost: a\r\nHosts: b\r\nHos: c\r\nHost-: d\r\nX-Request-Ie: e\r\nContent_Length: 7\r\nTE~: f\r\nTe^: g\r\n\r\n'),
+    )!;
+    expect(head.headers).toEqual({ host: 'a', hosts: 'b', hos: 'c', 'host-': 'd', 'x-request-ie': 'e', content_length: '7', 'te~': 'f', 'te^': 'g' });
+    expect(head.contentLength).toBe(-1);
+  });
+
+  it('keeps long values and long targets whole (not remembered, still read)', () => {
+    const long = 'v'.repeat(500);
+    const path = `/${'p'.repeat(300)}`;
+    for (let i = 0; i < 2; i++) {
+      const head = parseRequestHead(b(`GET ${path} HTTP/1.1\r\nHost: a\r\nCookie: ${long}${i}\r\n\r\n`))!;
+      expect(head.target).toBe(path);
+      expect(head.headers.cookie).toBe(`${long}${i}`);
+    }
+  });
+
+  it('reads the same fields from responses, whatever came before', () => {
+    for (const [raw, headers] of [
+      ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nhi', { 'content-length': '2', 'content-type': 'text/plain' }],
+      ['HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-type: text/plaim\r\n\r\nhi!', { 'content-length': '3', 'content-type': 'text/plaim' }],
+      ['HTTP/1.1 200 OK\r\nCONTENT-TYPE: text/plain\r\nContent-Length: 2\r\n\r\nhi', { 'content-type': 'text/plain', 'content-length': '2' }],
+    ] as const) {
+      expect(parseResponseHead(b(raw))!.headers).toEqual(headers);
+    }
+  });
+});
+
 describe('response heads', () => {
   it.each([
     ['with Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi', false, { status: 200, framing: 'length', persistent: true }],

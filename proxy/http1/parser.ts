@@ -17,7 +17,6 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
 const HTAB = 0x09;
-const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 // Byte classes: 1 = tchar (RFC 9110 §5.6.2), 2 = field-vchar / SP / HTAB / obs-text.
 const TOKEN = 1;
@@ -30,6 +29,96 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
   const i = c.charCodeAt(0);
   CLASS[i] = CLASS[i]! | TOKEN;
 }
+
+/** Byte → its lower-case form (A-Z only; every other byte maps to itself). */
+const LOWER = new Uint8Array(256);
+for (let b = 0; b < 256; b++) LOWER[b] = b >= 0x41 && b <= 0x5a ? b + 0x20 : b;
+
+// ---- interned field names, remembered values -------------------------------------------------
+// Most field lines of most messages carry one of a few dozen names, and many repeat their last
+// value (Host, Content-Type, Server, a fixed Content-Length...). A known name is found by a hash
+// of its lower-cased bytes taken while its characters are checked anyway, and yields a constant
+// string: no allocation, no lower-casing, and a key V8 has already internalized when it is
+// stored in the header map. A known name's last value (up to VALUE_MEMO_BYTES) is kept and
+// reused when the bytes are the same. Pure as before: the same bytes always give equal strings.
+
+/** Longest value remembered per known name. */
+const VALUE_MEMO_BYTES = 64;
+const NAME_SLOTS = 256; // a power of two, well above the number of names below
+
+interface KnownName {
+  readonly name: string;
+  readonly hash: number;
+  /** The name's last value, if short. */
+  last: string | undefined;
+}
+
+function nameHash(h: number, lowerByte: number): number {
+  return (Math.imul(h, 31) + lowerByte) | 0;
+}
+
+const KNOWN_NAMES: readonly string[] = [
+  'host', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'accept-ranges', 'age', 'authorization',
+  'cache-control', 'connection', 'content-encoding', 'content-language', 'content-length', 'content-type',
+  'cookie', 'date', 'etag', 'expect', 'expires', 'forwarded', 'if-match', 'if-modified-since', 'if-none-match',
+  'keep-alive', 'last-modified', 'link', 'location', 'origin', 'pragma', 'proxy-connection', 'range', 'referer',
+  'server', 'set-cookie', 'strict-transport-security', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'vary',
+  'via', 'www-authenticate', 'x-content-type-options', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto',
+  'x-forwarded-client-cert', 'x-request-id', 'x-real-ip', 'x-envoy-attempt-count', 'x-envoy-original-path',
+  'x-weft-source-workload', 'x-weft-debug', 'x-weft-decision', 'traceparent', 'tracestate', 'b3', 'x-b3-traceid',
+  'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags', 'grpc-status', 'grpc-message', 'grpc-encoding',
+  'grpc-accept-encoding', 'grpc-timeout', 'access-control-allow-origin', 'content-disposition', 'content-range',
+  'retry-after', 'x-powered-by', 'x-frame-options',
+];
+
+/** Open addressing by hash, linear probing; every name above is always found. */
+const nameSlots: (KnownName | undefined)[] = new Array<KnownName | undefined>(NAME_SLOTS).fill(undefined);
+for (const name of KNOWN_NAMES) {
+  let h = 0;
+  for (let i = 0; i < name.length; i++) h = nameHash(h, name.charCodeAt(i));
+  let i = h & (NAME_SLOTS - 1);
+  while (nameSlots[i] !== undefined) i = (i + 1) & (NAME_SLOTS - 1);
+  nameSlots[i] = { name, hash: h, last: undefined };
+}
+
+/** The known name whose lower-case form is buf[p, q) lower-cased (hash `h`), or undefined. */
+function knownName(buf: Buffer, p: number, q: number, h: number): KnownName | undefined {
+  const len = q - p;
+  for (let i = h & (NAME_SLOTS - 1); ; i = (i + 1) & (NAME_SLOTS - 1)) {
+    const k = nameSlots[i];
+    if (k === undefined) return undefined;
+    if (k.hash !== h || k.name.length !== len) continue;
+    let j = 0;
+    while (j < len && LOWER[buf[p + j]!] === k.name.charCodeAt(j)) j++;
+    if (j === len) return k;
+  }
+}
+
+/** buf[s, e) as a latin1 string, reusing `last` when the bytes are the same. */
+function sameOrSlice(buf: Buffer, s: number, e: number, last: string | undefined): string {
+  if (last !== undefined && last.length === e - s) {
+    let i = 0;
+    while (i < last.length && buf[s + i] === last.charCodeAt(i)) i++;
+    if (i === last.length) return last;
+  }
+  return buf.toString('latin1', s, e);
+}
+
+/** The method as a constant when it is one of the usual ones (no allocation). */
+const COMMON_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'];
+function methodOf(buf: Buffer, s: number, e: number): string {
+  for (const m of COMMON_METHODS) {
+    if (m.length !== e - s) continue;
+    let i = 0;
+    while (i < m.length && buf[s + i] === m.charCodeAt(i)) i++;
+    if (i === m.length) return m;
+  }
+  return buf.toString('latin1', s, e);
+}
+
+/** The last request-target, reused when the next one has the same bytes (a client polling one
+ *  path, a health check); only short ones are kept. */
+let lastTarget: string | undefined;
 
 /** What both kinds of head carry. */
 export interface MessageHead {
@@ -85,16 +174,26 @@ interface Fields {
 }
 
 /**
- * Where the head starting at `from` ends (just past its CRLF CRLF), or -1 while incomplete.
- * Throws on a bare LF, so a client that ends lines with LF alone is told at once.
+ * Where the head starting at `from` ends (just past its first CR LF CR LF), or -1 while
+ * incomplete. Throws on a bare LF in an incomplete head, so a client that ends lines with LF
+ * alone is told at once. (Scanned in JavaScript: heads are short, and a native indexOf call
+ * costs more than the loop.)
  */
 function headEnd(buf: Buffer, from: number): number {
-  const end = buf.indexOf(CRLFCRLF, from);
-  if (end >= 0) return end + 4;
-  for (let i = buf.indexOf(LF, from); i >= 0; i = buf.indexOf(LF, i + 1)) {
-    if (i === from || buf[i - 1] !== CR) throw bad('bare LF in the message head');
+  const n = buf.length;
+  for (let i = from + 3; i < n; i++) {
+    if (buf[i] === LF && buf[i - 1] === CR && buf[i - 2] === LF && buf[i - 3] === CR) return i + 1;
+  }
+  for (let i = from; i < n; i++) {
+    if (buf[i] === LF && (i === from || buf[i - 1] !== CR)) throw bad('bare LF in the message head');
   }
   return -1;
+}
+
+/** The first CR in buf[p, end), or `end`. */
+function crAt(buf: Buffer, p: number, end: number): number {
+  while (p < end && buf[p] !== CR) p++;
+  return p;
 }
 
 /** Skips the empty lines a client may send before a request-line (RFC 9112 §2.2). */
@@ -121,29 +220,40 @@ function version(buf: Buffer, p: number, end: number, what: string): number {
 /** Reads the field lines in buf[p, end) where `end` is the head's last CRLF CRLF + 2. */
 function readFields(buf: Buffer, p: number, end: number, f: Fields): void {
   const headers = f.headers;
+  // `end` is just past the last line's CR LF; the line ends are checked below, none is missed.
+  const last = end - 1;
   while (p < end) {
-    const le = buf.indexOf(CR, p);
-    if (le < 0 || le >= end || buf[le + 1] !== LF) throw bad('bare CR in a field line');
+    const le = crAt(buf, p, last);
+    if (le >= last || buf[le + 1] !== LF) throw bad('bare CR in a field line');
     const first = buf[p]!;
     if (first === SP || first === HTAB) throw bad('obs-fold (a field line starting with whitespace)');
     // Field name: one or more tchars, then ':' at once (no whitespace before it, §5.1).
     let q = p;
     let upper = false;
+    let h = 0;
     for (; q < le; q++) {
       const b = buf[q]!;
       if ((CLASS[b]! & TOKEN) === 0) break;
       if (b >= 0x41 && b <= 0x5a) upper = true;
+      h = nameHash(h, LOWER[b]!);
     }
     if (q === p || q === le || buf[q] !== 0x3a) throw bad(q === le || q === p ? 'a field line without a name and colon' : 'invalid character in a field name');
-    let name = buf.toString('latin1', p, q);
-    if (upper) name = name.toLowerCase();
+    const known = knownName(buf, p, q, h);
+    let name: string;
+    if (known) name = known.name;
+    else {
+      name = buf.toString('latin1', p, q);
+      if (upper) name = name.toLowerCase();
+    }
     // Field value: OWS trimmed; CTLs (NUL, CR, LF, ...) are not allowed.
     let vs = q + 1;
     let ve = le;
     while (vs < ve && (buf[vs] === SP || buf[vs] === HTAB)) vs++;
     while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
     for (let i = vs; i < ve; i++) if ((CLASS[buf[i]!]! & VALUE) === 0) throw bad(`invalid character in the value of ${name}`);
-    const value = buf.toString('latin1', vs, ve);
+    let value: string;
+    if (known && ve - vs <= VALUE_MEMO_BYTES) value = known.last = sameOrSlice(buf, vs, ve, known.last);
+    else value = buf.toString('latin1', vs, ve);
     p = le + 2;
     switch (name) {
       case 'content-length': {
@@ -233,13 +343,13 @@ export function parseRequestHead(buf: Buffer): RequestHead | undefined {
   const start = skipEmptyLines(buf);
   const size = headEnd(buf, start);
   if (size < 0) return undefined;
-  const lineEnd = buf.indexOf(CR, start);
+  const lineEnd = crAt(buf, start, size);
   if (buf[lineEnd + 1] !== LF) throw bad('bare CR in the request-line');
   // method SP request-target SP HTTP-version: single spaces, nothing else.
   let p = start;
   while (p < lineEnd && (CLASS[buf[p]!]! & TOKEN) !== 0) p++;
   if (p === start || buf[p] !== SP) throw bad('invalid method in the request-line');
-  const method = buf.toString('latin1', start, p);
+  const method = methodOf(buf, start, p);
   const ts = ++p;
   let ascii = true;
   for (; p < lineEnd; p++) {
@@ -249,7 +359,8 @@ export function parseRequestHead(buf: Buffer): RequestHead | undefined {
     if (b > 0x7e) ascii = false;
   }
   if (p === ts || p === lineEnd) throw bad('malformed request-line');
-  const target = buf.toString('latin1', ts, p);
+  const target = sameOrSlice(buf, ts, p, lastTarget);
+  if (p - ts <= VALUE_MEMO_BYTES) lastTarget = target;
   const minor = version(buf, p + 1, lineEnd, 'request-line');
 
   const f = newFields();
@@ -279,7 +390,7 @@ export function parseRequestHead(buf: Buffer): RequestHead | undefined {
 export function parseResponseHead(buf: Buffer): ResponseHead | undefined {
   const size = headEnd(buf, 0);
   if (size < 0) return undefined;
-  const lineEnd = buf.indexOf(CR, 0);
+  const lineEnd = crAt(buf, 0, size);
   if (buf[lineEnd + 1] !== LF) throw bad('bare CR in the status-line');
   // HTTP-version SP 3DIGIT SP [reason-phrase]; the SP before an empty reason may be missing.
   if (lineEnd < 12 || buf[8] !== SP) throw bad('malformed status-line');

@@ -38,9 +38,16 @@ function settleFailed(this: Job, err: unknown): void {
 const sweeping = new Set<RawPool>();
 let sweeper: NodeJS.Timeout | undefined;
 const SWEEP_MS = 250;
+/**
+ * The sweep's clock (Date.now() at the last tick, or when the sweeper started), stamped on a
+ * connection as it goes idle instead of reading the clock per request. It is never ahead of
+ * the true time, so a connection is closed early by at most one tick, never late: still before
+ * the server's own keep-alive timeout.
+ */
+let sweepNow = Date.now();
 
 function sweepIdle(): void {
-  const now = Date.now();
+  const now = (sweepNow = Date.now());
   for (const pool of sweeping) pool.expireIdle(now);
   if (sweeping.size === 0 && sweeper) {
     clearInterval(sweeper);
@@ -146,12 +153,13 @@ export class RawPool {
       }
       return conn.send(job);
     }
-    conn.idleSince = Date.now();
-    this.idleConns.push(conn);
-    if (!sweeping.has(this)) {
-      sweeping.add(this);
-      sweeper ??= setInterval(sweepIdle, SWEEP_MS).unref();
+    if (!sweeper) {
+      sweepNow = Date.now();
+      sweeper = setInterval(sweepIdle, SWEEP_MS).unref();
     }
+    conn.idleSince = sweepNow;
+    this.idleConns.push(conn);
+    sweeping.add(this);
   }
 
   /** @internal Closes connections idle for keepAliveTimeoutMs (oldest first in the stack). */

@@ -2,16 +2,21 @@
 // HTTP/1.1 and HTTP/2 on one port, authorizes each request (RBAC) and forwards to the app. With a
 // secure transport each connection is sniffed: TLS goes to it, plaintext is taken only where a
 // filter chain accepts it (PERMISSIVE). Plain forwards over HTTP/1.1 take the byte-level fast
-// path (proxy/http1) after the same chain selection and authorization. Composed by proxy/main.ts.
+// path (proxy/http1), plain forwards over HTTP/2 to an HTTP/2 app port the lean stream path
+// (proxy/http2), after the same chain selection and authorization. Composed by proxy/main.ts.
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { ProxyConfig } from '../state/types.js';
 import { plan as realPlan } from '../route/plan.js';
 import { createHttpFrontend } from '../http/frontend.js';
-import { readHttp1Request } from '../http/facts.js';
-import { fastPathOption, listenerHandle, listenerParts, type ListenerCommonOptions, type ProxyListener } from '../http/listener-parts.js';
+import { readHttp1Request, readHttp2Request, type RequestInfo } from '../http/facts.js';
+import type { ConnectionInfo } from '../http/frontend.js';
+import { fastPathOption, h2PathOption, listenerHandle, listenerParts, type ListenerCommonOptions, type ProxyListener } from '../http/listener-parts.js';
 import { DrawRecorder, fastChoice, stashHandover, takeHandover } from '../http1/decide.js';
+import type { FastForward } from '../http1/exchange.js';
 import type { FastDecide } from '../http1/fast-path.js';
+import { handoverKey, leanChoice } from '../http2/decide.js';
+import type { H2Decide } from '../http2/stream-path.js';
 import type { InboundTransport } from '../transport/index.js';
 import { plainInboundTransport, plainUpstreamTransport } from '../transport/plain.js';
 import type { PlanFn } from '../upstream/carry-out.js';
@@ -56,8 +61,9 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
     telemetry: opts.telemetry,
   };
 
-  const contextFor = (socket: unknown): InboundContext => {
-    const handover = takeHandover(socket, ctx.random);
+  /** `key`: where a fast path's decision about this request was kept (handoverKey). */
+  const contextFor = (key: unknown): InboundContext => {
+    const handover = takeHandover(key, ctx.random);
     if (!handover) return ctx;
     // The fast path asked authorization already (it logs denials): its verdict stands.
     const verdict = handover.verdict;
@@ -66,13 +72,11 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
     return { ...ctx, random: handover.random, authorize };
   };
 
-  // The fast path's question, per HTTP/1.1 request: handle.ts's steps 1-4 (read, filter chain,
-  // authorization, plan) and a plain forward to an HTTP/1.1 cluster at the end of them. Any
-  // refusal or local answer is left to handle.ts, which says it the usual way.
+  // The fast paths' question, per request: handle.ts's steps 1-4 (read, filter chain,
+  // authorization, plan) and a plain forward to a cluster of their protocol (`choose`) at the end
+  // of them. Any refusal or local answer is left to handle.ts, which says it the usual way.
   const recorder = new DrawRecorder();
-  const decide: FastDecide = (head, conn, socket) => {
-    const info = readHttp1Request(head.method, head.target, head.headers, false);
-    if (info.grpc) return undefined;
+  const route = (info: RequestInfo, conn: ConnectionInfo, stash: object, choose: typeof fastChoice): FastForward | undefined => {
     const config = ctx.getConfig();
     const listener = config.listeners.get(ctx.listenerName);
     if (!listener || (!conn.secure && plaintextRefusal(listener, ctx.listenerName))) return undefined;
@@ -81,18 +85,25 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
     if (!chain || !routes) return undefined;
     const verdict = ctx.authorize(info.facts, { identity: conn.peerIdentity, address: conn.remoteAddress, secure: conn.secure, targetPort: conn.targetPort }, chain);
     if (!verdict.allow) {
-      stashHandover(socket, { draws: [], verdict });
+      stashHandover(stash, { draws: [], verdict });
       return undefined;
     }
     const plan = ctx.plan(routes.config, routes.name, info.facts, recorder.start(ctx.random));
-    const choice = fastChoice(plan, config, ctx.deps.balancers);
+    const choice = choose(plan, config, ctx.deps.balancers);
     if (!choice || plan.kind !== 'forward') {
-      stashHandover(socket, { draws: recorder.draws, verdict });
+      stashHandover(stash, { draws: recorder.draws, verdict });
       return undefined;
     }
     const own = ctx.ownIdentity();
     return { info, config, plan, choice, verdict, adjust: (h) => setClientCertHeader(h, conn.peerIdentity, own), resetOnUpstreamReset: true };
   };
+  // HTTP/1.1 to HTTP/1.1 app ports (gRPC over HTTP/1.1 is node:http's to refuse).
+  const decide: FastDecide = (head, conn, socket) => {
+    const info = readHttp1Request(head.method, head.target, head.headers, false);
+    return info.grpc ? undefined : route(info, conn, socket, fastChoice);
+  };
+  // HTTP/2 (gRPC included) to HTTP/2 app ports.
+  const decideH2: H2Decide = (headers, rawHeaders, conn, _socket, stream) => route(readHttp2Request(headers, rawHeaders, false), conn, stream, leanChoice);
 
   // A TLS transport takes TLS; plaintext beside it is decided per connection by the config.
   const plaintext = new WeakSet<net.Socket>();
@@ -122,12 +133,13 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
       };
     },
     handlers: {
-      request: (req, res, conn) => serveInbound(contextFor(req.socket), req, res, conn),
+      request: (req, res, conn) => serveInbound(contextFor(handoverKey(req)), req, res, conn),
       tunnel: (req, socket, head, conn) => tunnelInbound(contextFor(socket), req, socket, head, conn),
     },
     counters,
     log,
     fastPath: fastPathOption(opts, parts, 'inbound', decide),
+    h2Path: h2PathOption(opts, parts, 'inbound', decideH2),
   });
 
   return listenerHandle(frontend, parts, opts, {

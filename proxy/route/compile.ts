@@ -172,13 +172,25 @@ function compileRoute(vh: VirtualHost, route: Route): CompiledRoute {
 
 // ---- The table -------------------------------------------------------------------------------
 
+/** Per virtual host object: a table assembled from VHDS recompiles only the hosts that changed. */
+const vhostCache = new WeakMap<VirtualHost, CompiledVhost>();
+
+function compiledVhost(vhost: VirtualHost): CompiledVhost {
+  let vh = vhostCache.get(vhost);
+  if (!vh) {
+    vh = { vhost, routes: vhost.routes.map((r) => compileRoute(vhost, r)) };
+    vhostCache.set(vhost, vh);
+  }
+  return vh;
+}
+
 function build(rc: RouteConfig): CompiledTable {
   const exact = new Map<string, CompiledVhost>();
   const suffix: Wildcard[] = [];
   const prefix: Wildcard[] = [];
   let star: CompiledVhost | undefined;
   for (const vhost of rc.virtualHosts) {
-    const vh: CompiledVhost = { vhost, routes: vhost.routes.map((r) => compileRoute(vhost, r)) };
+    const vh = compiledVhost(vhost);
     for (const raw of vhost.domains) {
       const d = raw.toLowerCase();
       if (d === '*') star ??= vh;

@@ -2,6 +2,7 @@
 // to a Plan. No I/O, no clock; the data path carries the plan out.
 import type { ForwardAction, Mirror, RouteConfig } from '../../api/domain.js';
 import type { ProxyConfig } from '../state/types.js';
+import { effectiveRoutes } from './assemble.js';
 import { compiled, findVhost, type CompiledRoute, type CompiledVhost } from './compile.js';
 import { redirectLocation, rewritePath } from './rewrite.js';
 import type { DirectPlan, Plan, RequestFacts } from './types.js';
@@ -43,7 +44,7 @@ export function plan(config: ProxyConfig, routeConfigName: string, facts: Reques
       detail: `route configuration ${JSON.stringify(routeConfigName)} is not in the proxy's config`,
     };
   }
-  return planRoutes(rc, facts, random);
+  return planRoutes(effectiveRoutes(config, rc), facts, random);
 }
 
 /** Plans against a RouteConfig the caller already holds (e.g. a listener's inline routes). */

@@ -1,6 +1,6 @@
 // ProxyState: the proxy's config store. The xDS client applies each type's full resource set;
 // every apply publishes a new immutable ProxyConfig through a Watch (old snapshots untouched).
-import type { Cluster, EndpointAssignment, Listener, RouteConfig, SecretValue } from '../../api/domain.js';
+import type { Cluster, EndpointAssignment, Listener, RouteConfig, SecretValue, VirtualHost } from '../../api/domain.js';
 import { RESOURCE_TYPES } from '../../api/registry.js';
 import type { ResourceRef } from '../../api/resource.js';
 import { SHORT_NAME, TypeUrl } from '../../api/types.js';
@@ -19,15 +19,18 @@ export interface ProxyStateOptions {
 const FIELD: Record<TypeUrl, keyof Omit<ProxyConfig, 'generation' | 'versions'>> = {
   [TypeUrl.Listener]: 'listeners',
   [TypeUrl.RouteConfiguration]: 'routes',
+  [TypeUrl.VirtualHost]: 'virtualHosts',
   [TypeUrl.Cluster]: 'clusters',
   [TypeUrl.ClusterLoadAssignment]: 'endpoints',
   [TypeUrl.Secret]: 'secrets',
 };
 
+const EMPTY_MAP: ReadonlyMap<string, unknown> = new Map();
 const EMPTY: ProxyConfig = Object.freeze({
   generation: 0,
   listeners: new Map<string, Listener>(),
   routes: new Map<string, RouteConfig>(),
+  virtualHosts: new Map<string, VirtualHost>(),
   clusters: new Map<string, Cluster>(),
   endpoints: new Map<string, EndpointAssignment>(),
   secrets: new Map<string, SecretValue>(),
@@ -55,7 +58,7 @@ export class ProxyState {
     const key = FIELD[typeUrl];
     if (!type || !key) throw new WeftError(ErrorCode.INTERNAL, `ProxyState.apply: unknown type URL ${typeUrl}`);
     const prev = this.config.get();
-    const old = prev[key] as ReadonlyMap<string, unknown>;
+    const old = (prev[key] ?? EMPTY_MAP) as ReadonlyMap<string, unknown>;
     const next = new Map<string, unknown>();
     for (const [name, value] of resources) {
       const before = old.get(name);
@@ -86,9 +89,13 @@ export class ProxyState {
     return [...out].sort();
   }
 
-  /** Listeners and clusters have been received (even if empty) and nothing they name is missing. */
+  /** Listeners and clusters have been received (even if empty), nothing they name is missing,
+   *  and, if a route configuration takes its virtual hosts from VHDS, VHDS has answered. */
   isComplete(): boolean {
-    const v = this.config.get().versions;
-    return v.has(TypeUrl.Listener) && v.has(TypeUrl.Cluster) && this.missing().length === 0;
+    const c = this.config.get();
+    const v = c.versions;
+    if (!v.has(TypeUrl.Listener) || !v.has(TypeUrl.Cluster) || this.missing().length > 0) return false;
+    for (const rc of c.routes.values()) if (rc.vhds && !v.has(TypeUrl.VirtualHost)) return false;
+    return true;
   }
 }

@@ -2,7 +2,8 @@
 // downstream request, filled by a handful of hook calls on the data path (read, planned,
 // authorized, failedLocally, sending) and by the pool observer (each upstream try), finished
 // when the downstream response closes. Byte counts are kept without closures: the record hangs
-// off the request and response objects, and shared functions find it there.
+// off node:http's request and response objects, and shared functions find it there (the
+// HTTP/1.1 fast path counts its own bytes and reports its tries and its end itself).
 import type { Span } from '@opentelemetry/api';
 import type { DownstreamRequest, DownstreamResponse, RequestInfo } from '../http/facts.js';
 import type { ConnectionInfo } from '../http/frontend.js';
@@ -28,8 +29,8 @@ export interface RecordSink {
   /** A decision header is wanted and something new was learned: refresh it. */
   refreshDecision(rec: RequestRecord): void;
   /** The upstream request is about to be sent with `headers` (mutable): trace context, peer
-   *  header, and the record linked so the pool observer can find it. */
-  sending(rec: RequestRecord, headers: HeaderMap): void;
+   *  header, and (`observed`) the record linked so the pool observer can find it. */
+  sending(rec: RequestRecord, headers: HeaderMap, observed: boolean): void;
   /** The downstream response closed. */
   ended(rec: RequestRecord): void;
 }
@@ -43,8 +44,6 @@ export function recordOf(res: DownstreamResponse): RequestRecord | undefined {
 }
 
 export class RequestRecord implements FlagFacts {
-  /** performance.now() at the start, for durations. */
-  readonly startMs = performance.now();
   info: RequestInfo | undefined;
   config: ProxyConfig | undefined;
   plan: Plan | undefined;
@@ -101,12 +100,10 @@ export class RequestRecord implements FlagFacts {
     readonly debug: boolean,
     /** Keep per-try notes (debug or access log). */
     readonly detailed: boolean,
+    /** performance.now() at the start, for durations. */
+    readonly startMs: number = performance.now(),
   ) {
-    (res as unknown as Tagged)[RECORD] = this;
-    (req as unknown as Tagged)[RECORD] = this;
     if (detailed) this.attempts = [];
-    countBodies(req, res);
-    res.on('close', onResponseClose);
   }
 
   /** Hook: the request was read (facts known). */
@@ -141,15 +138,17 @@ export class RequestRecord implements FlagFacts {
     if (this.debug) this.sink.refreshDecision(this);
   }
 
-  /** Hook: a forward plan's upstream request is about to go out with these headers. */
-  sending(cluster: string, authority: string, headers: HeaderMap): void {
+  /** Hook: a forward plan's upstream request is about to go out with these headers. `observed`
+   *  false: the caller reports each try itself (tryStarted, tryFailed, responded), so the pool
+   *  observer needs no link to this record. */
+  sending(cluster: string, authority: string, headers: HeaderMap, observed = true): void {
     this.forwarded = true;
     this.cluster = cluster;
     this.upstreamAuthority = authority;
-    this.sink.sending(this, headers);
+    this.sink.sending(this, headers, observed);
   }
 
-  // ---- from the pool observer ----
+  // ---- from the pool observer (or the data path itself) ----
 
   tryStarted(target: UpstreamTarget): void {
     this.tries++;
@@ -164,14 +163,27 @@ export class RequestRecord implements FlagFacts {
     if (this.debug) this.sink.refreshDecision(this);
   }
 
-  responded(response: UpstreamResponse): void {
+  /** `at`: performance.now() when the head arrived, if the caller read the clock already. */
+  responded(response: UpstreamResponse, at = performance.now()): void {
     this.gotResponse = true;
     this.response = response;
     this.upstreamStatus = response.status;
-    this.responseAtMs = performance.now() - this.startMs;
+    this.responseAtMs = at - this.startMs;
     if (this.attempts && this.target) this.attempts.push({ endpoint: `${this.target.host}:${this.target.port}`, result: String(response.status) });
     if (this.debug) this.sink.refreshDecision(this);
   }
+}
+
+/**
+ * Hooks a record onto node:http / node:http2 request and response objects: tagged (recordOf),
+ * body bytes counted as they are written and read, finished when the response closes. A data
+ * path that counts bytes and reports the end itself (the HTTP/1.1 fast path) skips this.
+ */
+export function followNodeExchange(rec: RequestRecord): void {
+  (rec.res as unknown as Tagged)[RECORD] = rec;
+  (rec.req as unknown as Tagged)[RECORD] = rec;
+  countBodies(rec.req, rec.res);
+  rec.res.on('close', onResponseClose);
 }
 
 function onResponseClose(this: DownstreamResponse): void {

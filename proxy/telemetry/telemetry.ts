@@ -28,7 +28,7 @@ import {
   type ServiceLabels,
   type WorkloadName,
 } from './peers.js';
-import { RequestRecord, type Direction, type RecordSink } from './record.js';
+import { followNodeExchange, RequestRecord, type Direction, type RecordSink } from './record.js';
 import { TunnelRecord } from './tunnel.js';
 // Type only: the OpenTelemetry SDK is loaded (proxy/main.ts) only when tracing is on.
 import type { Tracing } from './tracing.js';
@@ -93,11 +93,25 @@ export class Telemetry implements RecordSink {
    * request, before reading it; the record finishes itself when the response closes.
    */
   begin(direction: Direction, req: DownstreamRequest, res: DownstreamResponse, conn: ConnectionInfo): RequestRecord {
+    const rec = this.beginRaw(direction, req, res, conn);
+    followNodeExchange(rec);
+    return rec;
+  }
+
+  /**
+   * The same for a data path that counts body bytes itself (rec.bytesReceived / bytesSent),
+   * reports each upstream try (sending(…, observed false), tryStarted, tryFailed, responded)
+   * and calls `ended(rec)` once when the response is over: nothing is attached to `req`/`res`,
+   * which need only the fields telemetry reads (method, headers, headersSent, statusCode,
+   * writableEnded, writableFinished, setHeader). The HTTP/1.1 fast path, once per request;
+   * `startMs`: its performance.now() reading of the request's start, if it took one.
+   */
+  beginRaw(direction: Direction, req: DownstreamRequest, res: DownstreamResponse, conn: ConnectionInfo, startMs = performance.now()): RequestRecord {
     const h = req.headers;
     // Safety rule: only the local app may ask (its own calls, on the outbound listener). A
     // peer must not learn our routing, endpoints or authorization reasons.
     const debug = this.debugAllowed && direction === 'outbound' && h[DEBUG_HEADER] === '1' && this.locals.has(conn.remoteAddress ?? '');
-    const rec = new RequestRecord(this, direction, req, res, conn, debug, debug || this.accessLog !== undefined);
+    const rec = new RequestRecord(this, direction, req, res, conn, debug, debug || this.accessLog !== undefined, startMs);
     if (this.tracing) {
       rec.serverSpan = this.tracing.startServer(h, `${direction} ${req.method ?? 'GET'}`, rec.startEpochMs);
       if (rec.serverSpan) rec.b3 = this.tracing.b3Form(h);
@@ -142,8 +156,8 @@ export class Telemetry implements RecordSink {
     rec.res.setHeader(DECISION_HEADER, decisionHeaderValue(decisionOf(rec)));
   }
 
-  sending(rec: RequestRecord, headers: HeaderMap): void {
-    (headers as TaggedHeaders)[UPSTREAM_RECORD] = rec;
+  sending(rec: RequestRecord, headers: HeaderMap, observed: boolean): void {
+    if (observed) (headers as TaggedHeaders)[UPSTREAM_RECORD] = rec;
     if (rec.direction === 'outbound') {
       headers[PEER_WORKLOAD_HEADER] = this.selfKey;
       if (headers[DEBUG_HEADER] !== undefined) delete headers[DEBUG_HEADER];

@@ -1,25 +1,60 @@
 // HTTP/2 upstream: one ClientHttp2Session per endpoint, its socket from the UpstreamTransport,
 // every request a stream on it. A session that got GOAWAY, closed or failed is replaced on the
-// next request; streams already running on it finish (GOAWAY) or fail (close).
+// next request; streams already running on it finish (GOAWAY) or fail (close). Beside it, for
+// the lean HTTP/2 path (proxy/http2), a connection of Weft's own HTTP/2 engine to the same
+// endpoint, over the same transport, so both are owned, shown, retired and closed as one pool:
+// the pools connect it (a request marked H2_CONNECT), the lean path then opens its streams on it
+// straight through the target's lane while the pools keep it theirs.
 import http2 from 'node:http2';
 import type net from 'node:net';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Logger } from '../../core/log.js';
 import type { UpstreamTransport } from '../transport/index.js';
 import { isProxyError, proxyErrors } from '../http/errors.js';
 import { fromNodeHeaders, type HeaderMap } from '../http/headers.js';
+import { H2Connection, type H2Stream, type StreamHandler } from '../http2/connection.js';
 import type { UpstreamRequest, UpstreamResponse, UpstreamTarget } from './types.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 /** session.request() errors meaning the session is unusable (rather than the request invalid). */
 const SESSION_GONE: ReadonlySet<string> = new Set(['ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_OUT_OF_STREAMS']);
 
+/** Marks an UpstreamRequest that only asks for the endpoint's engine connection (the lean path):
+ *  it resolves, with a headers-only response of status 0, once the connection is up. Nothing
+ *  is sent; it carries no telemetry (its headers are not the request's). */
+export const H2_CONNECT = Symbol('weft.http2.connect');
+
+export type H2ConnectRequest = UpstreamRequest & { readonly [H2_CONNECT]: UpstreamTarget };
+
+/** A lane stays open this long after the last connect that came through the pools, so the
+ *  pools keep seeing the endpoint in use (their idle sweep, their `lastUsed`). */
+const LANE_MS = 1000;
+
+/** Lanes: the upstream of each target the lean path reached through the pools. */
+const lanes = new WeakMap<UpstreamTarget, Http2Upstream>();
+
+/** The upstream whose engine connection a lean request for `target` may open its stream on at
+ *  `now` (performance.now()): up, and used through the pools recently. */
+export function h2LaneFor(target: UpstreamTarget, now: number): Http2Upstream | undefined {
+  const up = lanes.get(target);
+  return up !== undefined && now - up.viaPoolsAt < LANE_MS && up.engineReady ? up : undefined;
+}
+
+const EMPTY_BODY = new Readable({ read() {} }).resume();
+
+/** What an H2_CONNECT request resolves with. */
+const CONNECTED: UpstreamResponse = Object.freeze({ status: 0, headers: {}, body: EMPTY_BODY, endStream: true, trailers: () => ({}) });
+
 export class Http2Upstream {
   private session: http2.ClientHttp2Session | undefined;
   private connecting: Promise<http2.ClientHttp2Session> | undefined;
+  private engine: H2Connection | undefined;
+  private engineConnecting: Promise<H2Connection> | undefined;
   private active = 0;
   private closed = false;
-  private readonly address: string;
+  readonly address: string;
+  /** performance.now() of the last H2_CONNECT that came through the pools. */
+  viaPoolsAt = -Infinity;
 
   constructor(
     private readonly target: UpstreamTarget,
@@ -30,14 +65,37 @@ export class Http2Upstream {
   }
 
   get busy(): boolean {
-    return this.active > 0;
+    return this.active > 0 || (this.engine !== undefined && this.engine.activeStreams > 0);
   }
 
   get connections(): number {
-    return this.session && !this.session.closed && !this.session.destroyed ? 1 : 0;
+    return (this.session && !this.session.closed && !this.session.destroyed ? 1 : 0) + (this.engine?.usable ? 1 : 0);
+  }
+
+  /** The engine connection is up and takes new streams. */
+  get engineReady(): boolean {
+    return !this.closed && this.engine !== undefined && this.engine.usable;
+  }
+
+  /**
+   * Opens a stream on the engine connection (a lane: `engineReady` was true) and sends its
+   * request head (`fields`, then `map`'s); `handler` hears the rest. Undefined when the connection went away meanwhile
+   * (nothing was sent: connect again through the pools).
+   */
+  open(fields: string[], endStream: boolean, handler: StreamHandler, map?: Readonly<HeaderMap>): H2Stream | undefined {
+    const engine = this.engine;
+    if (this.closed || !engine?.usable) return undefined;
+    return engine.request(fields, endStream, handler, map);
   }
 
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const target = (req as Partial<H2ConnectRequest>)[H2_CONNECT];
+    if (target) {
+      this.viaPoolsAt = performance.now();
+      lanes.set(target, this);
+      await this.getEngine();
+      return CONNECTED;
+    }
     const headers: http2.OutgoingHttpHeaders = {
       ...req.headers,
       ':method': req.method,
@@ -114,7 +172,37 @@ export class Http2Upstream {
     return abortable(this.connecting, signal);
   }
 
-  private async connect(): Promise<http2.ClientHttp2Session> {
+  /** The engine connection, made when there is none. Not abortable: the lean path's requests
+   *  wait for it as one (a client that leaves just drops its request). */
+  private async getEngine(): Promise<H2Connection> {
+    if (this.closed) throw proxyErrors.upstreamConnect(this.address, new Error('pool closed'));
+    if (this.engineReady) return this.engine!;
+    this.engineConnecting ??= this.connectEngine().finally(() => (this.engineConnecting = undefined));
+    return this.engineConnecting;
+  }
+
+  private async connectEngine(): Promise<H2Connection> {
+    const socket = await this.connectSocket();
+    const engine: H2Connection = new H2Connection(socket, {
+      role: 'client',
+      // GOAWAY: no new streams here; running ones finish. close: gone.
+      onGoaway: () => this.forgetEngine(engine),
+      onClose: (err) => {
+        this.forgetEngine(engine);
+        if (err) this.log.debug('upstream h2 connection closed', { upstream: this.address, err });
+      },
+    });
+    engine.start();
+    this.engine = engine;
+    return engine;
+  }
+
+  private forgetEngine(engine: H2Connection): void {
+    if (this.engine === engine) this.engine = undefined;
+  }
+
+  /** A connected socket (TLS handshake done) through the endpoint's transport, ALPN h2. */
+  private async connectSocket(): Promise<net.Socket> {
     let socket: net.Socket;
     try {
       socket = await this.transport.connect({
@@ -133,6 +221,11 @@ export class Http2Upstream {
       socket.destroy();
       throw proxyErrors.upstreamConnect(this.address, new Error('pool closed'));
     }
+    return socket;
+  }
+
+  private async connect(): Promise<http2.ClientHttp2Session> {
+    const socket = await this.connectSocket();
     const session = http2.connect(`http://${this.address}`, { createConnection: () => socket });
     const forget = () => {
       if (this.session === session) this.session = undefined;
@@ -150,6 +243,13 @@ export class Http2Upstream {
 
   async close(): Promise<void> {
     this.closed = true;
+    const engine = this.engine;
+    this.engine = undefined;
+    if (engine) {
+      // GOAWAY: streams still running finish; cut after a second like the session's.
+      engine.drain();
+      setTimeout(() => engine.destroy(), 1000).unref();
+    }
     const s = this.session;
     this.session = undefined;
     if (!s || s.destroyed) return;

@@ -89,7 +89,8 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
   const entries = new Map<string, Entry>();
   /** Retired pools still finishing requests. */
   const retiring = new Set<Entry>();
-  const breakers = new Map<string, { cluster: Cluster; breaker: CircuitBreaker; lastUsed: number }>();
+  /** `used`: asked for since the last sweep, which turns that into `lastUsed` (no clock read per request). */
+  const breakers = new Map<string, { cluster: Cluster; breaker: CircuitBreaker; lastUsed: number; used: boolean }>();
   let closed = false;
 
   /** Closes a retired pool once nothing runs on it. */
@@ -110,7 +111,12 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
       }
     }
     for (const e of retiring) closeIfDone(e);
-    for (const [name, b] of breakers) if (b.breaker.idle && now - b.lastUsed >= idleTimeoutMs) breakers.delete(name);
+    for (const [name, b] of breakers) {
+      if (b.used) {
+        b.used = false;
+        b.lastUsed = now;
+      } else if (b.breaker.idle && now - b.lastUsed >= idleTimeoutMs) breakers.delete(name);
+    }
   }, Math.max(250, Math.min(idleTimeoutMs / 2, 30_000)));
   sweep.unref();
 
@@ -167,13 +173,13 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
       const perConnection = cluster.protocol !== 'http2';
       let b = breakers.get(cluster.name);
       if (!b) {
-        b = { cluster, breaker: new CircuitBreaker(cluster.name, cluster.circuitBreakers, perConnection), lastUsed: 0 };
+        b = { cluster, breaker: new CircuitBreaker(cluster.name, cluster.circuitBreakers, perConnection), lastUsed: Date.now(), used: true };
         breakers.set(cluster.name, b);
       } else if (b.cluster !== cluster) {
         b.cluster = cluster;
         b.breaker.update(cluster.circuitBreakers, perConnection);
       }
-      b.lastUsed = Date.now();
+      b.used = true;
       return b.breaker;
     },
 

@@ -4,8 +4,10 @@
 // tables): which rule wins, which backend, what path/host/headers go upstream, what a redirect says.
 import { describe, expect, it } from 'vitest';
 import { pack } from '../../api/codec.js';
-import type { HeaderMutation, RouteConfig } from '../../api/domain.js';
+import type { HeaderMutation, RouteConfig, VirtualHost } from '../../api/domain.js';
 import { routeConfigType } from '../../api/route-config.js';
+import { virtualHostType } from '../../api/virtual-host.js';
+import { effectiveRoutes } from '../../proxy/route/assemble.js';
 import { TypeUrl } from '../../api/types.js';
 import { run, type RunOptions } from '../../control-plane/translate/fixtures.js';
 import { applyHeaderMutations } from '../../proxy/route/headers.js';
@@ -47,11 +49,20 @@ ${rules
 
 /** Translates, packs and decodes as a proxy would; any NACK-worthy problem fails the test. */
 function routeConfig(yaml: string, opts: RunOptions = {}): RouteConfig {
-  const plain = run(`${SERVICES}---\n${yaml}`, opts)[TypeUrl.RouteConfiguration].get('outbound');
+  const set = run(`${SERVICES}---\n${yaml}`, opts);
+  const plain = set[TypeUrl.RouteConfiguration].get('outbound');
   if (!plain) throw new Error('no outbound route configuration');
+  const nack = (problems: readonly { field: string; message: string }[]) => new Error(`the proxy would NACK: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
   const decoded = routeConfigType.decode(pack(TypeUrl.RouteConfiguration, plain));
-  if (!decoded.ok) throw new Error(`the proxy would NACK: ${decoded.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
-  return decoded.value;
+  if (!decoded.ok) throw nack(decoded.problems);
+  // Its virtual hosts come from VHDS, each decoded as the proxy decodes it.
+  const virtualHosts = new Map<string, VirtualHost>();
+  for (const [name, vh] of set[TypeUrl.VirtualHost]) {
+    const d = virtualHostType.decode(pack(TypeUrl.VirtualHost, vh));
+    if (!d.ok) throw nack(d.problems);
+    virtualHosts.set(name, d.value);
+  }
+  return effectiveRoutes({ virtualHosts }, decoded.value);
 }
 
 interface Request {

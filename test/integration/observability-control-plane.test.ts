@@ -16,8 +16,8 @@ import { samples, scrape, total } from '../support/prometheus.js';
 
 /**
  * A proxy that is not Weft's — say an Envoy build without an extension a route uses — which
- * rejects the route configuration it is sent while `reject` says so, naming the route's field
- * path as Envoy does, and accepts everything else.
+ * rejects the virtual host (VHDS) it is sent while `reject` says so, naming the resource and the
+ * route's field path, and accepts everything else.
  */
 class RejectingProxy {
   reject = true;
@@ -42,26 +42,24 @@ class RejectingProxy {
     this.stream.write({ node, type_url: TypeUrl.Listener, resource_names: [] });
     this.stream.write({ type_url: TypeUrl.Cluster, resource_names: [] });
     this.stream.write({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    this.stream.write({ type_url: TypeUrl.VirtualHost, resource_names: [] });
   }
 
   private onResponse(res: DiscoveryResponse): void {
     const names = res.type_url === TypeUrl.RouteConfiguration ? ['outbound'] : [];
     const req: DiscoveryRequest = { type_url: res.type_url, response_nonce: res.nonce, resource_names: names, version_info: this.acked.get(res.type_url) ?? '' };
-    const offending = res.type_url === TypeUrl.RouteConfiguration && this.reject ? this.offendingPath(res) : undefined;
+    const offending = res.type_url === TypeUrl.VirtualHost && this.reject ? this.offendingPath(res) : undefined;
     if (offending) req.error_detail = { code: grpc.status.INVALID_ARGUMENT, message: `Proto constraint validation failed: ${offending}: unsupported extension` };
     else this.acked.set(res.type_url, req.version_info = res.version_info ?? '');
     this.stream.write(req);
   }
 
-  /** `virtual_hosts[i].routes[j]` of the first route of HTTPRoute default/reviews. */
+  /** `<virtual host resource> routes[j]` of the first route of HTTPRoute default/reviews. */
   private offendingPath(res: DiscoveryResponse): string | undefined {
     for (const any of res.resources ?? []) {
-      const rc = unpack(any as { type_url: string; value: Uint8Array });
-      const vhosts = (rc.virtual_hosts as Plain[] | undefined) ?? [];
-      for (const [i, vh] of vhosts.entries()) {
-        const j = ((vh.routes as Plain[] | undefined) ?? []).findIndex((r) => String(r.name).startsWith('default/reviews/'));
-        if (j >= 0) return `virtual_hosts[${i}].routes[${j}].typed_per_filter_config`;
-      }
+      const vh = unpack(any as { type_url: string; value: Uint8Array });
+      const j = ((vh.routes as Plain[] | undefined) ?? []).findIndex((r) => String(r.name).startsWith('default/reviews/'));
+      if (j >= 0) return `${String(vh.name)}: routes[${j}].typed_per_filter_config`;
     }
     return undefined;
   }
@@ -115,7 +113,7 @@ spec: { address: 127.0.0.1, serviceAccount: legacy }
     const m = await metrics();
     expect(total(m, 'pilot_xds')).toBe(2);
     expect(total(m, 'citadel_server_success_cert_issuance_count')).toBeGreaterThanOrEqual(2);
-    for (const type of ['lds', 'rds', 'cds', 'eds', 'sds']) expect(total(m, 'pilot_xds_pushes', { type }), type).toBeGreaterThanOrEqual(2);
+    for (const type of ['lds', 'rds', 'vhds', 'cds', 'eds', 'sds']) expect(total(m, 'pilot_xds_pushes', { type }), type).toBeGreaterThanOrEqual(2);
     expect(Number(samples(m, 'pilot_xds_push_time')[0]?.count)).toBeGreaterThanOrEqual(2);
     expect(total(m, 'pilot_total_xds_rejects')).toBe(0);
   });
@@ -138,24 +136,25 @@ spec: { address: 127.0.0.1, serviceAccount: legacy }
       const s = await routeStatus();
       const c = s.parents[0]!.conditions.find((x) => x.type === 'weft.dev/ProxyAccepted')!;
       expect(c).toMatchObject({ status: 'False', reason: 'Rejected' });
-      expect(c.message).toContain('legacy.default (RDS version');
+      expect(c.message).toContain('legacy.default (VHDS version');
       expect(c.message).toContain('unsupported extension');
-      expect(s.proxyRejections).toEqual([expect.objectContaining({ proxy: 'legacy.default', type: 'RDS' })]);
+      expect(s.proxyRejections).toEqual([expect.objectContaining({ proxy: 'legacy.default', type: 'VHDS' })]);
     });
     // The Gateway API conditions are still there, untouched.
     expect((await routeStatus()).parents[0]!.conditions.map((c) => c.type)).toEqual(['Accepted', 'ResolvedRefs', 'weft.dev/ProxyAccepted']);
     const m = await metrics();
-    expect(total(m, 'pilot_total_xds_rejects', { type: 'rds' })).toBeGreaterThanOrEqual(1);
-    expect(total(m, 'pilot_xds_rds_reject')).toBe(1);
+    expect(total(m, 'pilot_total_xds_rejects', { type: 'vhds' })).toBeGreaterThanOrEqual(1);
+    expect(total(m, 'pilot_xds_vhds_reject')).toBe(1);
+    expect(total(m, 'pilot_xds_rds_reject')).toBe(0);
     expect(total(m, 'pilot_xds_cds_reject')).toBe(0);
 
     const table = await runStatus({ monitor, output: 'table' });
-    expect(table).toMatch(/^NAME\s+STREAM\s+CDS\s+LDS\s+EDS\s+RDS\s+SDS\s+PEER/);
-    expect(table).toMatch(/client\.default\s+SOTW\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED/);
-    expect(table).toMatch(/legacy\.default\s+SOTW\s+SYNCED\s+SYNCED\s+NOT SENT\s+NACKED\s+NOT SENT/);
-    expect(table).toContain('legacy.default RDS version');
+    expect(table).toMatch(/^NAME\s+STREAM\s+CDS\s+LDS\s+EDS\s+RDS\s+VHDS\s+SDS\s+PEER/);
+    expect(table).toMatch(/client\.default\s+\w+\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED/);
+    expect(table).toMatch(/legacy\.default\s+SOTW\s+SYNCED\s+SYNCED\s+NOT SENT\s+SYNCED\s+NACKED\s+NOT SENT/);
+    expect(table).toContain('legacy.default VHDS version');
     const json = JSON.parse(await runStatus({ monitor, output: 'json' })) as SynczProxy[];
-    expect(json.find((p) => p.id === 'legacy.default')?.types.RDS?.status).toBe('NACKED');
+    expect(json.find((p) => p.id === 'legacy.default')?.types.VHDS?.status).toBe('NACKED');
 
     // Fixed (this proxy accepts the next version): the condition turns True again.
     rejecting.reject = false;
@@ -163,7 +162,7 @@ spec: { address: 127.0.0.1, serviceAccount: legacy }
     await eventually(async () => {
       const c = (await routeStatus()).parents[0]!.conditions.find((x) => x.type === 'weft.dev/ProxyAccepted')!;
       expect(c.status).toBe('True');
-      expect(total(await metrics(), 'pilot_xds_rds_reject')).toBe(0);
+      expect(total(await metrics(), 'pilot_xds_vhds_reject')).toBe(0);
     });
   });
 
@@ -176,7 +175,7 @@ spec: { address: 127.0.0.1, serviceAccount: legacy }
     expect(fromProxy).toContain('as the proxy holds it');
     expect(fromProxy).toMatch(/default\/reviews\/0\s+prefix \/\s+→ outbound\|9080\|\|reviews-v1/);
     const json = JSON.parse(await runConfigDump({ proxy: 'client.default', monitor, admin: undefined, output: 'json' })) as Record<string, unknown>;
-    expect(Object.keys(json).sort()).toEqual(['CDS', 'EDS', 'LDS', 'RDS', 'SDS']);
+    expect(Object.keys(json).sort()).toEqual(['CDS', 'EDS', 'LDS', 'RDS', 'SDS', 'VHDS']);
     await expect(runConfigDump({ proxy: 'nobody.default', monitor, admin: undefined, output: 'table' })).rejects.toThrow(/404: no config for proxy "nobody.default"/);
   });
 });

@@ -42,9 +42,9 @@ function service(name: string, selector: Record<string, string> | undefined, por
   };
 }
 
+/** A virtual host of the `outbound` route configuration (a VHDS resource of its own). */
 function vhost(name: string): string {
-  const rc = ads.resources(TypeUrl.RouteConfiguration).get('outbound') as { virtual_hosts?: { name: string }[] } | undefined;
-  return JSON.stringify(rc?.virtual_hosts?.find((v) => v.name === name) ?? null);
+  return JSON.stringify(ads.resources(TypeUrl.VirtualHost).get(`outbound/${name}`) ?? null);
 }
 
 function route(name: string, rules: unknown[], namespace = 'bookinfo', parent = 'reviews') {

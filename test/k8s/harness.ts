@@ -139,6 +139,7 @@ export class RawAdsClient {
     this.stream.write({ node, type_url: TypeUrl.Listener, resource_names: [] });
     this.stream.write({ type_url: TypeUrl.Cluster, resource_names: [] });
     this.stream.write({ type_url: TypeUrl.RouteConfiguration, resource_names: ['outbound'] });
+    this.stream.write({ type_url: TypeUrl.VirtualHost, resource_names: [] });
   }
 
   resources(typeUrl: string): Map<string, Plain> {

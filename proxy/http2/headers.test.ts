@@ -1,0 +1,79 @@
+// The header plumbing of the lean HTTP/2 path: a request's facts from its HTTP/2 head (the same
+// reading compat's requests get), and fields to and from the HeaderMap the data path works on.
+import { describe, expect, it } from 'vitest';
+import { isProxyError } from '../http/errors.js';
+import { readHttp2Request } from '../http/facts.js';
+import { downstreamResponseHeaders, fromNodeHeaders } from '../http/headers.js';
+import { fieldsToHeaderMap, headerMapToFields, invalidField, responseFields } from './fields.js';
+
+describe('readHttp2Request', () => {
+  const raw = (h: Record<string, string>) => Object.entries(h).flat();
+
+  it('reads :authority (over Host), :path, :scheme and the fields, repeated ones as arrays', () => {
+    const h = { ':method': 'POST', ':path': '/a?b', ':scheme': 'https', ':authority': 'Svc.NS:8080', host: 'other', 'x-a': '1' };
+    const info = readHttp2Request(h, [...raw(h), 'x-a', '2'], false);
+    expect(info).toMatchObject({ method: 'POST', path: '/a?b', scheme: 'https', authority: 'svc.ns:8080', httpVersion: 2, absoluteForm: false });
+    expect(info.headers).toEqual({ host: 'other', 'x-a': ['1', '2'] });
+    expect(info.facts.header(':authority')).toBe('svc.ns:8080');
+  });
+
+  it('falls back to Host, to the connection for the scheme, and to GET and /', () => {
+    const h = { host: 'svc' };
+    expect(readHttp2Request(h, raw(h), true)).toMatchObject({ method: 'GET', path: '/', scheme: 'https', authority: 'svc' });
+    expect(readHttp2Request(h, raw(h), false).scheme).toBe('http');
+  });
+
+  it('recognises gRPC by content-type', () => {
+    const h = { ':authority': 'svc', 'content-type': 'application/grpc+proto' };
+    expect(readHttp2Request(h, raw(h), false).grpc).toBe(true);
+  });
+
+  it('refuses CONNECT and a request without an authority as bad requests', () => {
+    for (const h of [{ ':method': 'CONNECT', ':authority': 'svc:443' }, { ':path': '/' }] as Record<string, string>[]) {
+      let err: unknown;
+      try {
+        readHttp2Request(h, raw(h), false);
+      } catch (e) {
+        err = e;
+      }
+      expect(isProxyError(err, 'bad_request')).toBe(true);
+    }
+  });
+});
+
+describe('fields <-> HeaderMap (fields.ts)', () => {
+  it.each<[string, string[]]>([
+    ['plain fields', [':status', '200', 'content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2']],
+    ['hop-by-hop, what Connection names, and te', [':status', '204', 'connection', 'x-private, keep-alive', 'x-private', '1', 'keep-alive', 'timeout=5', 'te', 'trailers', 'transfer-encoding', 'chunked', 'upgrade', 'h2c', 'x-kept', 'yes']],
+  ])('a response head (%s) loses what downstreamResponseHeaders drops', (_name, fields) => {
+    const node: Record<string, string | string[]> = {};
+    for (let i = 0; i < fields.length; i += 2) {
+      const cur = node[fields[i]!];
+      node[fields[i]!] = cur === undefined ? fields[i + 1]! : ([] as string[]).concat(cur, fields[i + 1]!);
+    }
+    expect(fieldsToHeaderMap(fields, true)).toEqual(downstreamResponseHeaders(fromNodeHeaders(node)));
+  });
+
+  it('keeps every field of a request (pseudo-headers aside), repeated ones as arrays, and back', () => {
+    const fields = [':method', 'GET', ':path', '/', 'x-a', '1', 'x-a', '2', 'te', 'trailers'];
+    const map = fieldsToHeaderMap(fields, false);
+    expect(map).toEqual({ 'x-a': ['1', '2'], te: 'trailers' });
+    expect(headerMapToFields(map, [':method', 'GET'])).toEqual([':method', 'GET', 'x-a', '1', 'x-a', '2', 'te', 'trailers']);
+  });
+
+  it('adds Date to a response head that has none, as node:http2 does', () => {
+    expect(responseFields(200, { 'x-a': '1' })).toEqual([':status', '200', 'date', expect.stringMatching(/ GMT$/), 'x-a', '1']);
+    expect(responseFields(404, { date: 'then' })).toEqual([':status', '404', 'date', 'then']);
+  });
+
+  it.each([
+    [{ 'X-Upper': 'v' }, 'X-Upper'],
+    [{ 'x-crlf': 'a\r\nb: c' }, 'x-crlf'],
+    [{ connection: 'close' }, 'connection'],
+    [{ te: 'gzip' }, 'te'],
+    [{ 'x-wide': 'caf\u00e9 \u2603' }, 'x-wide'],
+    [{ 'x-ok': ['a', 'b'], te: 'trailers' }, undefined],
+  ])('invalidField(%j) is %s', (h, bad) => {
+    expect(invalidField(h as Record<string, string | string[]>)).toBe(bad);
+  });
+});
