@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { isProxyError } from '../http/errors.js';
 import { readHttp2Request } from '../http/facts.js';
-import { downstreamResponseHeaders, fromNodeHeaders } from '../http/headers.js';
+import { downstreamResponseHeaders, fromNodeHeaders, requestId, upstreamRequestHeaders } from '../http/headers.js';
 import { fieldsToHeaderMap, headerMapToFields, invalidField, responseFields } from './fields.js';
 
 describe('readHttp2Request', () => {
@@ -75,5 +75,14 @@ describe('fields <-> HeaderMap (fields.ts)', () => {
     [{ 'x-ok': ['a', 'b'], te: 'trailers' }, undefined],
   ])('invalidField(%j) is %s', (h, bad) => {
     expect(invalidField(h as Record<string, string | string[]>)).toBe(bad);
+  });
+});
+
+describe('x-request-id', () => {
+  it('is a version 4 UUID, new for each request, kept when the client sent one', () => {
+    const ids = new Set(Array.from({ length: 1000 }, () => requestId()));
+    expect(ids.size).toBe(1000);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(upstreamRequestHeaders({ 'x-request-id': 'given' }, 'http')['x-request-id']).toBe('given');
   });
 });
