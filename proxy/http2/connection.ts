@@ -12,25 +12,10 @@ import {
   ConnectionError, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, Flag, Frame, FRAME_HEADER, H2Error, MAX_MAX_FRAME_SIZE, MAX_WINDOW, Output,
   PREFACE, Setting,
 } from './frames.js';
+import { H2Stream, type StreamHandler } from './stream.js';
+import { contentLength, requestProblem, responseStatus } from './validate.js';
 
-/** What a stream's owner hears. Each method is called on the connection's read path; none may throw. */
-export interface StreamHandler {
-  /** The request (server) or final response (client) head: name, value… pseudo-headers first.
-   *  `endStream`: nothing follows. */
-  onHead(stream: H2Stream, fields: string[], endStream: boolean): void;
-  /** Body bytes, buf[start, end) (never empty; valid during the call only — keep a copy or a
-   *  subarray). The handler calls stream.consumed(end - start) once it is done with them. */
-  onData(stream: H2Stream, buf: Buffer, start: number, end: number): void;
-  /** The peer's side ended: with trailers (a HEADERS block), or after the last DATA. */
-  onEnd(stream: H2Stream, trailers: string[] | undefined): void;
-  /** The stream is over: `code` 0 when both sides ended; else how it was reset (`byPeer`:
-   *  RST_STREAM or GOAWAY from the peer; otherwise we reset it or the connection was lost). */
-  onClose(stream: H2Stream, code: number, byPeer: boolean): void;
-  /** Data queued by write() drained below the high-water mark. */
-  onWritable(stream: H2Stream): void;
-  /** Client: an informational (1xx) head before the final one; absent: ignored. */
-  onInformational?(stream: H2Stream, fields: string[]): void;
-}
+export { H2Stream, type StreamHandler } from './stream.js';
 
 export interface ConnectionOptions {
   readonly role: 'client' | 'server';
@@ -45,13 +30,12 @@ export interface ConnectionOptions {
   readonly maxConcurrentStreams?: number;
   /** Our per-stream receive window. Default 256 KiB. */
   readonly streamWindow?: number;
-  /** Our connection receive window. Default 8 MiB. */
+  /** Our connection receive window: the most a connection buffers for its streams. Default 1 MiB. */
   readonly connectionWindow?: number;
   /** Largest header list we accept (RFC 9113 §6.5.2), in HPACK bytes. Default 64 KiB. */
   readonly maxHeaderListSize?: number;
 }
 
-const HIGH_WATER = 64 * 1024;
 /** Stop producing DATA while this much is waiting in the socket and our output. */
 const SOCKET_HIGH_WATER = 1024 * 1024;
 /** A header block (HEADERS + CONTINUATION) larger than this ends the connection. */
@@ -72,191 +56,6 @@ interface Pending {
   readonly flags: number;
   readonly parts: Buffer[];
   size: number;
-}
-
-export class H2Stream {
-  handler: StreamHandler | undefined;
-  /** Free for the handler's own use (the exchange it belongs to). */
-  context: unknown;
-  sendWindow: number;
-  /** What the peer may still send us on this stream. */
-  recvWindow: number;
-  /** Consumed and not yet credited back. */
-  private unacked = 0;
-  private queue: Buffer[] | undefined;
-  queued = 0;
-  /** @internal In the connection's list of streams with something to send / to tell writable. */
-  inSendable = false;
-  inWritable = false;
-  /** END_STREAM goes out after the queue. */
-  private ending = false;
-  private trailers: string[] | undefined;
-  localEnded = false;
-  remoteEnded = false;
-  headSent = false;
-  headReceived = false;
-  closed = false;
-  /** Client: an informational (1xx) head came, not the final one yet. */
-  private waitingHead = true;
-  /** Server: the request's Content-Length, bytes still due (-1: none given). */
-  contentLeft = -1;
-  /** Buffered in onData and not consumed yet (credited when the stream closes). */
-  outstanding = 0;
-
-  constructor(
-    readonly conn: H2Connection,
-    /** 0 until a client stream's HEADERS go out. */
-    public id: number,
-  ) {
-    this.sendWindow = conn.peerInitialWindow;
-    this.recvWindow = conn.localStreamWindow;
-  }
-
-  /** Sends the head (response, or request for a client stream): `fields`, then `map`'s;
-   *  `endStream`: no body. */
-  sendHead(fields: string[], endStream: boolean, map?: Readonly<HeaderMap>): void {
-    if (this.closed || this.headSent) return;
-    this.headSent = true;
-    if (endStream) this.localEnded = true;
-    this.conn.sendHeaders(this, fields, endStream, map);
-    if (endStream) this.conn.maybeClose(this);
-  }
-
-  /** Server: an informational (1xx) head, before the final one (100-continue, 103). */
-  sendInformational(fields: string[]): void {
-    if (this.closed || this.headSent) return;
-    this.conn.sendHeaders(this, fields, false);
-  }
-
-  /**
-   * Body bytes buf[start, end), copied out at once (a DATA frame now) when nothing waits and flow
-   * control allows, else queued (a subarray: `buf` must not change). False once more than the
-   * high-water mark waits (onWritable follows).
-   */
-  writeFrom(buf: Buffer, start: number, end: number): boolean {
-    if (this.closed || this.localEnded || this.ending || end <= start) return !this.closed;
-    const n = end - start;
-    if (this.queued === 0 && this.headSent && this.id !== 0 && this.conn.sendNow(this, buf, start, end)) {
-      this.sendWindow -= n;
-      return true;
-    }
-    return this.write(buf.subarray(start, end));
-  }
-
-  /** Queues body bytes; false once more than the high-water mark waits (onWritable follows). */
-  write(chunk: Buffer): boolean {
-    if (this.closed || this.localEnded || this.ending) return false;
-    if (chunk.length > 0) {
-      (this.queue ??= []).push(chunk);
-      this.queued += chunk.length;
-      this.conn.wantsToSend(this);
-    }
-    return this.queued < HIGH_WATER;
-  }
-
-  /** Ends our side after what is queued (END_STREAM on the last DATA frame). */
-  end(): void {
-    if (this.closed || this.localEnded || this.ending) return;
-    this.ending = true;
-    this.conn.wantsToSend(this);
-  }
-
-  /** Ends our side with trailers, after what is queued. */
-  endWithTrailers(fields: string[]): void {
-    if (this.closed || this.localEnded || this.ending) return;
-    this.ending = true;
-    this.trailers = fields;
-    this.conn.wantsToSend(this);
-  }
-
-  /** RST_STREAM now; what is queued is dropped. */
-  reset(code: number): void {
-    if (this.closed) return;
-    this.conn.resetStream(this, code, false);
-  }
-
-  /** The handler is done with `n` bytes it was given: they may be credited back. (Once the
-   *  stream is closed, whatever it still held was credited then.) */
-  consumed(n: number): void {
-    if (this.closed) return;
-    this.outstanding -= n;
-    this.conn.credit(n);
-    if (this.remoteEnded) return;
-    this.unacked += n;
-    if (this.unacked >= this.conn.localStreamWindow / 2) {
-      this.recvWindow += this.unacked;
-      this.conn.windowUpdate(this.id, this.unacked);
-      this.unacked = 0;
-    }
-  }
-
-  /** @internal The connection sends what flow control allows; true when something is left. */
-  pump(out: Output, maxFrame: number): boolean {
-    const queue = this.queue;
-    while (queue !== undefined && queue.length > 0) {
-      const allowed = Math.min(this.sendWindow, this.conn.sendWindow, maxFrame);
-      if (allowed <= 0) return true;
-      let chunk = queue[0]!;
-      if (chunk.length > allowed) {
-        queue[0] = chunk.subarray(allowed);
-        chunk = chunk.subarray(0, allowed);
-      } else {
-        queue.shift();
-      }
-      this.queued -= chunk.length;
-      this.sendWindow -= chunk.length;
-      this.conn.sendWindow -= chunk.length;
-      const last = queue.length === 0 && this.ending && this.trailers === undefined;
-      out.frameHeader(chunk.length, Frame.Data, last ? Flag.EndStream : 0, this.id);
-      out.payload(chunk);
-      if (last) this.ending = false;
-      if (last) this.finishLocal();
-      if (this.queued < HIGH_WATER && this.queued + chunk.length >= HIGH_WATER) this.conn.notifyWritable(this);
-      if (this.conn.congested) return queue.length > 0 || this.ending;
-    }
-    if (this.ending) {
-      this.ending = false;
-      if (this.trailers) {
-        const t = this.trailers;
-        this.trailers = undefined;
-        this.conn.sendHeaders(this, t, true);
-      } else {
-        out.frameHeader(0, Frame.Data, Flag.EndStream, this.id);
-      }
-      this.finishLocal();
-    }
-    return false;
-  }
-
-  private finishLocal(): void {
-    this.localEnded = true;
-    this.conn.maybeClose(this);
-  }
-
-  /** @internal */
-  dropQueue(): void {
-    this.queue = undefined;
-    this.queued = 0;
-    this.ending = false;
-    this.trailers = undefined;
-  }
-
-  /** Our side ended, or its end is queued behind the body. */
-  get finishing(): boolean {
-    return this.localEnded || this.ending;
-  }
-
-  /** @internal Client: a head arrived; true when it is the final (non-1xx) one. */
-  finalHead(status: number): boolean {
-    if (!this.waitingHead) return false;
-    if (status >= 100 && status < 200) return false;
-    this.waitingHead = false;
-    return true;
-  }
-
-  get waitingForHead(): boolean {
-    return this.waitingHead;
-  }
 }
 
 function ignoreStream(): void {}
@@ -309,7 +108,7 @@ export class H2Connection {
   ) {
     this.role = opts.role;
     this.localStreamWindow = opts.streamWindow ?? 256 * 1024;
-    this.localConnWindow = opts.connectionWindow ?? 8 * 1024 * 1024;
+    this.localConnWindow = opts.connectionWindow ?? 1024 * 1024;
     this.localMaxStreams = opts.maxConcurrentStreams ?? 1000;
     this.maxHeaderList = opts.maxHeaderListSize ?? 64 * 1024;
     this.state = this.role === 'server' ? State.Preface : State.Settings;
@@ -971,86 +770,4 @@ function writeFrameHeader(b: Buffer, at: number, length: number, type: Frame, fl
   b[at + 3] = type;
   b[at + 4] = flags;
   b.writeUInt32BE(stream & 0x7fffffff, at + 5);
-}
-
-// ---- header validation (RFC 9113 §8.2, §8.3) -------------------------------------------------
-
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
-/** Request pseudo-headers, each a bit (which ones a head has: no Set per request). */
-const REQUEST_PSEUDO: ReadonlyMap<string, number> = new Map([[':method', 1], [':scheme', 2], [':authority', 4], [':path', 8], [':protocol', 16]]);
-
-/** Why a request head is malformed, or undefined. */
-export function requestProblem(fields: readonly string[], maxListSize: number): string | undefined {
-  let regular = false;
-  let method: string | undefined;
-  let path: string | undefined;
-  let size = 0;
-  let seen = 0;
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i]!;
-    const value = fields[i + 1]!;
-    size += name.length + value.length + 32;
-    if (name.charCodeAt(0) === 0x3a) {
-      if (regular) return 'pseudo-header after a regular field';
-      const bit = REQUEST_PSEUDO.get(name);
-      if (bit === undefined) return `unknown pseudo-header ${name}`;
-      if (seen & bit) return `repeated ${name}`;
-      seen |= bit;
-      if (bit === 1) method = value;
-      else if (bit === 8) path = value;
-    } else {
-      regular = true;
-      const p = fieldProblem(name, value);
-      if (p) return p;
-    }
-  }
-  if (size > maxListSize) return 'header list too large';
-  if (method === undefined) return 'no :method';
-  if (method === 'CONNECT' && (seen & 16) === 0) return seen & (2 | 8) ? 'CONNECT with :scheme or :path' : undefined;
-  if ((seen & 2) === 0 || path === undefined || path === '') return 'missing :scheme or :path';
-  return undefined;
-}
-
-/** The :status of a response head, or -1 when it is malformed. */
-export function responseStatus(fields: readonly string[]): number {
-  let status = -1;
-  let regular = false;
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i]!;
-    if (name.charCodeAt(0) === 0x3a) {
-      if (regular || name !== ':status' || status >= 0) return -1;
-      const v = fields[i + 1]!;
-      status = v.length === 3 && /^[1-9]\d\d$/.test(v) ? Number(v) : -2;
-      if (status < 0) return -1;
-    } else {
-      regular = true;
-      if (fieldProblem(name, fields[i + 1]!)) return -1;
-    }
-  }
-  return status;
-}
-
-function fieldProblem(name: string, value: string): string | undefined {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) return `upper-case field name ${name}`;
-    if (c <= 0x20 || c === 0x7f || c === 0x3a) return `invalid field name ${JSON.stringify(name)}`;
-  }
-  if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
-  if (name === 'te' && value !== 'trailers') return 'te other than trailers';
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 0 || c === 0x0a || c === 0x0d) return `invalid value for ${name}`;
-  }
-  return undefined;
-}
-
-function contentLength(fields: readonly string[]): number {
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'content-length') {
-      const v = fields[i + 1]!;
-      return /^\d{1,15}$/.test(v) ? Number(v) : -1;
-    }
-  }
-  return -1;
 }
