@@ -2,9 +2,10 @@
 // The `weft` command: parses flags, builds each process's config once, and hands it to that
 // process's composition root. Errors reach the user as one clear line and a non-zero exit.
 import v8 from 'node:v8';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { CONTROL_PLANE_DEFAULTS, KUBERNETES_DEFAULTS, controlPlaneConfig } from '../control-plane/config.js';
 import { ErrorCode, WeftError, errorMessage, isWeftError } from '../core/errors.js';
+import { APP_PROBES_ENV, parseAppProbes } from '../core/app-probes.js';
 import { createLogger } from '../core/log.js';
 import { PROXY_DEFAULTS, proxyConfig } from '../proxy/config.js';
 
@@ -188,6 +189,7 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
     .option('--http1-fast-path <bool>', 'HTTP/1.1 plain forwards take the byte-level fast path (false: node:http for everything)', bool('--http1-fast-path'), PROXY_DEFAULTS.http1FastPath)
     .option('--http2-fast-path <bool>', 'HTTP/2 and gRPC plain forwards to HTTP/2 clusters take the lean stream path (false: node:http2 compat for everything)', bool('--http2-fast-path'), PROXY_DEFAULTS.http2FastPath)
     .option('--xds-protocol <protocol>', 'xDS from the control plane: delta (incremental, only what changed) or sotw (state of the world)', PROXY_DEFAULTS.xdsProtocol)
+    .addOption(new Option('--app-probes <json>', "the app's probes to answer on the health port as /app-health/<container>/<kind> (set by injection)").env(APP_PROBES_ENV))
     .action(async (o) => {
       const startedUp = holdYoungGeneration();
       if (o.mode === 'ambient') return runNodeProxy(o, startedUp);
@@ -218,6 +220,7 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
         http1FastPath: o.http1FastPath,
         http2FastPath: o.http2FastPath,
         xdsProtocol: o.xdsProtocol,
+        appProbes: typeof o.appProbes === 'string' ? parseAppProbes(o.appProbes, `--app-probes (or $${APP_PROBES_ENV})`) : undefined,
       });
       const proxy = await startProxy(cfg);
       startedUp(() => proxy.ready());

@@ -1,5 +1,6 @@
 // The proxy's settings: defaults in one table, validated once, frozen.
 import { ErrorCode, WeftError } from '../core/errors.js';
+import type { AppProbes } from '../core/app-probes.js';
 
 export interface ProxyConfigOptions {
   /** `sidecar` (one workload's proxy) or `waypoint` (also accepts HBONE on hbonePort and routes
@@ -48,6 +49,8 @@ export interface ProxyConfigOptions {
   readonly http2FastPath: boolean;
   /** xDS wire protocol: `delta` (incremental: only changed resources are sent) or `sotw`. */
   readonly xdsProtocol: 'delta' | 'sotw';
+  /** The app's probes, answered on the health port for the kubelet (core/app-probes.ts). */
+  readonly appProbes: AppProbes;
 }
 
 export const PROXY_DEFAULTS = {
@@ -72,6 +75,7 @@ export const PROXY_DEFAULTS = {
   http1FastPath: true,
   http2FastPath: true,
   xdsProtocol: 'delta',
+  appProbes: new Map() as AppProbes,
 } as const;
 
 export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfigOptions, 'xds' | 'workload' | 'tokenFile'>): ProxyConfigOptions {

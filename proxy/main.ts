@@ -15,6 +15,7 @@ import type { ProxyConfigOptions } from './config.js';
 import { splitWorkload } from './config.js';
 import { controlPlaneChannel, splitPem } from './discovery/channel.js';
 import { AdsClient } from './discovery/ads-client.js';
+import { appProbeRoutes } from './health/app-probes.js';
 import { IdentityManager } from './identity/manager.js';
 import { createInboundListener } from './inbound/listener.js';
 import { createOutboundListener, ProxyStats } from './outbound/index.js';
@@ -215,7 +216,11 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     '/healthz/ready': healthz,
   });
   // Kubelet probes and the injected postStart hook use the health port (15021), as in Istio.
-  const healthServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.healthPort, { '/healthz/ready': healthz });
+  const healthServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.healthPort, {
+    '/healthz/ready': healthz,
+    // The app's own probes, rewritten at injection: the kubelet cannot pass STRICT mTLS.
+    ...appProbeRoutes(cfg.appProbes),
+  });
 
   log.info('proxy listening', {
     outbound: `${cfg.bindAddress}:${outboundAddr.port}`,

@@ -15,6 +15,7 @@ import {
 } from './names.js';
 import { describeProblems, readOverrides } from './overrides.js';
 import type { InjectorSettings } from './settings.js';
+import { rewriteAppProbes } from './probes.js';
 import { initContainer, proxyContainer, volumes } from './template.js';
 
 type JsonObject = { [key: string]: Json };
@@ -122,17 +123,19 @@ export function injectPod(pod: JsonObject, ctx: InjectionContext): InjectionResu
   const out = structuredClone(pod);
   const outSpec = obj(out.spec);
   const init = initContainer(ctx.settings, overrides);
-  const proxy = proxyContainer(ctx.settings, overrides, native);
+  const rewritten = overrides.rewriteAppProbes ? rewriteAppProbes(spec.containers as Json[]) : { containers: spec.containers as Json[], probes: {} };
+  const proxy = proxyContainer(ctx.settings, overrides, native, rewritten.probes);
   const existingInit = Array.isArray(outSpec.initContainers) ? outSpec.initContainers : [];
   if (native) {
     // Capture first, then the proxy (started and ready before anything after it), then the
     // app's own init containers, which can use the mesh.
     outSpec.initContainers = [init, proxy, ...existingInit];
+    outSpec.containers = rewritten.containers;
   } else {
     // The app's init containers run before capture is installed: with no proxy running yet,
     // captured traffic would go nowhere. The proxy is the first regular container.
     outSpec.initContainers = [...existingInit, init];
-    outSpec.containers = [proxy, ...(spec.containers as Json[])];
+    outSpec.containers = [proxy, ...rewritten.containers];
   }
   outSpec.volumes = [...(Array.isArray(outSpec.volumes) ? outSpec.volumes : []), ...volumes()];
   out.spec = outSpec;

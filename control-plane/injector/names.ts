@@ -14,6 +14,8 @@ export const ANNOTATIONS = {
   proxyCpu: 'weft.dev/proxy-cpu',
   proxyMemory: 'weft.dev/proxy-memory',
   logLevel: 'weft.dev/log-level',
+  /** "false": leave the app's probes as they are (they then reach the app through the inbound capture). */
+  rewriteAppProbes: 'weft.dev/rewrite-app-probes',
 } as const;
 
 export const INIT_CONTAINER = 'weft-init';

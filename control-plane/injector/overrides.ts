@@ -14,6 +14,8 @@ export interface Overrides {
   readonly proxyCpu?: string;
   readonly proxyMemory?: string;
   readonly logLevel?: LogLevel;
+  /** Point the app's HTTP, TCP and gRPC probes at the sidecar (probes.ts); true unless turned off. */
+  readonly rewriteAppProbes: boolean;
 }
 
 export interface AnnotationProblem {
@@ -90,6 +92,10 @@ export function readOverrides(annotations: Readonly<Record<string, string>>): { 
   const cpu = get(ANNOTATIONS.proxyCpu);
   const memory = get(ANNOTATIONS.proxyMemory);
   const level = get(ANNOTATIONS.logLevel);
+  const rewrite = get(ANNOTATIONS.rewriteAppProbes);
+  if (rewrite !== undefined && rewrite !== 'true' && rewrite !== 'false') {
+    problems.push({ annotation: ANNOTATIONS.rewriteAppProbes, value: rewrite, message: 'must be "true" or "false"' });
+  }
   let logLevel: LogLevel | undefined;
   if (level !== undefined) {
     if ((LOG_LEVELS as readonly string[]).includes(level)) logLevel = level as LogLevel;
@@ -104,6 +110,7 @@ export function readOverrides(annotations: Readonly<Record<string, string>>): { 
     ...(proxyCpu ? { proxyCpu } : {}),
     ...(proxyMemory ? { proxyMemory } : {}),
     ...(logLevel ? { logLevel } : {}),
+    rewriteAppProbes: rewrite !== 'false',
   };
   return { overrides, problems };
 }

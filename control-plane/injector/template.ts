@@ -1,6 +1,7 @@
 // What injection adds to a pod, as plain Kubernetes JSON: the weft-init container (capture rules,
 // then exit), the weft-proxy container (native sidecar or regular), and the volumes they mount.
 // Pure: the same settings and overrides always give the same objects.
+import { APP_PROBES_ENV } from '../../core/app-probes.js';
 import type { Json } from './patch.js';
 import {
   CA_TOKEN_AUDIENCE,
@@ -77,7 +78,7 @@ function readyProbe(periodSeconds: number, failureThreshold: number): JsonObject
 }
 
 /** The proxy container; `native` makes it a native sidecar (placed among the init containers). */
-export function proxyContainer(settings: InjectorSettings, overrides: Overrides, native: boolean): JsonObject {
+export function proxyContainer(settings: InjectorSettings, overrides: Overrides, native: boolean, appProbes: Record<string, Json> = {}): JsonObject {
   const cpu = overrides.proxyCpu ?? settings.proxyCpu;
   const memory = overrides.proxyMemory ?? settings.proxyMemory;
   const container: JsonObject = {
@@ -112,6 +113,8 @@ export function proxyContainer(settings: InjectorSettings, overrides: Overrides,
       fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
       fieldEnv('NODE_NAME', 'spec.nodeName'),
       { name: 'WEFT_LOG_LEVEL', value: overrides.logLevel ?? settings.logLevel },
+      // The app's probes, which the kubelet now sends to this container's health port.
+      ...(Object.keys(appProbes).length > 0 ? [{ name: APP_PROBES_ENV, value: JSON.stringify(appProbes) }] : []),
     ],
     ports: [
       { name: 'weft-prom', containerPort: PORTS.stats, protocol: 'TCP' },

@@ -102,6 +102,18 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   const changed = () => {
     if (waiters.length > 0) for (const w of waiters.splice(0)) w();
   };
+  /** Every path (node:http, node:http2, the fast paths) counts its requests here, so a drain
+   *  waits for all of them. */
+  const requestStarted = (conn: Conn) => {
+    counters.requests++;
+    conn.active++;
+    activeRequests++;
+  };
+  const requestEnded = (conn: Conn) => {
+    conn.active--;
+    activeRequests--;
+    changed();
+  };
 
   const h1 = http.createServer({ requireHostHeader: false, keepAliveTimeout: idleTimeoutMs, requestTimeout: 0 });
   // Streams, not 'request': compat objects are made here (serveCompat), as node:http2 would.
@@ -115,9 +127,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
       res.destroy();
       return;
     }
-    counters.requests++;
-    conn.active++;
-    activeRequests++;
+    requestStarted(conn);
     const h1res = 'stream' in res ? undefined : (res as http.ServerResponse);
     if (h1res) {
       if (closing) h1res.shouldKeepAlive = false;
@@ -128,10 +138,8 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
       if (ended) return;
       ended = true;
       if (h1res) inflightH1.delete(h1res);
-      conn.active--;
-      activeRequests--;
+      requestEnded(conn);
       if (closing && conn.kind === 'h1' && conn.active === 0) conn.socket.destroySoon();
-      changed();
     };
     res.once('close', end);
     res.once('finish', end);
@@ -178,16 +186,8 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   /** The frontend's side of a lean HTTP/2 stream: counts and drain. */
   function h2Host(conn: Conn): H2PathHost {
     return {
-      requestStarted: () => {
-        counters.requests++;
-        conn.active++;
-        activeRequests++;
-      },
-      requestEnded: () => {
-        conn.active--;
-        activeRequests--;
-        changed();
-      },
+      requestStarted: () => requestStarted(conn),
+      requestEnded: () => requestEnded(conn),
     };
   }
 
@@ -285,16 +285,10 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     return {
       closing: () => closing,
       requestStarted: () => {
-        counters.requests++;
         counters.fastPath++;
-        conn.active++;
-        activeRequests++;
+        requestStarted(conn);
       },
-      requestEnded: () => {
-        conn.active--;
-        activeRequests--;
-        changed();
-      },
+      requestEnded: () => requestEnded(conn),
       handOff: (socket, unread) => {
         conn.kind = 'h1';
         if (unread) socket.unshift(unread);
