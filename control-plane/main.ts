@@ -12,6 +12,7 @@ import { serveEndpoints, type EndpointServer } from '../core/http-server.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { LocalTokenAuthenticator, type Authenticator } from './ca/authenticator.js';
 import { rootsAcked, watchCaDir } from './ca/rotation.js';
+import { startServingCredentials, type ServingCredentials } from './ca/serving.js';
 import { createCaService, modelWorkloadsWithIdentity } from './ca/service.js';
 import { TokenStore } from './ca/tokens.js';
 import type { ControlPlaneConfig } from './config.js';
@@ -240,15 +241,17 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   // The TLS port serves the same services with a server certificate from our own CA.
   let tlsServer: grpc.Server | undefined;
   let xdsTlsPort: number | undefined;
+  let serving: ServingCredentials | undefined;
   if (cfg.xdsTlsPort >= 0) {
-    const serving = await ca.servingCertificate(['weft-control-plane', 'localhost', cfg.host, ...(kube?.serviceNames ?? [])]);
+    // Renewed, and re-issued after a root rotation, without rebinding (ca/serving.ts).
+    serving = await startServingCredentials(ca, ['weft-control-plane', 'localhost', cfg.host, ...(kube?.serviceNames ?? [])], log.child('ca'));
     tlsServer = new grpc.Server();
     tlsServer.addService(preparedAdsService, xds.handlers());
     tlsServer.addService(caService, caHandlers);
     xdsTlsPort = await bind(
       tlsServer,
       `${cfg.host}:${cfg.xdsTlsPort}`,
-      grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.chainPem.join('')) }], false),
+      serving.credentials,
     );
   }
 
@@ -301,6 +304,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
       rebuilder.stop();
       convergence.stop();
       caWatcher?.stop();
+      serving?.stop();
       await kubeServices?.stop();
       source.stop();
       await monitor.close();

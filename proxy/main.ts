@@ -40,7 +40,8 @@ export interface RunningProxy {
 export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLogger(`proxy ${cfg.workload}`)): Promise<RunningProxy> {
   const { name, namespace } = splitWorkload(cfg.workload);
   const readToken = () => readFileSync(cfg.tokenFile, 'utf8').trim();
-  const { credentials: xdsCredentials, channelOptions } = controlPlaneChannel(cfg.xds, cfg.xdsRootCert);
+  const controlPlane = controlPlaneChannel(cfg.xds, cfg.xdsRootCert);
+  const { credentials: xdsCredentials, channelOptions } = controlPlane;
 
   // 1. Identity: our own key, a certificate from the CA for the identity our token proves.
   const identity = new IdentityManager({
@@ -158,7 +159,10 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     onAccepted: (typeUrl, resources, version) => {
       if (typeUrl === TypeUrl.Secret) {
         const root = (resources.get('ROOTCA') as SecretValue | undefined)?.trustedCa;
-        if (root) identity.setTrustBundle(splitPem(root));
+        if (root) {
+          identity.setTrustBundle(splitPem(root));
+          controlPlane.trust(splitPem(root));
+        }
       }
       state.apply(typeUrl, resources, version);
     },
@@ -188,6 +192,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     await Promise.all([outboundPools.close(), inboundPools.close()]);
     await ads.stop();
     identity.stop();
+    controlPlane.close();
     await Promise.all([admin.close(), statsServer.close(), healthServer.close(), telemetry.close()]);
     log.info('stopped');
   });

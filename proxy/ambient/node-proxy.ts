@@ -39,7 +39,8 @@ export interface RunningNodeProxy {
 export async function startNodeProxy(cfg: NodeProxyOptions & { readonly xdsProtocol?: XdsProtocol }, log: Logger = createLogger(`ambient ${cfg.node}`)): Promise<RunningNodeProxy> {
   if (!cfg.originalDst) assertOriginalDstAvailable();
   const readToken = () => readFileSync(cfg.tokenFile, 'utf8').trim();
-  const { credentials: xdsCredentials, channelOptions } = controlPlaneChannel(cfg.xds, cfg.xdsRootCert);
+  const controlPlane = controlPlaneChannel(cfg.xds, cfg.xdsRootCert);
+  const { credentials: xdsCredentials, channelOptions } = controlPlane;
 
   // 1. Config: every accepted xDS update becomes a new immutable snapshot.
   const state = new ProxyState();
@@ -143,6 +144,7 @@ export async function startNodeProxy(cfg: NodeProxyOptions & { readonly xdsProto
         const root = (resources.get('ROOTCA') as SecretValue | undefined)?.trustedCa;
         if (root) {
           roots = splitPem(root);
+          controlPlane.trust(roots);
           for (const rt of runtimes.values()) rt.identity.setTrustBundle(roots);
         }
       }
@@ -174,6 +176,7 @@ export async function startNodeProxy(cfg: NodeProxyOptions & { readonly xdsProto
     await hbone.close();
     caClient.close();
     await ads.stop();
+    controlPlane.close();
     await Promise.all([admin.close(), statsServer.close(), healthServer.close()]);
     log.info('stopped');
   });
