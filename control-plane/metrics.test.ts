@@ -2,6 +2,7 @@
 // change until every proxy ACKed (or left), NACKing proxies counted at scrape time.
 import { afterEach, describe, expect, it } from 'vitest';
 import { TypeUrl } from '../api/types.js';
+import { eventually } from '../test/support/eventually.js';
 import { ConvergenceTracker, countPushes, createControlPlaneMetrics, type SyncView } from './metrics.js';
 
 type Types = Map<TypeUrl, { sentVersion?: string; ackedVersion?: string; nack?: { version: string } }>;
@@ -51,8 +52,7 @@ describe('control-plane metrics', () => {
     expect(observed).toEqual([]);
     now = 1750;
     proxies = [{ id: 'a', types: a }]; // b left: nothing to wait for
-    await new Promise((r) => setTimeout(r, 30));
-    expect(observed).toEqual([0.75]);
+    await eventually(() => expect(observed).toEqual([0.75]));
   });
 
   it('gives up on a change some proxy never ACKs', async () => {
@@ -69,7 +69,6 @@ describe('control-plane metrics', () => {
     now = 260;
     a.set(TypeUrl.Listener, { sentVersion: 'l3', ackedVersion: 'l3' });
     t.published(new Map([['a', new Map([[TypeUrl.Listener, 'l3']])]]));
-    await new Promise((r) => setTimeout(r, 30));
-    expect(observed).toEqual([0.06]);
+    await eventually(() => expect(observed).toEqual([0.06]));
   });
 });
