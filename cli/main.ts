@@ -189,12 +189,15 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
     .option('--http1-fast-path <bool>', 'HTTP/1.1 plain forwards take the byte-level fast path (false: node:http for everything)', bool('--http1-fast-path'), PROXY_DEFAULTS.http1FastPath)
     .option('--http2-fast-path <bool>', 'HTTP/2 and gRPC plain forwards to HTTP/2 clusters take the lean stream path (false: node:http2 compat for everything)', bool('--http2-fast-path'), PROXY_DEFAULTS.http2FastPath)
     .option('--xds-protocol <protocol>', 'xDS from the control plane: delta (incremental, only what changed) or sotw (state of the world)', PROXY_DEFAULTS.xdsProtocol)
+    .option('--concurrency <n>', 'worker processes sharing the listeners, one core each (sidecar and waypoint modes)', int('--concurrency'), PROXY_DEFAULTS.concurrency)
     .addOption(new Option('--app-probes <json>', "the app's probes to answer on the health port as /app-health/<container>/<kind> (set by injection)").env(APP_PROBES_ENV))
     .action(async (o) => {
       const startedUp = holdYoungGeneration();
-      if (o.mode === 'ambient') return runNodeProxy(o, startedUp);
+      if (o.mode === 'ambient') {
+        if (o.concurrency !== 1) throw new WeftError(ErrorCode.USAGE, '--concurrency: the ambient node proxy runs as one process');
+        return runNodeProxy(o, startedUp);
+      }
       if (o.mode !== 'sidecar' && o.mode !== 'waypoint') throw new WeftError(ErrorCode.USAGE, `--mode: one of sidecar, ambient, waypoint; got "${o.mode}"`);
-      const { startProxy } = await import('../proxy/main.js');
       const cfg = proxyConfig({
         mode: o.mode,
         hbonePort: o.hbonePort,
@@ -220,10 +223,30 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
         http1FastPath: o.http1FastPath,
         http2FastPath: o.http2FastPath,
         xdsProtocol: o.xdsProtocol,
+        concurrency: o.concurrency,
         appProbes: typeof o.appProbes === 'string' ? parseAppProbes(o.appProbes, `--app-probes (or $${APP_PROBES_ENV})`) : undefined,
       });
-      const proxy = await startProxy(cfg);
-      startedUp(() => proxy.ready());
+      // --concurrency N: this process supervises N workers (proxy/workers.ts), each running
+      // this same command line as a whole proxy on the listeners they share.
+      const workers = cfg.concurrency > 1 || process.env.WEFT_PROXY_WORKER !== undefined ? await import('../proxy/workers.js') : undefined;
+      // A supervisor does not load the proxy itself: its workers do.
+      const startProxy = async (c: typeof cfg, log = createLogger(`proxy ${c.workload}`)) => (await import('../proxy/main.js')).startProxy(c, log);
+      if (workers?.isProxyWorker()) {
+        const proxy = await startProxy(workers.workerConfig(cfg), createLogger(`proxy ${cfg.workload} worker ${process.env.WEFT_PROXY_WORKER}`));
+        startedUp(() => proxy.ready());
+        workers.serveSupervisor(proxy);
+        await Promise.race([untilSignal(), proxy.stopped()]);
+        return proxy.stop();
+      }
+      let proxy: { readonly ports: object; stop(): Promise<void>; stopped(): Promise<void> };
+      if (workers) {
+        proxy = await workers.startProxyWorkers(cfg, cfg.concurrency, createLogger(`proxy ${cfg.workload}`));
+        startedUp(() => true);
+      } else {
+        const single = await startProxy(cfg);
+        startedUp(() => single.ready());
+        proxy = single;
+      }
       // One machine-readable line with the bound ports, for `weft up` and scripts using port 0.
       process.stdout.write(`weft-proxy-listening ${JSON.stringify(proxy.ports)}\n`);
       // SIGTERM / SIGINT, or POST /drain on the admin port: drain, then exit.

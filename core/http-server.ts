@@ -40,7 +40,8 @@ export async function serveEndpoints(
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    // Exclusive: in a worker of a --concurrency sidecar, this port is the worker's own.
+    server.listen({ port, host, exclusive: true }, () => resolve());
   });
   return {
     address: server.address() as AddressInfo,

@@ -51,6 +51,10 @@ export interface ProxyConfigOptions {
   readonly xdsProtocol: 'delta' | 'sotw';
   /** The app's probes, answered on the health port for the kubelet (core/app-probes.ts). */
   readonly appProbes: AppProbes;
+  /** Where the stats and health ports listen (default: bindAddress); a worker's are loopback. */
+  readonly endpointsAddress?: string;
+  /** Worker processes sharing the listeners (proxy/workers.ts); 1: this process serves alone. */
+  readonly concurrency: number;
 }
 
 export const PROXY_DEFAULTS = {
@@ -76,6 +80,7 @@ export const PROXY_DEFAULTS = {
   http2FastPath: true,
   xdsProtocol: 'delta',
   appProbes: new Map() as AppProbes,
+  concurrency: 1,
 } as const;
 
 export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfigOptions, 'xds' | 'workload' | 'tokenFile'>): ProxyConfigOptions {
@@ -114,6 +119,9 @@ export function proxyConfig(input: Partial<ProxyConfigOptions> & Pick<ProxyConfi
   }
   if (typeof c.http2FastPath !== 'boolean') {
     throw new WeftError(ErrorCode.USAGE, `--http2-fast-path: true or false, got ${JSON.stringify(c.http2FastPath)}`);
+  }
+  if (!Number.isInteger(c.concurrency) || c.concurrency < 1 || c.concurrency > 64) {
+    throw new WeftError(ErrorCode.USAGE, `--concurrency: worker processes, 1 to 64, got ${JSON.stringify(c.concurrency)}`);
   }
   if (c.xdsProtocol !== 'delta' && c.xdsProtocol !== 'sotw') {
     throw new WeftError(ErrorCode.USAGE, `--xds-protocol: delta or sotw, got "${String(c.xdsProtocol)}"`);

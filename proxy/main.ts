@@ -31,6 +31,10 @@ import { targetsOf } from './upstream/target.js';
 export interface RunningProxy {
   readonly ports: { outbound: number; inbound: number; admin: number; stats: number; health: number; hbone?: number };
   ready(): boolean;
+  /** Ready or not, and every reason it is not. */
+  readiness(): { ready: boolean; reasons: string[] };
+  /** The Prometheus series as prom-client JSON (a --concurrency supervisor sums its workers'). */
+  metricsJson(): Promise<object[]>;
   /** Drains (stop accepting, in-flight requests finish within drainSeconds) and stops. */
   stop(): Promise<void>;
   /** Resolves once the proxy has stopped, whoever asked (a signal, or POST /drain). */
@@ -213,7 +217,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     drain: stop,
   });
   const healthz = () => readinessAnswer(readiness());
-  const statsServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.statsPort, {
+  const statsServer: EndpointServer = await serveEndpoints(cfg.endpointsAddress ?? cfg.bindAddress, cfg.statsPort, {
     '/stats/prometheus': async () => {
       const m = await telemetry.metrics.exposition();
       return { status: 200, body: m.body, contentType: m.contentType };
@@ -221,7 +225,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     '/healthz/ready': healthz,
   });
   // Kubelet probes and the injected postStart hook use the health port (15021), as in Istio.
-  const healthServer: EndpointServer = await serveEndpoints(cfg.bindAddress, cfg.healthPort, {
+  const healthServer: EndpointServer = await serveEndpoints(cfg.endpointsAddress ?? cfg.bindAddress, cfg.healthPort, {
     '/healthz/ready': healthz,
     // The app's own probes, rewritten at injection: the kubelet cannot pass STRICT mTLS.
     ...appProbeRoutes(cfg.appProbes),
@@ -244,6 +248,8 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
       ...(hbone ? { hbone: (hbone.server.address() as net.AddressInfo).port } : {}),
     },
     ready: () => readiness().ready,
+    readiness,
+    metricsJson: () => telemetry.metrics.registry.getMetricsAsJSON() as Promise<object[]>,
     stop,
     stopped: stopper.stopped,
   };

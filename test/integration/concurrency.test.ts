@@ -1,0 +1,132 @@
+// `weft proxy --concurrency 2` as a real process: two worker processes share the sidecar's
+// listeners and both serve; the supervisor answers for the sidecar as one (readiness, the summed
+// Prometheus series, /workers); a worker killed with SIGKILL is replaced while traffic goes on;
+// SIGTERM drains every worker and the whole sidecar exits.
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/eventually.js';
+import { startTestMesh, type TestMesh } from '../support/mesh.js';
+import { samples, scrape } from '../support/prometheus.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = process.env.WEFT_TEST_CLI ?? path.join(ROOT, 'dist/cli/main.js');
+
+interface Worker {
+  worker: number;
+  pid: number;
+  running: boolean;
+  restarts: number;
+  requests: number;
+}
+
+/** One request on its own connection (so the supervisor hands each to the next worker). */
+function get(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, headers: { host: 'echo', connection: 'close' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.setTimeout(5_000, () => req.destroy(new Error('timed out')));
+  });
+}
+
+describe('a sidecar on two worker processes', () => {
+  let backend: http.Server;
+  let mesh: TestMesh;
+  let child: ChildProcess;
+  let exited: Promise<number | null>;
+  let stdout = '';
+  let stderr = '';
+  let ports: { outbound: number; admin: number; stats: number; health: number };
+  const workers = async () => (await (await fetch(`http://127.0.0.1:${ports.admin}/workers`)).json()) as Worker[];
+
+  beforeAll(async () => {
+    backend = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    mesh = await startTestMesh({
+      'echo.yaml': `apiVersion: v1
+kind: Service
+metadata: { name: echo, namespace: default }
+spec:
+  ports: [{ name: http, port: 80 }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: echo-1, namespace: default, labels: { kubernetes.io/service-name: echo } }
+addressType: IPv4
+endpoints: [{ addresses: [127.0.0.1] }]
+ports: [{ name: http, port: ${(backend.address() as AddressInfo).port}, protocol: TCP }]
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: client, namespace: default, labels: { app: client } }
+spec: { address: 127.0.0.1, serviceAccount: client }
+`,
+    }, { mtls: false });
+    child = spawn(process.execPath, [CLI, 'proxy', '--concurrency', '2', '--xds', `127.0.0.1:${mesh.cp.xdsAddress.port}`, '--workload', 'client.default',
+      '--token-file', path.join(mesh.stateDir, 'tokens', 'default', 'client.token'), '--bind-address', '127.0.0.1',
+      '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0', '--drain-seconds', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    ports = await eventually(() => {
+      const m = /^weft-proxy-listening (\{.*\})$/m.exec(stdout);
+      if (!m) throw new Error(`no listening line yet; stderr: ${stderr.slice(-800)}`);
+      return JSON.parse(m[1]!) as typeof ports;
+    }, { timeoutMs: 30_000, message: 'supervisor listening' });
+    await eventually(async () => expect((await fetch(`http://127.0.0.1:${ports.health}/healthz/ready`)).status).toBe(200), { timeoutMs: 20_000 });
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await mesh?.close();
+    backend?.closeAllConnections();
+    backend?.close();
+  });
+
+  it('both workers serve the shared listener, and the supervisor sums their series', async () => {
+    const w = await workers();
+    expect(w).toHaveLength(2);
+    expect(new Set(w.map((x) => x.pid)).size).toBe(2);
+    const codes = await Promise.all(Array.from({ length: 100 }, () => get(ports.outbound)));
+    expect(codes.every((c) => c === 200)).toBe(true);
+    const after = await workers();
+    expect(after.every((x) => x.requests > 0)).toBe(true);
+    expect(after.reduce((a, x) => a + x.requests, 0)).toBe(100);
+    const { families } = await scrape(`http://127.0.0.1:${ports.stats}/stats/prometheus`);
+    const total = samples(families, 'istio_requests_total', {}).reduce((a, s) => a + Number(s.value), 0);
+    expect(total).toBe(100);
+    // Admin passes other requests to a worker; ?worker picks one.
+    const dump = (await (await fetch(`http://127.0.0.1:${ports.admin}/config_dump?worker=1`)).json()) as { workload: string };
+    expect(dump.workload).toBe('client.default');
+  });
+
+  it('a worker that dies is replaced, and the sidecar keeps serving', async () => {
+    const [victim] = await workers();
+    process.kill(victim!.pid, 'SIGKILL');
+    await eventually(async () => {
+      const w = await workers();
+      expect(w[0]!.running).toBe(true);
+      expect(w[0]!.pid).not.toBe(victim!.pid);
+      expect(w[0]!.restarts).toBe(1);
+    }, { timeoutMs: 20_000, intervalMs: 200 });
+    await eventually(async () => expect((await fetch(`http://127.0.0.1:${ports.admin}/ready`)).status).toBe(200), { timeoutMs: 20_000 });
+    const codes = await Promise.all(Array.from({ length: 20 }, () => get(ports.outbound)));
+    expect(codes.every((c) => c === 200)).toBe(true);
+  });
+
+  it('SIGTERM drains every worker and the sidecar exits 0', async () => {
+    const pids = (await workers()).map((w) => w.pid);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
