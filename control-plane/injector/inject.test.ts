@@ -102,6 +102,7 @@ describe('an injected pod', () => {
           'weft.dev/proxy-cpu': '250m',
           'weft.dev/proxy-memory': '256Mi',
           'weft.dev/log-level': 'debug',
+          'weft.dev/proxy-concurrency': '2',
         },
       }),
       ctx(),
@@ -115,6 +116,8 @@ describe('an injected pod', () => {
     const proxy = s.initContainers[1]!;
     expect(proxy.resources).toEqual({ requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '256Mi' } });
     expect(proxy.env).toContainEqual({ name: 'WEFT_LOG_LEVEL', value: 'debug' });
+    const proxyArgs = proxy.args as string[];
+    expect(proxyArgs[proxyArgs.indexOf('--concurrency') + 1]).toBe('2');
   });
 
   it('injecting an injected pod changes nothing', () => {
@@ -140,6 +143,8 @@ describe('invalid annotations reject the pod, naming the annotation and value', 
     ['weft.dev/proxy-memory', '-1Gi', /proxy-memory="-1Gi"/],
     ['weft.dev/log-level', 'verbose', /log-level="verbose": must be one of debug, info, warn, error/],
     ['weft.dev/inject', 'maybe', /weft\.dev\/inject="maybe": must be "true" or "false"/],
+    ['weft.dev/proxy-concurrency', '0', /proxy-concurrency="0": must be a whole number of worker processes from 1 to 64/],
+    ['weft.dev/proxy-concurrency', 'two', /proxy-concurrency="two": must be a whole number/],
     ['weft.dev/exclude-inbound-port', '80', /exclude-inbound-port="80": is not an annotation Weft reads/],
   ];
   for (const [annotation, value, message] of cases) {

@@ -16,6 +16,8 @@ export const ANNOTATIONS = {
   logLevel: 'weft.dev/log-level',
   /** "false": leave the app's probes as they are (they then reach the app through the inbound capture). */
   rewriteAppProbes: 'weft.dev/rewrite-app-probes',
+  /** Worker processes of the proxy (`weft proxy --concurrency`), one core each. */
+  proxyConcurrency: 'weft.dev/proxy-concurrency',
 } as const;
 
 export const INIT_CONTAINER = 'weft-init';

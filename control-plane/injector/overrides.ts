@@ -16,6 +16,7 @@ export interface Overrides {
   readonly logLevel?: LogLevel;
   /** Point the app's HTTP, TCP and gRPC probes at the sidecar (probes.ts); true unless turned off. */
   readonly rewriteAppProbes: boolean;
+  readonly proxyConcurrency?: number;
 }
 
 export interface AnnotationProblem {
@@ -93,6 +94,12 @@ export function readOverrides(annotations: Readonly<Record<string, string>>): { 
   const memory = get(ANNOTATIONS.proxyMemory);
   const level = get(ANNOTATIONS.logLevel);
   const rewrite = get(ANNOTATIONS.rewriteAppProbes);
+  const concurrency = get(ANNOTATIONS.proxyConcurrency);
+  let proxyConcurrency: number | undefined;
+  if (concurrency !== undefined) {
+    if (/^\d+$/.test(concurrency.trim()) && Number(concurrency) >= 1 && Number(concurrency) <= 64) proxyConcurrency = Number(concurrency);
+    else problems.push({ annotation: ANNOTATIONS.proxyConcurrency, value: concurrency, message: 'must be a whole number of worker processes from 1 to 64' });
+  }
   if (rewrite !== undefined && rewrite !== 'true' && rewrite !== 'false') {
     problems.push({ annotation: ANNOTATIONS.rewriteAppProbes, value: rewrite, message: 'must be "true" or "false"' });
   }
@@ -111,6 +118,7 @@ export function readOverrides(annotations: Readonly<Record<string, string>>): { 
     ...(proxyMemory ? { proxyMemory } : {}),
     ...(logLevel ? { logLevel } : {}),
     rewriteAppProbes: rewrite !== 'false',
+    ...(proxyConcurrency ? { proxyConcurrency } : {}),
   };
   return { overrides, problems };
 }

@@ -105,6 +105,7 @@ export function proxyContainer(settings: InjectorSettings, overrides: Overrides,
       String(PORTS.stats),
       // Captured mode: the pod's TCP arrives through weft-init's redirect rules.
       '--capture',
+      ...(overrides.proxyConcurrency && overrides.proxyConcurrency > 1 ? ['--concurrency', String(overrides.proxyConcurrency)] : []),
     ],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),
