@@ -11,7 +11,7 @@ import { INJECT_LABEL } from '../../control-plane/injector/names.js';
 import type { Json } from '../../control-plane/injector/patch.js';
 import { injectorSettings } from '../../control-plane/injector/settings.js';
 import { eventually } from '../support/eventually.js';
-import { startBackend, startTestMesh, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
+import { serverClientYaml, startBackend, startTestMesh, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
 
 type Obj = { [key: string]: Json };
 
@@ -63,16 +63,7 @@ describe('app probes through the sidecar under STRICT mTLS', () => {
     const env = (spec.initContainers.find((c) => c.name === 'weft-proxy')!.env as { name: string; value?: string }[]).find((e) => e.name === APP_PROBES_ENV)!.value!;
 
     mesh = await startTestMesh({
-      'mesh.yaml': `apiVersion: v1
-kind: Service
-metadata: { name: server, namespace: default }
-spec: { selector: { app: server }, ports: [{ name: http, port: 80, targetPort: http }] }
----
-apiVersion: weft.dev/v1alpha1
-kind: WorkloadEntry
-metadata: { name: server, namespace: default, labels: { app: server } }
-spec: { address: 127.0.0.1, ports: { http: ${app.port} }, serviceAccount: server }
----
+      'mesh.yaml': `${serverClientYaml(app.port, { client: false })}---
 apiVersion: weft.dev/v1alpha1
 kind: PeerAuthentication
 metadata: { name: default, namespace: default }

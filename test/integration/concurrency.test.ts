@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.js';
-import { startTestMesh, type TestMesh } from '../support/mesh.js';
+import { echoClientYaml, startTestMesh, type TestMesh } from '../support/mesh.js';
 import { samples, scrape } from '../support/prometheus.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -48,26 +48,7 @@ describe('a sidecar on two worker processes', () => {
   beforeAll(async () => {
     backend = http.createServer((_req, res) => res.end('ok'));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    mesh = await startTestMesh({
-      'echo.yaml': `apiVersion: v1
-kind: Service
-metadata: { name: echo, namespace: default }
-spec:
-  ports: [{ name: http, port: 80 }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: echo-1, namespace: default, labels: { kubernetes.io/service-name: echo } }
-addressType: IPv4
-endpoints: [{ addresses: [127.0.0.1] }]
-ports: [{ name: http, port: ${(backend.address() as AddressInfo).port}, protocol: TCP }]
----
-apiVersion: weft.dev/v1alpha1
-kind: WorkloadEntry
-metadata: { name: client, namespace: default, labels: { app: client } }
-spec: { address: 127.0.0.1, serviceAccount: client }
-`,
-    }, { mtls: false });
+    mesh = await startTestMesh({ 'echo.yaml': echoClientYaml((backend.address() as AddressInfo).port) }, { mtls: false });
     child = spawn(process.execPath, [CLI, 'proxy', '--concurrency', '2', '--xds', `127.0.0.1:${mesh.cp.xdsAddress.port}`, '--workload', 'client.default',
       '--token-file', path.join(mesh.stateDir, 'tokens', 'default', 'client.token'), '--bind-address', '127.0.0.1',
       '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0', '--drain-seconds', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });

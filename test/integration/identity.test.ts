@@ -11,29 +11,13 @@ import { workloadCert, type TestWorkloadCert } from '../../certs/testing.js';
 import { caRemoveRoot, caRotateRoot } from '../../cli/ca.js';
 import { configureLogging } from '../../core/log.js';
 import { eventually } from '../support/eventually.js';
-import { startBackend, startTestMesh, viaProxy, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
+import { serverClientYaml, startBackend, startTestMesh, viaProxy, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
 
 function meshYaml(backendPort: number): Record<string, string> {
-  return {
-    'mesh.yaml': `apiVersion: v1
-kind: Service
-metadata: { name: server, namespace: default }
-spec: { selector: { app: server }, ports: [{ name: http, port: 80, targetPort: http }] }
----
-apiVersion: weft.dev/v1alpha1
-kind: WorkloadEntry
-metadata: { name: server, namespace: default, labels: { app: server } }
-spec: { address: 127.0.0.1, ports: { http: ${backendPort} }, serviceAccount: server }
----
-apiVersion: weft.dev/v1alpha1
-kind: WorkloadEntry
-metadata: { name: client, namespace: default, labels: { app: client } }
-spec: { address: 127.0.0.1, serviceAccount: client }
-`,
-  };
+  return { 'mesh.yaml': serverClientYaml(backendPort) };
 }
 
 const STRICT = `apiVersion: weft.dev/v1alpha1

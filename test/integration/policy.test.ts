@@ -14,7 +14,7 @@ import { roundTrip } from '../../control-plane/translate/testing.js';
 import { configureLogging } from '../../core/log.js';
 import { evaluateRbac, rbacAuthorizer, type AuthzRequest } from '../../proxy/inbound/authz.js';
 import { eventually } from '../support/eventually.js';
-import { startBackend, startTestMesh, viaProxy, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
+import { serverClientYaml, startBackend, startTestMesh, viaProxy, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
 
 const WORKLOADS = `
 apiVersion: weft.dev/v1alpha1
@@ -220,21 +220,7 @@ describe('AuthorizationPolicy end to end', () => {
     configureLogging({ level: 'info', write: (line) => void (logs.length < 50_000 && logs.push(line)) });
     backend = await startBackend('server');
     mesh = await startTestMesh({
-      'mesh.yaml': `apiVersion: v1
-kind: Service
-metadata: { name: server, namespace: default }
-spec: { selector: { app: server }, ports: [{ name: http, port: 80, targetPort: http }] }
----
-apiVersion: weft.dev/v1alpha1
-kind: WorkloadEntry
-metadata: { name: server, namespace: default, labels: { app: server } }
-spec: { address: 127.0.0.1, ports: { http: ${backend.port} }, serviceAccount: server }
----
-apiVersion: weft.dev/v1alpha1
-kind: WorkloadEntry
-metadata: { name: client, namespace: default, labels: { app: client } }
-spec: { address: 127.0.0.1, serviceAccount: client }
-`,
+      'mesh.yaml': serverClientYaml(backend.port),
       'policy.yaml': `apiVersion: weft.dev/v1alpha1
 kind: AuthorizationPolicy
 metadata: { name: client-reads, namespace: default }

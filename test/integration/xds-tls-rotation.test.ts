@@ -12,7 +12,7 @@ import { caRemoveRoot, caRotateRoot } from '../../cli/ca.js';
 import { controlPlaneConfig } from '../../control-plane/config.js';
 import { startControlPlane, type ControlPlane } from '../../control-plane/main.js';
 import { eventually } from '../support/eventually.js';
-import { startBackend, startTestSidecar, waitReady, type TestBackend, type TestSidecar } from '../support/mesh.js';
+import { serverClientYaml, startBackend, startTestSidecar, waitReady, type TestBackend, type TestSidecar } from '../support/mesh.js';
 import { freePort } from '../support/ports.js';
 
 /** The certificate 15012 shows a client that trusts only `roots` (undefined: not verified). */
@@ -50,16 +50,7 @@ describe('xDS over TLS across a root rotation', () => {
     const configDir = path.join(dir, 'config');
     stateDir = path.join(dir, 'state');
     mkdirSync(configDir);
-    writeFileSync(path.join(configDir, 'mesh.yaml'), `apiVersion: v1
-kind: Service
-metadata: { name: server, namespace: default }
-spec: { selector: { app: server }, ports: [{ name: http, port: 80, targetPort: http }] }
----
-apiVersion: weft.dev/v1alpha1
-kind: WorkloadEntry
-metadata: { name: server, namespace: default, labels: { app: server } }
-spec: { address: 127.0.0.1, ports: { http: ${backend.port} }, serviceAccount: server }
-`);
+    writeFileSync(path.join(configDir, 'mesh.yaml'), serverClientYaml(backend.port, { client: false }));
     tlsPort = await freePort();
     cfg = controlPlaneConfig({ configDir, stateDir, xdsPort: await freePort(), xdsTlsPort: tlsPort, monitorPort: 0, debounceMs: 50 });
     cp = await startControlPlane(cfg);

@@ -187,6 +187,51 @@ export function originForm(proxyUrl: string, host: string, pathAndQuery = '/') {
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 32 });
 
 /** The canary config of the tests: reviews → reviews-v1 / reviews-v2 by weight. */
+/**
+ * The mesh most identity and policy tests use: Service `server` (port 80) on a meshed workload
+ * `server` whose app listens on `backendPort`, and a meshed `client` workload with no ports.
+ */
+export function serverClientYaml(backendPort: number, opts: { client?: boolean } = {}): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: server, namespace: default }
+spec: { selector: { app: server }, ports: [{ name: http, port: 80, targetPort: http }] }
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: server, namespace: default, labels: { app: server } }
+spec: { address: 127.0.0.1, ports: { http: ${backendPort} }, serviceAccount: server }
+${opts.client === false ? '' : `---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: client, namespace: default, labels: { app: client } }
+spec: { address: 127.0.0.1, serviceAccount: client }
+`}`;
+}
+
+/** Service `echo` (port 80) without a sidecar: an EndpointSlice to `backendPort` on loopback;
+ *  and a meshed `client` workload with no ports, whose sidecar calls it. */
+export function echoClientYaml(backendPort: number): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: echo, namespace: default }
+spec:
+  ports: [{ name: http, port: 80 }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: echo-1, namespace: default, labels: { kubernetes.io/service-name: echo } }
+addressType: IPv4
+endpoints: [{ addresses: [127.0.0.1] }]
+ports: [{ name: http, port: ${backendPort}, protocol: TCP }]
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: client, namespace: default, labels: { app: client } }
+spec: { address: 127.0.0.1, serviceAccount: client }
+`;
+}
+
 export function canaryConfig(v1Port: number, v2Port: number, w1: number, w2: number): Record<string, string> {
   return {
     'services.yaml': ['reviews', 'reviews-v1', 'reviews-v2']
