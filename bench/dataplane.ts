@@ -1,9 +1,9 @@
 // Data-plane measurements: closed-loop throughput (wrk / h2load / the gRPC generator) and
 // fixed-rate latency (the open-loop generator) over every path, with each proxy's CPU time and
-// RSS sampled from /proc over exactly the measured window. One call = one run of every path,
+// memory (RSS, PSS, private) sampled from /proc over exactly the measured window. One call = one run of every path,
 // back to back, so that ratios between paths come from the same conditions.
 import { fileURLToPath } from 'node:url';
-import type { BenchPath, CpuPlan, DataPlaneEnv, PathName, Protocol } from './lib/dataplane-env.js';
+import type { BenchPath, CpuPlan, DataPlaneEnv, IdleMemory, PathName, Protocol } from './lib/dataplane-env.js';
 import { resultLine, runMeasured, type Measured } from './lib/proc.js';
 import type { LatencySummary } from './lib/stats.js';
 import { h2load, wrk, type ThroughputResult } from './lib/tools.js';
@@ -33,6 +33,12 @@ export interface ProxyCost {
   /** CPU seconds per 1000 successful requests. */
   readonly cpuSecondsPer1k: number;
   readonly rssPeakMiB: number;
+  /** Peak PSS (shared pages divided among the processes mapping them) and peak private
+   *  anonymous memory over the window, MiB. */
+  readonly pssPeakMiB: number;
+  readonly anonPeakMiB: number;
+  /** The same process idle before any traffic: 3 s after start-up and settled (20 s), MiB. */
+  readonly idle?: IdleMemory;
 }
 
 interface Common {
@@ -66,10 +72,19 @@ export interface LatencySample extends Common {
   readonly servedRps: number;
 }
 
-function costs(path: BenchPath, m: Measured, ok: number): ProxyCost[] {
+function costs(env: DataPlaneEnv, path: BenchPath, m: Measured, ok: number): ProxyCost[] {
   return path.proxies.map(({ role, child }) => {
     const cpu = m.cpu.get(child.pid) ?? NaN;
-    return { role, cores: cpu / m.wallSeconds, cpuSecondsPer1k: ok > 0 ? cpu / (ok / 1000) : NaN, rssPeakMiB: m.rssPeak.get(child.pid) ?? NaN };
+    const idle = env.idleMemory[`${path.name}/${role}`];
+    return {
+      role,
+      cores: cpu / m.wallSeconds,
+      cpuSecondsPer1k: ok > 0 ? cpu / (ok / 1000) : NaN,
+      rssPeakMiB: m.rssPeak.get(child.pid) ?? NaN,
+      pssPeakMiB: m.pssPeak.get(child.pid) ?? NaN,
+      anonPeakMiB: m.anonPeak.get(child.pid) ?? NaN,
+      ...(idle ? { idle } : {}),
+    };
   });
 }
 
@@ -105,7 +120,7 @@ export async function throughput(env: DataPlaneEnv, s: DataPlaneSettings, run: n
     const r = resultLine<{ ok: number; errors: number; rps: number; latencyMs: LatencySummary }>(measured.stdout);
     result = { rps: r.rps, ok: r.ok, errors: r.errors, seconds: s.seconds, meanLatencyMs: r.latencyMs.mean };
   }
-  const proxies = costs(path, measured, result.ok);
+  const proxies = costs(env, path, measured, result.ok);
   const proxyCores = proxies.reduce((a, p) => a + p.cores, 0);
   return {
     run,
@@ -143,7 +158,7 @@ export async function latency(env: DataPlaneEnv, s: DataPlaneSettings, run: numb
     lost: r.lost,
     sendLagP99Ms: r.sendLagMs.p99,
     servedRps: r.ok / s.seconds,
-    proxies: costs(path, measured, r.ok),
+    proxies: costs(env, path, measured, r.ok),
     backendCores: (measured.cpu.get(env.backends[protocol].pid) ?? NaN) / measured.wallSeconds,
     coreBusy: measured.cores,
   };

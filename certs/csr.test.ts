@@ -31,6 +31,43 @@ describe('CSR round trip', () => {
     expect(parsed.subjectPublicKeyInfo.equals(keys.publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
   });
 
+  it.each([
+    ['ECDSA P-384', () => crypto.generateKeyPairSync('ec', { namedCurve: 'secp384r1' })],
+    ['Ed25519', () => crypto.generateKeyPairSync('ed25519')],
+  ] as const)('a %s CSR carries the key and the requested SPIFFE ID', (_kind, generate) => {
+    const { privateKey, publicKey } = generate();
+    const parsed = parseCsr(buildCsr({ privateKey, identity: ID }));
+    expect(parsed.uris).toEqual([ID]);
+    expect(parsed.publicKey.equals(publicKey)).toBe(true);
+  });
+
+  it('is byte for byte the CSR node-forge assembles (RSA signatures are deterministic)', async () => {
+    // The builder writes DER itself so that a proxy never loads node-forge; the reference here is
+    // the same request assembled with forge's ASN.1.
+    const keys = await generateWorkloadKeyPair('rsa-2048');
+    const { asn1 } = forge;
+    const node = (type: number, constructed: boolean, value: forge.asn1.Asn1[] | string) => asn1.create(asn1.Class.UNIVERSAL, type, constructed, value);
+    const oid = (id: string) => node(asn1.Type.OID, false, asn1.oidToDer(id).getBytes());
+    const uri = asn1.create(asn1.Class.CONTEXT_SPECIFIC, 6, false, ID);
+    const san = node(asn1.Type.SEQUENCE, true, [oid('2.5.29.17'), node(asn1.Type.OCTETSTRING, false, asn1.toDer(node(asn1.Type.SEQUENCE, true, [uri])).getBytes())]);
+    const attr = node(asn1.Type.SEQUENCE, true, [oid('1.2.840.113549.1.9.14'), node(asn1.Type.SET, true, [node(asn1.Type.SEQUENCE, true, [san])])]);
+    const info = node(asn1.Type.SEQUENCE, true, [
+      node(asn1.Type.INTEGER, false, '\x00'),
+      node(asn1.Type.SEQUENCE, true, []),
+      fromDer(keys.publicKey.export({ type: 'spki', format: 'der' })),
+      asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [attr]),
+    ]);
+    const signature = crypto.sign('sha256', toDer(info), keys.privateKey);
+    const reference = toDer(
+      node(asn1.Type.SEQUENCE, true, [
+        info,
+        node(asn1.Type.SEQUENCE, true, [oid('1.2.840.113549.1.1.11'), node(asn1.Type.NULL, false, '')]),
+        node(asn1.Type.BITSTRING, false, `\x00${signature.toString('binary')}`),
+      ]),
+    );
+    expect(pemToDer(buildCsr({ privateKey: keys.privateKey, identity: ID }), 'CERTIFICATE REQUEST', 'csr').equals(reference)).toBe(true);
+  });
+
   it('a CSR without identity asks for no SAN', async () => {
     const keys = await generateWorkloadKeyPair();
     expect(parseCsr(buildCsr({ privateKey: keys.privateKey })).uris).toEqual([]);

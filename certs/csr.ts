@@ -1,66 +1,13 @@
-// PKCS#10 certificate signing requests: built with node-forge's ASN.1 for a proxy's key (with the
-// SPIFFE ID it expects as a URI SAN), and parsed + signature-checked by the CA. RSA, ECDSA and
-// Ed25519 keys both ways, so istio-agent's (RSA) and ztunnel's (ECDSA) CSRs are accepted too.
+// PKCS#10 certificate signing requests: parsed + signature-checked by the CA (node-forge's ASN.1);
+// built for a proxy's key by csr-build.ts, re-exported here. RSA, ECDSA and Ed25519 keys both
+// ways, so istio-agent's (RSA) and ztunnel's (ECDSA) CSRs are accepted too.
 import crypto, { type KeyObject } from 'node:crypto';
-import forge from 'node-forge';
 import { ErrorCode, WeftError } from '../core/errors.js';
-import {
-  OID,
-  type Asn1,
-  algorithmIdentifier,
-  derChildren,
-  fromDer,
-  generalNames,
-  oidOf,
-  readGeneralNames,
-  signatureAlgorithmByOid,
-  signatureAlgorithmFor,
-  toDer,
-} from './asn1.js';
-import { derToPem, pemToDer } from './pem.js';
-import { parseSpiffeId } from './spiffe.js';
+import { OID, type Asn1, derChildren, fromDer, oidOf, readGeneralNames, signatureAlgorithmByOid } from './asn1.js';
+import { pemToDer } from './pem.js';
 
-const { asn1 } = forge;
-
-export interface CsrInput {
-  /** The requester's private key; it signs the CSR and never leaves the caller. */
-  readonly privateKey: KeyObject;
-  /** The SPIFFE ID the requester expects; omit when it does not know it (the CA decides anyway). */
-  readonly identity?: string;
-}
-
-/**
- * A PEM CSR for the key pair of `privateKey` (RSA, ECDSA or Ed25519), whose extensionRequest asks
- * for the expected identity as URI SAN. node-forge assembles it; node:crypto signs it.
- */
-export function buildCsr(input: CsrInput): string {
-  const publicKey = crypto.createPublicKey(input.privateKey);
-  const attributes: Asn1[] = [];
-  if (input.identity !== undefined) {
-    parseSpiffeId(input.identity);
-    const san = seq([oid(OID.subjectAltName), octets(generalNames([input.identity]))]);
-    attributes.push(seq([oid(OID.extensionRequest), set([seq([san])])]));
-  }
-  const info = seq([
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, '\x00'),
-    seq([]), // empty subject: the identity is in the SAN
-    fromDer(publicKey.export({ type: 'spki', format: 'der' })),
-    asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, attributes),
-  ]);
-  const alg = signatureAlgorithmFor(input.privateKey);
-  const signature = crypto.sign(alg.hash, toDer(info), input.privateKey);
-  const csr = seq([
-    info,
-    algorithmIdentifier(alg),
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\x00${signature.toString('binary')}`),
-  ]);
-  return derToPem(toDer(csr), 'CERTIFICATE REQUEST');
-}
-
-const seq = (items: Asn1[]) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, items);
-const set = (items: Asn1[]) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SET, true, items);
-const oid = (id: string) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(id).getBytes());
-const octets = (inner: Asn1) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, asn1.toDer(inner).getBytes());
+// A proxy imports the builder from csr-build.ts itself, so that it never loads node-forge.
+export { buildCsr, type CsrInput } from './csr-build.js';
 
 export interface ParsedCsr {
   /** The key to certify, as the CSR carries it. */

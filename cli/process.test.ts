@@ -1,9 +1,12 @@
 // The built `weft` command as processes (dist/cli/main.js, or $WEFT_TEST_CLI for another build):
-// the commands other files define (loaded only when named) are there and in the help; and a
-// proxy or control plane comes out of start-up with V8's young generation at its first size
-// (cli/main.ts holds it there until the process is ready).
+// the commands other files define (loaded only when named) are there and in the help; a proxy or
+// control plane comes out of start-up with V8's young generation at its first size (cli/main.ts
+// holds it there until the process is ready); and a serving sidecar holds none of the modules
+// kept out of its heap (node-forge, undici's index and fetch, OpenTelemetry's SDK).
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,8 +85,12 @@ describe('a proxy or control-plane process', () => {
   });
 
   /** Runs `weft ARGS` until `check` is done with it; its output is kept for the error message. */
-  async function withWeft(args: readonly string[], check: (out: { stdout: () => string; stderr: () => string }) => Promise<void>): Promise<void> {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+  async function withWeft(
+    args: readonly string[],
+    check: (out: { stdout: () => string; stderr: () => string }) => Promise<void>,
+    nodeArgs: readonly string[] = [],
+  ): Promise<void> {
+    const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     let stdout = '';
     let stderr = '';
@@ -109,24 +116,66 @@ describe('a proxy or control-plane process', () => {
     return Number(newSpace?.value);
   }
 
+  const sidecarArgs = () => [
+    'proxy', '--xds', `127.0.0.1:${mesh.cp.xdsAddress.port}`, '--workload', 'client.default',
+    '--token-file', path.join(mesh.stateDir, 'tokens', 'default', 'client.token'), '--bind-address', '127.0.0.1',
+    '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0', '--drain-seconds', '1',
+  ];
+
+  /** Waits for the sidecar's ports line, then for it to be ready. */
+  async function readySidecar(out: { stdout: () => string; stderr: () => string }) {
+    const ports = await eventually(() => {
+      const m = /^weft-proxy-listening (\{.*\})$/m.exec(out.stdout());
+      if (!m) throw new Error(`no listening line yet; stderr: ${out.stderr().slice(-500)}`);
+      return JSON.parse(m[1]!) as { outbound: number; admin: number; stats: number };
+    }, { timeoutMs: 20_000, message: 'proxy listening' });
+    await eventually(() => getOk(`http://127.0.0.1:${ports.admin}/ready`), { timeoutMs: 20_000, message: 'proxy ready' });
+    return ports;
+  }
+
   it('a sidecar is ready, and serves, with the young generation it started with', async () => {
-    const args = [
-      'proxy', '--xds', `127.0.0.1:${mesh.cp.xdsAddress.port}`, '--workload', 'client.default',
-      '--token-file', path.join(mesh.stateDir, 'tokens', 'default', 'client.token'), '--bind-address', '127.0.0.1',
-      '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0', '--drain-seconds', '1',
-    ];
-    await withWeft(args, async (out) => {
-      const ports = await eventually(() => {
-        const m = /^weft-proxy-listening (\{.*\})$/m.exec(out.stdout());
-        if (!m) throw new Error(`no listening line yet; stderr: ${out.stderr().slice(-500)}`);
-        return JSON.parse(m[1]!) as { outbound: number; admin: number; stats: number };
-      }, { timeoutMs: 20_000, message: 'proxy listening' });
-      await eventually(() => getOk(`http://127.0.0.1:${ports.admin}/ready`), { timeoutMs: 20_000, message: 'proxy ready' });
+    await withWeft(sidecarArgs(), async (out) => {
+      const ports = await readySidecar(out);
       expect((await originForm(`http://127.0.0.1:${ports.outbound}`, 'echo')).status).toBe(200);
       const young = await youngGeneration(`http://127.0.0.1:${ports.stats}/stats/prometheus`, 'weft_proxy_');
       expect(young).toBeGreaterThan(0);
       expect(young).toBeLessThanOrEqual(4 * MiB);
     });
+  });
+
+  it('a serving sidecar has not loaded node-forge, undici beyond its Pool, or the tracing SDK', async () => {
+    // A preload inside the sidecar writes the modules it holds (CommonJS packages imported from
+    // ESM land in require.cache; Node's built-ins in process.moduleLoadList) twice a second.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-modules-'));
+    const listFile = path.join(dir, 'modules.json');
+    const preload = path.join(dir, 'list-modules.cjs');
+    writeFileSync(
+      preload,
+      `const fs = require('node:fs');
+setInterval(() => fs.writeFileSync(${JSON.stringify(listFile)}, JSON.stringify({ cjs: Object.keys(require.cache), builtins: process.moduleLoadList })), 500).unref();\n`,
+    );
+    // Without the HTTP/1.1 fast path the request goes through undici's Pool, loaded on its own.
+    await withWeft([...sidecarArgs(), '--http1-fast-path', 'false'], async (out) => {
+      const ports = await readySidecar(out);
+      expect((await originForm(`http://127.0.0.1:${ports.outbound}`, 'echo')).status).toBe(200);
+      const served = Date.now();
+      const loaded = await eventually(() => {
+        const list = JSON.parse(readFileSync(listFile, 'utf8')) as { cjs: string[]; builtins: string[] };
+        // Written after the request was served (the file is rewritten every 500 ms).
+        if (Date.now() - served < 600) throw new Error('not yet rewritten since the request');
+        return list;
+      }, { timeoutMs: 10_000, message: 'module list written' });
+      const packages = loaded.cjs.map((f) => f.replaceAll('\\', '/'));
+      // The method sees what it should: the xDS client and undici's Pool are there.
+      expect(packages.some((f) => f.includes('/node_modules/@grpc/grpc-js/'))).toBe(true);
+      expect(packages.some((f) => f.endsWith('/node_modules/undici/lib/dispatcher/pool.js'))).toBe(true);
+      // And not what was moved out: the CSR is DER written by certs/csr-build.ts; undici's
+      // index (all of undici, and Node's own bundled copy with it); tracing is off here.
+      expect(packages.filter((f) => f.includes('/node_modules/node-forge/'))).toEqual([]);
+      expect(packages.filter((f) => f.endsWith('/node_modules/undici/index.js') || f.includes('/node_modules/undici/lib/web/'))).toEqual([]);
+      expect(loaded.builtins.filter((m) => m.includes('internal/deps/undici'))).toEqual([]);
+      expect(packages.filter((f) => f.includes('/node_modules/@opentelemetry/sdk-trace-base/'))).toEqual([]);
+    }, ['--require', preload]);
   });
 
   it('a control plane is ready with the young generation it started with', async () => {

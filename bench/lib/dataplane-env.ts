@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { backendConfig, referenceProxyConfig, startHaproxy } from './haproxy.js';
 import { ECHO, oneSidecarConfig, startBenchControlPlane, startBenchSidecar, twoSidecarConfig, type AppPorts } from './mesh.js';
 import { freePort } from './net.js';
-import { rssMiB, start, waitForLine, type Child } from './proc.js';
+import { settledMemory, start, waitForLine, type Child, type MemoryFigures } from './proc.js';
 
 export type Protocol = 'http1' | 'h2c' | 'grpc';
 export type PathName = 'direct' | 'haproxy' | 'weft1' | 'weft2';
@@ -39,12 +39,20 @@ export interface CpuPlan {
   readonly proxy: string | undefined;
 }
 
+export interface IdleMemory {
+  readonly first: MemoryFigures;
+  readonly settled: MemoryFigures;
+}
+
 export interface DataPlaneEnv {
   readonly paths: Record<PathName, BenchPath>;
   /** The backend process per protocol (to show it is not the bottleneck). */
   readonly backends: Record<Protocol, Child>;
-  /** RSS (MiB) of each proxy right after it became ready, before any traffic. */
+  /** RSS (MiB) of each proxy idle before any traffic, once settled (20 s after start-up), by
+   *  "<path>/<role>". */
   readonly idleRss: Record<string, number>;
+  /** The same proxies' memory 3 s after start-up and settled, with PSS and private memory. */
+  readonly idleMemory: Record<string, IdleMemory>;
   stop(): Promise<void>;
 }
 
@@ -100,12 +108,16 @@ export async function startDataPlaneEnv(dir: string, cpus: CpuPlan, log: (line: 
         ],
       },
     };
-    const idleRss: Record<string, number> = {};
-    for (const p of Object.values(paths)) for (const x of p.proxies) idleRss[`${p.name}/${x.role}`] = rssMiB(x.child.pid);
+    // Idle memory: right after start-up, and settled (V8 shrinks an idle process within ~15 s).
+    const proxies = Object.values(paths).flatMap((p) => p.proxies.map((x) => ({ key: `${p.name}/${x.role}`, pid: x.child.pid })));
+    const idle = await settledMemory(proxies.map((x) => x.pid));
+    const idleMemory = Object.fromEntries(proxies.map((x) => [x.key, idle.get(x.pid)!]));
+    log(`idle memory, 3 s → 20 s after start-up: ${proxies.map((x) => `${x.key} RSS ${idleMemory[x.key]!.first.rss.toFixed(0)} → ${idleMemory[x.key]!.settled.rss.toFixed(0)}, PSS ${idleMemory[x.key]!.settled.pss.toFixed(0)} MiB`).join('; ')}`);
     return {
       paths,
       backends: { http1: backend, h2c: backend, grpc: grpcServer },
-      idleRss,
+      idleRss: Object.fromEntries(proxies.map((x) => [x.key, idleMemory[x.key]!.settled.rss])),
+      idleMemory,
       stop: async () => {
         await Promise.all(children.map((c) => c.stop()));
       },

@@ -1,5 +1,6 @@
 // Child processes for the benchmarks: spawned pinned to a CPU with taskset, tracked so that every
-// one is stopped (by its own pid) when the run ends, and measured from /proc (CPU time, RSS).
+// one is stopped (by its own pid) when the run ends, and measured from /proc (CPU time, RSS, and
+// PSS / private memory from smaps_rollup).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -175,6 +176,9 @@ export interface Measured {
   readonly cores: Record<string, number>;
   /** Peak RSS (MiB) per measured pid over the window. */
   readonly rssPeak: Map<number, number>;
+  /** Peak PSS and peak private anonymous memory (MiB) per measured pid (smaps_rollup). */
+  readonly pssPeak: Map<number, number>;
+  readonly anonPeak: Map<number, number>;
   /** Whether the child marked its window (else the whole run was measured). */
   readonly marked: boolean;
 }
@@ -194,7 +198,7 @@ export async function runMeasured(
   let cpu: CpuMeter | undefined;
   let cores: CoreMeter | undefined;
   let rss: RssSampler | undefined;
-  let result: { cpu: Map<number, number>; wallSeconds: number; cores: Record<string, number>; rssPeak: Map<number, number> } | undefined;
+  let result: Pick<Measured, 'cpu' | 'wallSeconds' | 'cores' | 'rssPeak' | 'pssPeak' | 'anonPeak'> | undefined;
   let marked = false;
   const begin = () => {
     cpu = new CpuMeter(pids);
@@ -204,7 +208,8 @@ export async function runMeasured(
   const end = () => {
     if (!cpu || !cores || !rss || result) return;
     const c = cpu.stop();
-    result = { cpu: c.cpu, wallSeconds: c.wallSeconds, cores: cores.stop(), rssPeak: rss.stop() };
+    const peaks = rss.stopAll();
+    result = { cpu: c.cpu, wallSeconds: c.wallSeconds, cores: cores.stop(), rssPeak: peaks.rss, pssPeak: peaks.pss, anonPeak: peaks.anon };
   };
   const child = start(name, cmd, args, { ...opts, captureStdout: true, logFile: undefined });
   begin();
@@ -261,10 +266,33 @@ export function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Samples RSS of some processes every `everyMs` until stopped; keeps the peak of each. */
+/**
+ * A process's memory as the kernel accounts it (MiB, /proc/<pid>/smaps_rollup). RSS counts every
+ * resident page, the node binary's code and data files included, which every Node process on the
+ * machine shares; PSS divides each shared page among the processes that map it (what one more
+ * sidecar really adds); anon is the private anonymous memory (V8's heap, malloc, stacks).
+ */
+export interface MemoryFigures {
+  readonly rss: number;
+  readonly pss: number;
+  readonly anon: number;
+}
+
+export function memoryOf(pid: number): MemoryFigures {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kib = (field: string) => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+    return m ? Number(m[1]) / 1024 : NaN;
+  };
+  return { rss: kib('Rss'), pss: kib('Pss'), anon: kib('Anonymous') };
+}
+
+/** Samples memory of some processes until stopped (RSS every `everyMs`, smaps_rollup every
+ *  fourth time: walking it costs the kernel more); keeps the peak of each figure. */
 export class RssSampler {
-  private readonly peaks = new Map<number, number>();
+  private readonly peaks = { rss: new Map<number, number>(), pss: new Map<number, number>(), anon: new Map<number, number>() };
   private readonly timer: NodeJS.Timeout;
+  private tick = 0;
 
   constructor(
     private readonly pids: readonly number[],
@@ -275,22 +303,51 @@ export class RssSampler {
   }
 
   private sample(): void {
+    const full = this.tick++ % 4 === 0;
+    const keep = (map: Map<number, number>, pid: number, v: number) => {
+      if (!(v <= (map.get(pid) ?? 0))) map.set(pid, v);
+    };
     for (const pid of this.pids) {
       try {
-        const v = rssMiB(pid);
-        if (!(v <= (this.peaks.get(pid) ?? 0))) this.peaks.set(pid, v);
+        keep(this.peaks.rss, pid, rssMiB(pid));
+        if (full) {
+          const m = memoryOf(pid);
+          keep(this.peaks.pss, pid, m.pss);
+          keep(this.peaks.anon, pid, m.anon);
+        }
       } catch {
         // the process ended; its peak so far stands
       }
     }
   }
 
-  /** Stops sampling; peak RSS (MiB) per pid. */
+  /** Stops sampling (one last full sample); peak RSS (MiB) per pid. */
   stop(): Map<number, number> {
+    return this.stopAll().rss;
+  }
+
+  /** Stops sampling (one last full sample); peak RSS, PSS and private anonymous MiB per pid. */
+  stopAll(): { rss: Map<number, number>; pss: Map<number, number>; anon: Map<number, number> } {
     clearInterval(this.timer);
+    this.tick = 0;
     this.sample();
     return this.peaks;
   }
+}
+
+/**
+ * Memory of idle processes right after start-up (`firstMs`) and once V8 has settled them
+ * (`settledMs`: an idle Node process shrinks its heap within ~15 s); both samples per pid.
+ */
+export async function settledMemory(
+  pids: readonly number[],
+  { firstMs = 3_000, settledMs = 20_000 }: { firstMs?: number; settledMs?: number } = {},
+): Promise<Map<number, { first: MemoryFigures; settled: MemoryFigures }>> {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  await sleep(firstMs);
+  const first = new Map(pids.map((p) => [p, memoryOf(p)]));
+  await sleep(settledMs - firstMs);
+  return new Map(pids.map((p) => [p, { first: first.get(p)!, settled: memoryOf(p) }]));
 }
 
 /** Busy fraction of each CPU (from /proc/stat) between construction and `stop()`: shows when the

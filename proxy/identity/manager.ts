@@ -6,7 +6,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { TrustBundle, spiffeIdOf } from '../../certs/bundle.js';
-import { buildCsr } from '../../certs/csr.js';
+import { buildCsr } from '../../certs/csr-build.js';
 import { generateWorkloadKeyPair, type KeyKind } from '../../certs/keys.js';
 import { certTime } from '../../certs/pem.js';
 import { renewalTime, scheduleAt, type RenewalPolicy, type Scheduled } from '../../certs/renewal.js';

@@ -2,13 +2,27 @@
 // UpstreamTransport (so TLS and identity checks are the transport's job, not undici's); beside
 // it, for the fast path's requests (marked RAW), the byte-level pool of proxy/http1/upstream.ts
 // over the same transport, so both are owned, shown, retired and closed as one pool.
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import type { Readable } from 'node:stream';
 import type { UpstreamTransport } from '../transport/index.js';
 import { isProxyError, proxyErrors, type ProxyError } from '../http/errors.js';
 import { fromNodeHeaders, type HeaderMap } from '../http/headers.js';
 import { RAW, RawPool, type RawUpstreamRequest } from '../http1/upstream.js';
 import type { UpstreamRequest, UpstreamResponse, UpstreamTarget } from './types.js';
+
+// undici's index loads every dispatcher, fetch, WebSocket and Node's own bundled undici: ~3.3 MiB
+// of heap in every sidecar, for one class and one method. So both come from their own modules:
+// the Pool class, and `request`, which the index would install on every dispatcher's prototype
+// and which we call on our pool instead. http1.test.ts checks they are the very ones undici
+// exports, so an upgrade that moves them fails there, not in production.
+const fromUndici = createRequire(import.meta.url);
+export const Pool = fromUndici('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+type Pool = UndiciPool;
+export const undiciRequest = fromUndici('undici/lib/api/api-request.js') as (
+  this: Dispatcher,
+  options: Dispatcher.RequestOptions,
+) => Promise<Dispatcher.ResponseData>;
 
 export interface Http1Options {
   /** How long an idle keep-alive socket is kept (undici keepAliveTimeout). */
@@ -66,9 +80,9 @@ export class Http1Upstream {
   }
 
   private async requestWithUndici(req: UpstreamRequest): Promise<UpstreamResponse> {
-    let data: Awaited<ReturnType<Pool['request']>>;
+    let data: Dispatcher.ResponseData;
     try {
-      data = await this.pool.request({
+      data = await undiciRequest.call(this.pool, {
         method: req.method as 'GET',
         path: req.path,
         headers: { ...req.headers, host: req.authority },
