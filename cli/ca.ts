@@ -1,6 +1,7 @@
 // `weft ca init`, `show`, `rotate-root` and `remove-root`: create, describe and rotate the CA kept
 // in a state dir. Each returns the text to print; the CLI entry point wires them to flags. A
-// running control plane watches these files and follows (control-plane/ca/rotation.ts).
+// running control plane watches these files and follows (control-plane/ca/rotation.ts). With
+// --kubernetes the same commands work on the CA Secret of a control plane in a cluster (onCa).
 import type { X509Certificate } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -84,7 +85,7 @@ async function openCa(stateDir: string): Promise<CertificateAuthority> {
  * root stays trusted). A running control plane pushes the bundle to every proxy first and signs
  * under the new root once they all trust it; proxies move to it at their next renewal.
  */
-export async function caRotateRoot(opts: { stateDir: string }): Promise<string> {
+export async function caRotateRoot(opts: { stateDir: string; /** How the next command names this CA (default: --state-dir DIR). */ where?: string }): Promise<string> {
   const ca = await openCa(opts.stateDir);
   const old = ca.signingCertificate();
   const root = parseCertificate(await ca.rotateRoot(), 'new root');
@@ -96,7 +97,7 @@ export async function caRotateRoot(opts: { stateDir: string }): Promise<string> 
     'signs under the new root once they all trust it, and proxies change certificates at their next',
     'renewal. When every workload has renewed (after the longest certificate lifetime, 24 h by',
     'default), stop trusting the old root:',
-    `  weft ca remove-root --state-dir ${opts.stateDir} ${old.fingerprint256}`,
+    `  weft ca remove-root ${opts.where ?? `--state-dir ${opts.stateDir}`} ${old.fingerprint256}`,
   ].join('\n');
 }
 
@@ -112,4 +113,21 @@ export async function caRemoveRoot(opts: { stateDir: string; fingerprint: string
     `The trust bundle now holds ${after.size} root(s). A running control plane sends it to every proxy;`,
     'from then on certificates that chain to the removed root are refused on new connections.',
   ].join('\n');
+}
+
+/** Where a `weft ca` command works: a state dir, or a cluster's CA Secret. */
+export type CaTarget = { readonly stateDir: string } | { readonly kubernetes: { readonly namespace: string; readonly kubeconfig?: string } };
+
+/**
+ * Runs `command` on the target's CA. For a cluster, on a copy of the control plane's CA Secret,
+ * written back if the command changed it (control-plane/sources/kubernetes/ca-secret.ts);
+ * every replica follows the Secret.
+ */
+export async function onCa(target: CaTarget, command: (stateDir: string) => Promise<string>): Promise<string> {
+  if ('stateDir' in target) return command(target.stateDir);
+  // Loaded on use: the Kubernetes client is large, and local mode does not need it.
+  const { loadKubeConfig } = await import('../control-plane/sources/kubernetes/client.js');
+  const { changeCaSecret } = await import('../control-plane/sources/kubernetes/ca-secret.js');
+  const kc = loadKubeConfig(target.kubernetes.kubeconfig ? { kubeconfig: target.kubernetes.kubeconfig } : {});
+  return changeCaSecret(kc, target.kubernetes.namespace, command);
 }

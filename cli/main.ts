@@ -278,27 +278,31 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
       const { caInit } = await import('./ca.js');
       process.stdout.write((await caInit({ stateDir: o.stateDir, trustDomain: o.trustDomain })) + '\n');
     });
-  ca.command('show')
-    .description('show the CA certificate and the trust bundle')
-    .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
-    .action(async (o) => {
-      const { caShow } = await import('./ca.js');
-      process.stdout.write((await caShow({ stateDir: o.stateDir })) + '\n');
-    });
-  ca.command('rotate-root')
-    .description('add a new root to the trust bundle and sign under it from now on (the old root stays trusted)')
-    .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
-    .action(async (o) => {
-      const { caRotateRoot } = await import('./ca.js');
-      process.stdout.write((await caRotateRoot({ stateDir: o.stateDir })) + '\n');
-    });
-  ca.command('remove-root')
-    .description('stop trusting a root (after every workload has renewed under the new one)')
+  /** The state dir's CA, or with --kubernetes the CA Secret of the control plane in --namespace. */
+  const caTarget = (o: { stateDir: string; kubernetes?: boolean; namespace: string; kubeconfig?: string }) =>
+    o.kubernetes ? { kubernetes: { namespace: o.namespace, ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}) } } : { stateDir: o.stateDir };
+  const caCommand = (name: string, description: string) =>
+    ca
+      .command(name)
+      .description(description)
+      .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
+      .option('--kubernetes', "the CA Secret of the control plane in a cluster, instead of the state dir's")
+      .option('--namespace <ns>', 'with --kubernetes: the control plane\'s namespace', KUBERNETES_DEFAULTS.namespace)
+      .option('--kubeconfig <file>', 'with --kubernetes: kubeconfig (default: in cluster, else $KUBECONFIG)');
+  caCommand('show', 'show the CA certificate and the trust bundle').action(async (o) => {
+    const { caShow, onCa } = await import('./ca.js');
+    process.stdout.write((await onCa(caTarget(o), (stateDir) => caShow({ stateDir }))) + '\n');
+  });
+  caCommand('rotate-root', 'add a new root to the trust bundle and sign under it from now on (the old root stays trusted)').action(async (o) => {
+    const { caRotateRoot, onCa } = await import('./ca.js');
+    const where = o.kubernetes ? `--kubernetes --namespace ${o.namespace}` : undefined;
+    process.stdout.write((await onCa(caTarget(o), (stateDir) => caRotateRoot({ stateDir, ...(where ? { where } : {}) }))) + '\n');
+  });
+  caCommand('remove-root', 'stop trusting a root (after every workload has renewed under the new one)')
     .argument('<fingerprint>', 'SHA-256 fingerprint of the root (as `weft ca show` prints it), or 8+ leading hex digits')
-    .option('--state-dir <dir>', 'state dir', CONTROL_PLANE_DEFAULTS.stateDir)
     .action(async (fingerprint: string, o) => {
-      const { caRemoveRoot } = await import('./ca.js');
-      process.stdout.write((await caRemoveRoot({ stateDir: o.stateDir, fingerprint })) + '\n');
+      const { caRemoveRoot, onCa } = await import('./ca.js');
+      process.stdout.write((await onCa(caTarget(o), (stateDir) => caRemoveRoot({ stateDir, fingerprint }))) + '\n');
     });
 
   const demo = program.command('demo').description('demo workloads used by examples/');

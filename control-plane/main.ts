@@ -224,14 +224,13 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   // Root rotation (`weft ca rotate-root` / `remove-root`): reload the CA files when they change,
   // push the new bundle (ROOTCA), and sign under a new root only once every proxy trusts it.
   ca.subscribeRoots(() => scheduleRebuild());
-  const caWatcher = kube
-    ? undefined
-    : watchCaDir({
-        ca,
-        dir: cfg.caDir ?? selfSignedDir(cfg.stateDir),
-        rootsDistributed: (roots) => rootsAcked(xds.syncStates(), (id) => cache.get(id), roots),
-        log: log.child('ca'),
-      });
+  // In Kubernetes mode the files are the replica's copy of the CA Secret, which it follows.
+  const caWatcher = watchCaDir({
+    ca,
+    dir: kube?.caDir ?? cfg.caDir ?? selfSignedDir(cfg.stateDir),
+    rootsDistributed: (roots) => rootsAcked(xds.syncStates(), (id) => cache.get(id), roots),
+    log: log.child('ca'),
+  });
 
   const grpcServer = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   grpcServer.addService(preparedAdsService, xds.handlers());

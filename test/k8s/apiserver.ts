@@ -4,8 +4,8 @@
 // `Expired` once history is compacted), get / create / replace / patch / delete with optimistic
 // concurrency (409 Conflict), the status subresource, generation, TokenReview
 // (authentication.k8s.io/v1), Leases, ConfigMaps, Secrets, MutatingWebhookConfigurations, /version.
-// It is not Kubernetes: no admission, no defaulting, no RBAC, no field selectors; it stores
-// what it is sent. The real @kubernetes/client-node talks to it through a real kubeconfig.
+// It is not Kubernetes: no admission, no defaulting, no RBAC, field selectors on
+// metadata.name / metadata.namespace only; it stores what it is sent. The real @kubernetes/client-node talks to it through a real kubeconfig.
 import crypto from 'node:crypto';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -79,6 +79,7 @@ interface Watcher {
   readonly res: ServerResponse;
   readonly bookmarks: boolean;
   readonly labelSelector: string | null;
+  readonly fieldSelector: string | null;
   timers: NodeJS.Timeout[];
 }
 
@@ -342,6 +343,7 @@ export class StandInApiServer {
       const items = [...(this.store.get(type)?.values() ?? [])]
         .filter((o) => namespace === undefined || (o.metadata as Obj).namespace === namespace)
         .filter((o) => matchesLabels(o, url.searchParams.get('labelSelector')))
+        .filter((o) => matchesFields(o, url.searchParams.get('fieldSelector')))
         .map((o) => (BUILTIN_GROUPS.has(type.group) ? withoutTypeMeta(o) : stamp(o)));
       send(200, { kind: `${type.kind}List`, apiVersion, metadata: { resourceVersion: String(this.rv) }, items });
       return;
@@ -530,6 +532,7 @@ export class StandInApiServer {
   private deliver(w: Watcher, e: StoredEvent): void {
     if (w.namespace !== undefined && (e.object.metadata as Obj).namespace !== w.namespace) return;
     if (!matchesLabels(e.object, w.labelSelector)) return;
+    if (!matchesFields(e.object, w.fieldSelector)) return;
     const object = { ...e.object, apiVersion: apiVersionOf(w.type.group, w.version), kind: w.type.kind };
     w.res.write(`${JSON.stringify({ type: e.event, object })}\n`);
   }
@@ -541,7 +544,7 @@ export class StandInApiServer {
 
   private watch(type: ResourceType, version: string, namespace: string | undefined, q: URLSearchParams, res: ServerResponse): void {
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-    const w: Watcher = { type, version, namespace, res, bookmarks: q.get('allowWatchBookmarks') === 'true', labelSelector: q.get('labelSelector'), timers: [] };
+    const w: Watcher = { type, version, namespace, res, bookmarks: q.get('allowWatchBookmarks') === 'true', labelSelector: q.get('labelSelector'), fieldSelector: q.get('fieldSelector'), timers: [] };
     const from = q.get('resourceVersion') ?? '';
     if (from !== '' && from !== '0' && Number(from) < this.oldestRv) {
       // As the real server does: 200, then one ERROR event carrying a 410 Status, then the end.
@@ -635,6 +638,17 @@ function withoutTypeMeta(o: Obj): Obj {
 }
 
 /** Equality-based label selectors only (`a=b,c=d`). */
+/** `metadata.name=X,metadata.namespace=Y` (equality only); anything else is refused loudly. */
+function matchesFields(o: Obj, selector: string | null): boolean {
+  if (!selector) return true;
+  const meta = o.metadata as Obj;
+  return selector.split(',').every((term) => {
+    const m = /^metadata\.(name|namespace)=(.*)$/.exec(term);
+    if (!m) throw new Error(`stand-in API server: field selector "${term}" is not supported`);
+    return meta[m[1]!] === m[2];
+  });
+}
+
 function matchesLabels(o: Obj, selector: string | null): boolean {
   if (!selector) return true;
   const labels = ((o.metadata as Obj).labels ?? {}) as Record<string, string>;

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { CertificateAuthority } from '../../../certs/ca.js';
+import { selfSignedDir } from '../../../certs/ca-store.js';
 import { errorMessage } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
 import type { Authenticator } from '../../ca/authenticator.js';
@@ -15,7 +16,7 @@ import { CA_TOKEN_AUDIENCE, SIDECAR_PORT_ANNOTATION } from '../../injector/names
 import { controlPlaneServiceName, injectorSettings, type InjectorSettings } from '../../injector/settings.js';
 import { startWebhookServer, type WebhookServer } from '../../injector/webhook.js';
 import type { Model } from '../../model/index.js';
-import { loadClusterCa } from './ca-secret.js';
+import { followCaSecret, loadClusterCa } from './ca-secret.js';
 import { loadKubeConfig } from './client.js';
 import { detectNativeSidecars, syncWebhookCaBundle } from './cluster-info.js';
 import { LeaderElector, replicaIdentity } from './leader.js';
@@ -34,6 +35,8 @@ export interface KubernetesServices {
 export interface KubernetesMode {
   readonly kc: KubeConfig;
   readonly ca: CertificateAuthority;
+  /** The CA's files on this replica (a copy of the Secret, or the plugged-in CA's mount). */
+  readonly caDir: string;
   readonly source: KubernetesSource;
   readonly authenticator: Authenticator;
   readonly injector: InjectorSettings;
@@ -56,11 +59,12 @@ export function serviceNames(k: KubernetesSettings): string[] {
 /** Connects to the API server, loads the shared CA and lists every watched kind (the model is complete on return). */
 export async function connectKubernetes(cfg: ControlPlaneConfig, k: KubernetesSettings, log: Logger): Promise<KubernetesMode> {
   const kc = loadKubeConfig(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {});
+  const caStateDir = path.join(cfg.stateDir, 'kubernetes');
   const ca = await loadClusterCa({
     kc,
     namespace: k.namespace,
     trustDomain: cfg.trustDomain,
-    stateDir: path.join(cfg.stateDir, 'kubernetes'),
+    stateDir: caStateDir,
     ...(cfg.caDir ? { pluggedDir: cfg.caDir } : {}),
     log: log.child('ca'),
   });
@@ -94,6 +98,9 @@ export async function connectKubernetes(cfg: ControlPlaneConfig, k: KubernetesSe
         log: log.child('injector'),
       });
     }
+
+    // Root rotation goes through the Secret: every replica copies it to its CA files.
+    const caFollower = cfg.caDir ? undefined : await followCaSecret({ kc, namespace: k.namespace, stateDir: caStateDir, log: log.child('ca') });
 
     // 2. Leader election; the leader alone writes to the cluster.
     const elector = new LeaderElector({
@@ -158,9 +165,10 @@ export async function connectKubernetes(cfg: ControlPlaneConfig, k: KubernetesSe
         await elector.stop();
         await rootCerts.stop();
         await webhook?.close();
+        await caFollower?.stop();
       },
     };
   };
 
-  return { kc, ca, source, authenticator, injector, serviceNames: names, startServices };
+  return { kc, ca, caDir: cfg.caDir ?? selfSignedDir(caStateDir), source, authenticator, injector, serviceNames: names, startServices };
 }

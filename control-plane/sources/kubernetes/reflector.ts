@@ -30,6 +30,8 @@ export interface ReflectorOptions {
   readonly path: string;
   readonly list: () => Promise<ListResult>;
   readonly labelSelector?: string;
+  /** E.g. `metadata.name=NAME`: one object, which RBAC can grant by resourceNames. */
+  readonly fieldSelector?: string;
   /** Called after every change of the copy: a list, or an ADDED / MODIFIED / DELETED event. */
   readonly onChange: () => void;
   /** A 404 on list means the kind is not served (a CRD not installed): empty, and retried slowly. */
@@ -204,6 +206,7 @@ export class Reflector {
         timeoutSeconds,
       };
       if (this.opts.labelSelector) params.labelSelector = this.opts.labelSelector;
+      if (this.opts.fieldSelector) params.fieldSelector = this.opts.fieldSelector;
       // Should the server never end the watch (a silently dead connection), end it ourselves.
       const watchdog = setTimeout(() => this.watchController?.abort(), (timeoutSeconds + 30) * 1000);
       const done = (err: unknown) => {
