@@ -88,13 +88,19 @@ function costs(env: DataPlaneEnv, path: BenchPath, m: Measured, ok: number): Pro
   });
 }
 
+function pathOf(env: DataPlaneEnv, name: PathName): BenchPath {
+  const p = env.paths[name];
+  if (!p) throw new Error(`bench: no path "${name}" in this run (baseline paths need --baseline)`);
+  return p;
+}
+
 function measuredPids(env: DataPlaneEnv, path: BenchPath, protocol: Protocol): number[] {
   return [...path.proxies.map((p) => p.child.pid), env.backends[protocol].pid];
 }
 
 /** One closed-loop throughput measurement of `protocol` over `path`. */
 export async function throughput(env: DataPlaneEnv, s: DataPlaneSettings, run: number, protocol: Protocol, name: PathName): Promise<ThroughputSample> {
-  const path = env.paths[name];
+  const path = pathOf(env, name);
   const pids = measuredPids(env, path, protocol);
   const port = path.port[protocol];
   const authority = path.authority[protocol];
@@ -138,7 +144,7 @@ export async function throughput(env: DataPlaneEnv, s: DataPlaneSettings, run: n
 
 /** One fixed-rate latency measurement of `protocol` over `path`. */
 export async function latency(env: DataPlaneEnv, s: DataPlaneSettings, run: number, protocol: Protocol, name: PathName): Promise<LatencySample> {
-  const path = env.paths[name];
+  const path = pathOf(env, name);
   const measured = await runMeasured(
     'openloop',
     process.execPath,

@@ -8,6 +8,8 @@
 //     [--cp-proxies 10,100,1000] [--cp-services 1000] [--cp-endpoints 5000] [--cp-connect-timeout 60]
 //     [--cp-protocol delta|sotw|delta,sotw]  (how the simulated proxies speak ADS; default delta)
 //     [--load-cpu 0] [--proxy-cpu 1] [--weft path/to/cli/main.js] [--label "what was measured"]
+//     [--baseline path/to/other/cli/main.js]  (that build's sidecars too, measured in the same runs:
+//       a "this ÷ baseline" table; e.g. a build of the previous commit)
 //     [--out bench/results]
 //   --only ambient (root; only when named, never in `all`): the ambient benchmark (bench/ambient.ts)
 //     [--ambient-pods 1,10,100]
@@ -18,7 +20,7 @@ import path from 'node:path';
 import { ambientBench, ambientMarkdown, ambientSummary, type AmbientResults } from './ambient.js';
 import { CP_PROTOCOLS, cpScenario, identityBench, type CpSettings } from './controlplane.js';
 import { latency, throughput, type DataPlaneSettings } from './dataplane.js';
-import { PATHS, PROTOCOLS, startDataPlaneEnv, type PathName, type Protocol } from './lib/dataplane-env.js';
+import { BASELINE_OF, PATHS, PROTOCOLS, startDataPlaneEnv, type PathName, type Protocol } from './lib/dataplane-env.js';
 import { weftCli } from './lib/mesh.js';
 import { canPin, cpuCount, stopAll } from './lib/proc.js';
 import { latencyRows, markdown, targets, throughputRows, type BenchResults } from './lib/report.js';
@@ -53,7 +55,10 @@ async function main(): Promise<void> {
   const doIdentity = all || only.has('identity');
   // Root only (network namespaces), so never implied by `all`.
   const doAmbient = only.has('ambient');
-  const paths = list(str(f, 'paths', PATHS.join(',')), PATHS, 'paths') as PathName[];
+  const baselineCli = f.has('baseline') ? path.resolve(str(f, 'baseline')) : undefined;
+  const named = list(str(f, 'paths', PATHS.join(',')), PATHS, 'paths') as PathName[];
+  // Each Weft path's baseline twin right after it, so both see the same moment of the machine.
+  const paths = named.flatMap((p) => (baselineCli && BASELINE_OF[p] ? [p, BASELINE_OF[p]!] : [p]));
   if (!paths.includes('direct') || (!paths.includes('haproxy') && paths.some((p) => p.startsWith('weft')))) {
     log('note: ratios need "direct" and "haproxy" in --paths; missing ones show as –');
   }
@@ -118,6 +123,7 @@ async function main(): Promise<void> {
       pinning,
       settings: { runs, ...dp, cpus: undefined, protocols, paths, cp: { ...cp, cpus: undefined } },
       loadAverage: os.loadavg(),
+      ...(baselineCli ? { baselineCli } : {}),
     },
     idleRss: {},
     throughput: [],
@@ -131,7 +137,7 @@ async function main(): Promise<void> {
   let ambient: AmbientResults | undefined;
   try {
     if (doThroughput || doLatency) {
-      const env = await startDataPlaneEnv(work, cpus, log);
+      const env = await startDataPlaneEnv(work, cpus, log, baselineCli ? { baselineCli } : {});
       try {
         Object.assign(results.idleRss, env.idleRss);
         for (let run = 1; run <= runs; run++) {

@@ -1,6 +1,8 @@
 // The data-plane benchmark's processes, started once per `npm run bench`: the backends, the
 // HAProxy reference proxy, and Weft's two paths (one sidecar; two sidecars with mTLS), each
-// path described by the ports a client calls and the processes whose cost it measures.
+// path described by the ports a client calls and the processes whose cost it measures. With a
+// baseline build (`--baseline`), the same two paths again on that build, measured in the same
+// runs: "the previous version" as a ratio from the same conditions.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendConfig, referenceProxyConfig, startHaproxy } from './haproxy.js';
@@ -9,16 +11,20 @@ import { freePort } from './net.js';
 import { settledMemory, start, waitForLine, type Child, type MemoryFigures } from './proc.js';
 
 export type Protocol = 'http1' | 'h2c' | 'grpc';
-export type PathName = 'direct' | 'haproxy' | 'weft1' | 'weft2';
+export type PathName = 'direct' | 'haproxy' | 'weft1' | 'weft2' | 'weft1-base' | 'weft2-base';
 
 export const PROTOCOLS: readonly Protocol[] = ['http1', 'h2c', 'grpc'];
 export const PATHS: readonly PathName[] = ['direct', 'haproxy', 'weft1', 'weft2'];
+/** The baseline build's path for each Weft path. */
+export const BASELINE_OF: Partial<Record<PathName, PathName>> = { weft1: 'weft1-base', weft2: 'weft2-base' };
 
 export const PATH_LABEL: Record<PathName, string> = {
   direct: 'direct (client → server)',
   haproxy: 'HAProxy, 1 thread',
   weft1: 'Weft, 1 sidecar',
   weft2: 'Weft, 2 sidecars + mTLS',
+  'weft1-base': 'baseline build, 1 sidecar',
+  'weft2-base': 'baseline build, 2 sidecars + mTLS',
 };
 
 /** One way from the load generator to the server. */
@@ -45,7 +51,8 @@ export interface IdleMemory {
 }
 
 export interface DataPlaneEnv {
-  readonly paths: Record<PathName, BenchPath>;
+  /** The baseline paths only with a baseline build. */
+  readonly paths: Partial<Record<PathName, BenchPath>>;
   /** The backend process per protocol (to show it is not the bottleneck). */
   readonly backends: Record<Protocol, Child>;
   /** RSS (MiB) of each proxy idle before any traffic, once settled (20 s after start-up), by
@@ -58,7 +65,7 @@ export interface DataPlaneEnv {
 
 const GRPC_SERVER = fileURLToPath(new URL('../servers/grpc-server.js', import.meta.url));
 
-export async function startDataPlaneEnv(dir: string, cpus: CpuPlan, log: (line: string) => void): Promise<DataPlaneEnv> {
+export async function startDataPlaneEnv(dir: string, cpus: CpuPlan, log: (line: string) => void, opts: { baselineCli?: string } = {}): Promise<DataPlaneEnv> {
   const children: Child[] = [];
   const keep = <T extends Child>(c: T) => (children.push(c), c);
   try {
@@ -77,39 +84,42 @@ export async function startDataPlaneEnv(dir: string, cpus: CpuPlan, log: (line: 
       await startHaproxy('haproxy-proxy', dir, referenceProxyConfig({ listen: ref, upstream: appPorts }), [ref.http1, ref.h2c, ref.grpc], cpus.proxy),
     );
 
-    // Weft: a plaintext mesh for the one-sidecar path, an mTLS mesh for the two-sidecar path.
-    const cpPlain = await startBenchControlPlane({ name: 'cp-plain', dir, files: oneSidecarConfig(appPorts), mtls: false, cpu: cpus.load });
-    keep(cpPlain.child);
-    const cpMtls = await startBenchControlPlane({ name: 'cp-mtls', dir, files: twoSidecarConfig(appPorts), mtls: true, cpu: cpus.load });
-    keep(cpMtls.child);
-    const [edge, client, server] = await Promise.all([
-      startBenchSidecar({ name: 'sidecar-edge', dir, cp: cpPlain, workload: 'edge.bench', cpu: cpus.proxy }),
-      startBenchSidecar({ name: 'sidecar-client', dir, cp: cpMtls, workload: 'client.bench', cpu: cpus.proxy }),
-      startBenchSidecar({ name: 'sidecar-server', dir, cp: cpMtls, workload: 'server.bench', cpu: cpus.proxy }),
-    ]);
-    keep(edge.child);
-    keep(client.child);
-    keep(server.child);
-    log(`weft: control planes ready, sidecars ready (edge :${edge.ports.outbound}, client :${client.ports.outbound} → server :${server.ports.inbound})`);
-
     const authority: Record<Protocol, string> = { http1: ECHO.http1.authority, h2c: ECHO.h2c.authority, grpc: ECHO.grpc.authority };
     const same = (p: number): Record<Protocol, number> => ({ http1: p, h2c: p, grpc: p });
-    const paths: Record<PathName, BenchPath> = {
+    // Weft: a plaintext mesh for the one-sidecar path, an mTLS mesh for the two-sidecar path.
+    const weftPaths = async (cli: string | undefined, suffix: '' | '-base'): Promise<BenchPath[]> => {
+      const cpPlain = keepCp(await startBenchControlPlane({ name: `cp-plain${suffix}`, dir, files: oneSidecarConfig(appPorts), mtls: false, cpu: cpus.load, ...(cli ? { cli } : {}) }));
+      const cpMtls = keepCp(await startBenchControlPlane({ name: `cp-mtls${suffix}`, dir, files: twoSidecarConfig(appPorts), mtls: true, cpu: cpus.load, ...(cli ? { cli } : {}) }));
+      const [edge, client, server] = await Promise.all([
+        startBenchSidecar({ name: `sidecar-edge${suffix}`, dir, cp: cpPlain, workload: 'edge.bench', cpu: cpus.proxy, ...(cli ? { cli } : {}) }),
+        startBenchSidecar({ name: `sidecar-client${suffix}`, dir, cp: cpMtls, workload: 'client.bench', cpu: cpus.proxy, ...(cli ? { cli } : {}) }),
+        startBenchSidecar({ name: `sidecar-server${suffix}`, dir, cp: cpMtls, workload: 'server.bench', cpu: cpus.proxy, ...(cli ? { cli } : {}) }),
+      ]);
+      for (const s of [edge, client, server]) keep(s.child);
+      log(`weft${suffix ? ' (baseline build)' : ''}: control planes ready, sidecars ready (edge :${edge.ports.outbound}, client :${client.ports.outbound} → server :${server.ports.inbound})`);
+      return [
+        { name: `weft1${suffix}`, port: same(edge.ports.outbound), authority, proxies: [{ role: 'sidecar', child: edge.child }] },
+        {
+          name: `weft2${suffix}`,
+          port: same(client.ports.outbound),
+          authority,
+          proxies: [
+            { role: 'client sidecar', child: client.child },
+            { role: 'server sidecar', child: server.child },
+          ],
+        },
+      ];
+    };
+    const keepCp = <T extends { child: Child }>(cp: T) => (keep(cp.child), cp);
+    const weft = await weftPaths(undefined, '');
+    const baseline = opts.baselineCli ? await weftPaths(opts.baselineCli, '-base') : [];
+    const paths: Partial<Record<PathName, BenchPath>> = {
       direct: { name: 'direct', port: appPorts, authority, proxies: [] },
       haproxy: { name: 'haproxy', port: ref, authority, proxies: [{ role: 'haproxy', child: haproxy }] },
-      weft1: { name: 'weft1', port: same(edge.ports.outbound), authority, proxies: [{ role: 'sidecar', child: edge.child }] },
-      weft2: {
-        name: 'weft2',
-        port: same(client.ports.outbound),
-        authority,
-        proxies: [
-          { role: 'client sidecar', child: client.child },
-          { role: 'server sidecar', child: server.child },
-        ],
-      },
+      ...Object.fromEntries([...weft, ...baseline].map((p) => [p.name, p])),
     };
     // Idle memory: right after start-up, and settled (V8 shrinks an idle process within ~15 s).
-    const proxies = Object.values(paths).flatMap((p) => p.proxies.map((x) => ({ key: `${p.name}/${x.role}`, pid: x.child.pid })));
+    const proxies = Object.values(paths).flatMap((p) => p!.proxies.map((x) => ({ key: `${p.name}/${x.role}`, pid: x.child.pid })));
     const idle = await settledMemory(proxies.map((x) => x.pid));
     const idleMemory = Object.fromEntries(proxies.map((x) => [x.key, idle.get(x.pid)!]));
     log(`idle memory, 3 s → 20 s after start-up: ${proxies.map((x) => `${x.key} RSS ${idleMemory[x.key]!.first.rss.toFixed(0)} → ${idleMemory[x.key]!.settled.rss.toFixed(0)}, PSS ${idleMemory[x.key]!.settled.pss.toFixed(0)} MiB`).join('; ')}`);

@@ -104,6 +104,8 @@ export async function startBenchControlPlane(opts: {
   env?: NodeJS.ProcessEnv;
   /** Extra flags for node itself (e.g. --cpu-prof). */
   nodeArgs?: readonly string[];
+  /** The `weft` CLI to run (default weftCli(); a baseline build for A/B runs). */
+  cli?: string;
 }): Promise<BenchControlPlane> {
   const configDir = path.join(opts.dir, `${opts.name}-config`);
   const stateDir = path.join(opts.dir, `${opts.name}-state`);
@@ -113,7 +115,7 @@ export async function startBenchControlPlane(opts: {
   const monitorPort = await freePort();
   const args = [
     ...(opts.nodeArgs ?? []),
-    weftCli(), 'control-plane', '--config', configDir, '--state-dir', stateDir, '--host', LOOPBACK,
+    opts.cli ?? weftCli(), 'control-plane', '--config', configDir, '--state-dir', stateDir, '--host', LOOPBACK,
     '--xds-port', String(xdsPort), '--xds-tls-port', '-1', '--monitor-port', String(monitorPort),
   ];
   if (!opts.mtls) args.push('--no-mtls');
@@ -169,12 +171,15 @@ export async function startBenchSidecar(opts: {
   /** Extra flags for node itself (e.g. --cpu-prof). */
   nodeArgs?: readonly string[];
   env?: NodeJS.ProcessEnv;
+  /** The `weft` CLI to run (default weftCli(); a baseline build for A/B runs). */
+  cli?: string;
 }): Promise<BenchSidecar> {
+  const cli = opts.cli ?? weftCli();
   const args = [
     ...(opts.nodeArgs ?? []),
-    weftCli(), 'proxy', '--xds', opts.cp.xds, '--workload', opts.workload, '--token-file', opts.cp.tokenFile(opts.workload),
+    cli, 'proxy', '--xds', opts.cp.xds, '--workload', opts.workload, '--token-file', opts.cp.tokenFile(opts.workload),
     '--bind-address', LOOPBACK, '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0',
-    ...optionalProxyFlags(weftCli()),
+    ...optionalProxyFlags(cli),
   ];
   const child = start(opts.name, process.execPath, args, {
     cpu: opts.cpu,

@@ -2,7 +2,7 @@
 // run (then their median), the targets checked, and the Markdown tables.
 import type { CpScenarioResult, IdentityRow } from '../controlplane.js';
 import type { LatencySample, ThroughputSample } from '../dataplane.js';
-import { PATH_LABEL, type PathName, type Protocol } from './dataplane-env.js';
+import { BASELINE_OF, PATH_LABEL, PROTOCOLS, type PathName, type Protocol } from './dataplane-env.js';
 import { median, ratio, spread } from './stats.js';
 
 export interface BenchResults {
@@ -17,6 +17,8 @@ export interface BenchResults {
     readonly pinning: string;
     readonly settings: Record<string, unknown>;
     readonly loadAverage: readonly number[];
+    /** The baseline build measured beside this one (`--baseline`), if any. */
+    readonly baselineCli?: string;
   };
   readonly idleRss: Record<string, number>;
   readonly throughput: ThroughputSample[];
@@ -233,6 +235,50 @@ function table(head: string[], rows: string[][]): string {
 const roleList = (o: Record<string, number>, f: (x: number) => string) =>
   Object.keys(o).length === 0 ? '–' : Object.entries(o).map(([k, v]) => (Object.keys(o).length > 1 ? `${k.replace(' sidecar', '')} ${f(v)}` : f(v))).join(', ');
 
+/**
+ * This build against the baseline build (`--baseline`), both measured in the same runs: per
+ * Weft path, the median over runs of each run's ratio (throughput per proxy core, vCPU at the
+ * fixed rate) or difference (latency added over direct), so drift between runs cancels.
+ */
+function baselineSection(r: BenchResults): string[] {
+  const rows: string[][] = [];
+  for (const [path, base] of Object.entries(BASELINE_OF) as [PathName, PathName][]) {
+    for (const p of PROTOCOLS) {
+      const runs = [...new Set([...r.throughput, ...r.latency].map((x) => x.run))];
+      const tpOf = (name: PathName, run: number) => r.throughput.find((x) => x.protocol === p && x.path === name && x.run === run);
+      const latOf = (name: PathName, run: number) => r.latency.find((x) => x.protocol === p && x.path === name && x.run === run);
+      const perCore = runs.map((run) => ratio(tpOf(path, run)?.rpsPerProxyCore ?? NaN, tpOf(base, run)?.rpsPerProxyCore ?? NaN)).filter(Number.isFinite);
+      const vcpu = (x: LatencySample | undefined) => (x ? x.proxies.reduce((a, q) => a + q.cores, 0) / (x.servedRps / 1000) : NaN);
+      const vcpuRatio = runs.map((run) => ratio(vcpu(latOf(path, run)), vcpu(latOf(base, run)))).filter(Number.isFinite);
+      const p90 = runs.map((run) => (latOf(path, run)?.latencyMs.p90 ?? NaN) - (latOf(base, run)?.latencyMs.p90 ?? NaN)).filter(Number.isFinite);
+      const p99 = runs.map((run) => (latOf(path, run)?.latencyMs.p99 ?? NaN) - (latOf(base, run)?.latencyMs.p99 ?? NaN)).filter(Number.isFinite);
+      const worst = (x: LatencySample | undefined, f: (q: LatencySample['proxies'][number]) => number) => (x ? Math.max(...x.proxies.map(f)) : NaN);
+      const rss = runs.map((run) => worst(latOf(path, run), (q) => q.rssPeakMiB) - worst(latOf(base, run), (q) => q.rssPeakMiB)).filter(Number.isFinite);
+      const pss = runs.map((run) => worst(latOf(path, run), (q) => q.pssPeakMiB) - worst(latOf(base, run), (q) => q.pssPeakMiB)).filter(Number.isFinite);
+      if (perCore.length + vcpuRatio.length === 0) continue;
+      const runsOf = (xs: number[], f: (x: number) => string) => (xs.length === 0 ? '–' : `**${f(median(xs))}** (${xs.map(f).join(', ')})`);
+      rows.push([
+        p,
+        PATH_LABEL[path],
+        runsOf(perCore, (x) => `${fmt(x, 2)}×`),
+        runsOf(vcpuRatio, (x) => `${fmt(x, 2)}×`),
+        runsOf(p90, signedMs),
+        runsOf(p99, signedMs),
+        `${runsOf(rss, (x) => `${x >= 0 ? '+' : ''}${fmt(x)}`)} / ${runsOf(pss, (x) => `${x >= 0 ? '+' : ''}${fmt(x)}`)}`,
+      ]);
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    '',
+    `### Against the baseline build (${r.meta.baselineCli ?? '?'}), same runs`,
+    '',
+    table(['protocol', 'path', 'req/s per proxy core, this ÷ baseline', 'vCPU at the fixed rate, this ÷ baseline', 'p90 at the fixed rate, this − baseline, ms', 'p99, this − baseline, ms', 'RSS / PSS peak at the fixed rate, this − baseline, MiB (worst sidecar)'], rows),
+    '',
+    'Median over runs of each run\'s ratio or difference (each run\'s own figure in brackets). Above 1× per core and below 1× vCPU is better.',
+  ];
+}
+
 export function markdown(r: BenchResults): string {
   const s = r.meta.settings as { runs: number; seconds: number; rate: number; latencyConnections: number; http1Connections: number; h2Connections: number; h2Streams: number };
   const tp = throughputRows(r.throughput);
@@ -297,6 +343,7 @@ export function markdown(r: BenchResults): string {
         "private is the process's own anonymous memory (V8 heap, malloc, stacks). From /proc/<pid>/smaps_rollup, sampled every second.",
     );
   }
+  out.push(...baselineSection(r));
   const idle = idleMemoryRows([...r.latency, ...r.throughput]);
   if (idle.length > 0) {
     out.push(
