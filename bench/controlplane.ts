@@ -56,6 +56,8 @@ export interface CpScenarioResult {
   readonly firstError?: string;
   /** Size of the RouteConfiguration each proxy receives, bytes (absent in older results). */
   readonly rdsBytes?: number;
+  /** Bytes of resources a proxy received until it held a full config (median; absent in older results). */
+  readonly syncBytes?: number;
   /** Median busy share of the simulator process during the edits (≈1: it was the bottleneck). */
   readonly simBusy?: number;
   /** Bytes of resources each proxy received to learn of one edit (the response carrying it). */
@@ -66,6 +68,7 @@ interface SimResult {
   connect: { synced: number; ms?: LatencySummary };
   edits: { converged: number; timedOut: number; ms?: LatencySummary; simBusy: number; bytes?: number }[];
   rdsBytes: number;
+  syncBytes?: number;
   streamErrors: number;
   firstError?: string;
 }
@@ -125,6 +128,7 @@ export async function cpScenario(dir: string, s: CpSettings, proxies: number, pr
       wallSeconds: used.wallSeconds,
       streamErrors: r.streamErrors,
       rdsBytes: r.rdsBytes,
+      ...(r.syncBytes !== undefined ? { syncBytes: r.syncBytes } : {}),
       simBusy: median(edits.map((e) => e.simBusy)),
       editBytes: median(r.edits.map((e) => e.bytes ?? NaN)),
       ...(r.firstError ? { firstError: r.firstError } : {}),

@@ -357,7 +357,7 @@ export function markdown(r: BenchResults): string {
     out.push('', '### Control plane (one `weft control-plane` process; N simulated sidecars on raw grpc-js ADS streams, delta or SotW, ACKing)', '');
     out.push(
       table(
-        ['proxies', 'xDS', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)', 'streams lost', 'RDS size, KiB', 'received per proxy per edit, KiB', 'simulator busy during edits'],
+        ['proxies', 'xDS', 'Services / endpoints', 'synced', 'sync time p50 / p99, s', 'route edit → all ACKed, p50 / p99, ms', 'RSS idle / peak, MiB', 'CPU s (wall s)', 'streams lost', 'received per proxy to sync, KiB', 'received per proxy per edit, KiB', 'simulator busy during edits'],
         r.controlPlane.map((c) => [
           String(c.proxies),
           c.protocol ?? 'sotw',
@@ -368,7 +368,8 @@ export function markdown(r: BenchResults): string {
           `${fmt(c.rssIdleMiB)} / ${fmt(c.rssPeakMiB)}`,
           `${fmt(c.cpuSeconds, 1)} (${fmt(c.wallSeconds, 0)})`,
           c.streamErrors > 0 ? `${c.streamErrors} (${c.firstError ?? ''})` : '0',
-          c.rdsBytes === undefined ? '–' : fmt(c.rdsBytes / 1024),
+          // Older results had only the RouteConfiguration's size (all of the routes before VHDS).
+          c.syncBytes !== undefined ? fmt(c.syncBytes / 1024) : c.rdsBytes === undefined ? '–' : `RDS ${fmt(c.rdsBytes / 1024)}`,
           c.editBytes === undefined || Number.isNaN(c.editBytes) ? '–' : fmt(c.editBytes / 1024, c.editBytes < 10 * 1024 ? 2 : 0),
           c.simBusy === undefined || Number.isNaN(c.simBusy) ? '–' : `${fmt(100 * c.simBusy)} %`,
         ]),

@@ -88,6 +88,9 @@ abstract class SimProxy {
   /** Last version received (and ACKed) per type. */
   readonly versions = new Map<string, string>();
   syncedAt: number | undefined;
+  /** Bytes of resources received so far, and when it first held a full config. */
+  bytesIn = 0;
+  syncBytes: number | undefined;
   watch: Watch | undefined;
   error: string | undefined;
 
@@ -123,7 +126,10 @@ abstract class SimProxy {
     lastResponseAt = now;
     responses++;
     this.versions.set(typeUrl, version);
-    if (this.syncedAt === undefined && SYNC_TYPES.every((t) => this.versions.has(t))) this.syncedAt = now;
+    if (this.syncedAt === undefined && SYNC_TYPES.every((t) => this.versions.has(t))) {
+      this.syncedAt = now;
+      this.syncBytes = this.bytesIn;
+    }
     if (this.watch && (typeUrl === TypeUrl.RouteConfiguration || typeUrl === TypeUrl.VirtualHost)) {
       const bytes = carriesEdit();
       if (bytes !== undefined) {
@@ -171,6 +177,7 @@ class SotwProxy extends SimProxy {
       if (!had || had.length !== eds.length) this.subscribe(TypeUrl.ClusterLoadAssignment, eds);
     }
     if (res.type_url === TypeUrl.RouteConfiguration) rdsBytes = bytesOf(res.resources);
+    this.bytesIn += bytesOf(res.resources);
     this.received(res.type_url, res.version_info, now, () =>
       this.watch && res.version_info !== this.watch.baseline.get(res.type_url) ? bytesOf(res.resources) : undefined,
     );
@@ -212,6 +219,7 @@ class DeltaProxy extends SimProxy {
       const rc = res.resources.find((r) => r.name === 'outbound');
       if (rc) rdsBytes = rc.value.length;
     }
+    this.bytesIn += bytesOf(res.resources);
     this.received(res.type_url, res.system_version_info, now, () => {
       // Only changed resources are sent: the edited route's presence is the edit arriving.
       const edited =
@@ -348,7 +356,8 @@ async function main(): Promise<void> {
   }
   const errors = sims.filter((s) => s.error !== undefined).map((s) => s.error!);
   for (const s of sims) s.close();
-  emitResult({ proxies, protocol, connect, edits: results, responses, rdsBytes, streamErrors: errors.length, firstError: errors[0] });
+  const syncBytes = sims.map((s) => s.syncBytes).filter((b): b is number => b !== undefined).sort((a, b) => a - b);
+  emitResult({ proxies, protocol, connect, edits: results, responses, rdsBytes, syncBytes: syncBytes[syncBytes.length >> 1], streamErrors: errors.length, firstError: errors[0] });
   setTimeout(() => process.exit(0), 100).unref();
 }
 
