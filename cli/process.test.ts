@@ -12,36 +12,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../test/support/eventually.js';
-import { originForm, startTestMesh, type TestMesh } from '../test/support/mesh.js';
+import { echoClientYaml, originForm, startTestMesh, type TestMesh } from '../test/support/mesh.js';
 import { freePort } from '../test/support/ports.js';
 import { samples, scrape } from '../test/support/prometheus.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = process.env.WEFT_TEST_CLI ?? path.join(ROOT, 'dist/cli/main.js');
 const MiB = 1024 * 1024;
-
-function config(backendPort: number): Record<string, string> {
-  return {
-    'echo.yaml': `apiVersion: v1
-kind: Service
-metadata: { name: echo, namespace: default }
-spec:
-  ports: [{ name: http, port: 80 }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: echo-1, namespace: default, labels: { kubernetes.io/service-name: echo } }
-addressType: IPv4
-endpoints: [{ addresses: [127.0.0.1] }]
-ports: [{ name: http, port: ${backendPort}, protocol: TCP }]
-`,
-    'client.yaml': `apiVersion: weft.dev/v1alpha1
-kind: WorkloadEntry
-metadata: { name: client, namespace: default, labels: { app: client } }
-spec: { address: 127.0.0.1, serviceAccount: client }
-`,
-  };
-}
 
 describe('the weft command', () => {
   const weft = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
@@ -76,7 +53,7 @@ describe('a proxy or control-plane process', () => {
   beforeAll(async () => {
     backend = http.createServer((_req, res) => res.end('x'.repeat(512)));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    mesh = await startTestMesh(config((backend.address() as AddressInfo).port), { mtls: false });
+    mesh = await startTestMesh({ 'echo.yaml': echoClientYaml((backend.address() as AddressInfo).port) }, { mtls: false });
   });
   afterAll(async () => {
     await mesh?.close();

@@ -3,7 +3,6 @@
 // sidecar started with the env injection gave it runs the original probes against the app —
 // while a plaintext request to the app's port, which is what the kubelet would have sent without
 // the rewrite, is refused. The kubelet itself cannot run here; these requests stand in for it.
-import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_PROBES_ENV, parseAppProbes } from '../../core/app-probes.js';
 import { injectPod } from '../../control-plane/injector/inject.js';
@@ -11,22 +10,12 @@ import { INJECT_LABEL } from '../../control-plane/injector/names.js';
 import type { Json } from '../../control-plane/injector/patch.js';
 import { injectorSettings } from '../../control-plane/injector/settings.js';
 import { eventually } from '../support/eventually.js';
-import { serverClientYaml, startBackend, startTestMesh, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
+import { plainGet, serverClientYaml, startBackend, startTestMesh, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
 
 type Obj = { [key: string]: Json };
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false, headers: { 'user-agent': 'kube-probe/1.31' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.setTimeout(5_000, () => req.destroy(new Error('timed out')));
-  });
-}
+/** What the kubelet sends. */
+const get = (port: number, path: string) => plainGet(port, path, { 'user-agent': 'kube-probe/1.31' });
 
 describe('app probes through the sidecar under STRICT mTLS', () => {
   let healthy = true;

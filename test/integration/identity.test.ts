@@ -3,7 +3,6 @@
 // certificates rotate every few seconds under load without a failure, and the root is rotated
 // (new root added, workloads re-issued, old root removed) with traffic flowing.
 import type { X509Certificate } from 'node:crypto';
-import http from 'node:http';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../certs/ca.js';
@@ -11,7 +10,7 @@ import { workloadCert, type TestWorkloadCert } from '../../certs/testing.js';
 import { caRemoveRoot, caRotateRoot } from '../../cli/ca.js';
 import { configureLogging } from '../../core/log.js';
 import { eventually } from '../support/eventually.js';
-import { serverClientYaml, startBackend, startTestMesh, viaProxy, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
+import { plainGet, serverClientYaml, startBackend, startTestMesh, viaProxy, waitReady, type TestBackend, type TestMesh, type TestSidecar } from '../support/mesh.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
@@ -36,19 +35,7 @@ function restoreLogs(): void {
 }
 
 /** A plaintext HTTP/1.1 request straight to a sidecar's inbound port (no mTLS). */
-function plaintextGet(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/plain', headers: { host: 'server', connection: 'close' }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.setTimeout(5_000, () => req.destroy(new Error('timed out')));
-    req.end();
-  });
-}
+const plaintextGet = (port: number) => plainGet(port, '/plain', { host: 'server' });
 
 interface MtlsExchange {
   /** The certificate the sidecar presented. */

@@ -142,6 +142,21 @@ export async function startBackend(version: string, port = 0, handler?: http.Req
   };
 }
 
+/** One plain HTTP/1.1 GET on its own connection (no proxy, no pooling): status and body. */
+export function plainGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, headers: { connection: 'close', ...headers }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(5_000, () => req.destroy(new Error('timed out')));
+    req.end();
+  });
+}
+
 /** One request through a sidecar's outbound listener as an HTTP_PROXY client sends it. */
 export function viaProxy(proxyUrl: string, target: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
   const proxy = new URL(proxyUrl);
