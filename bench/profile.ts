@@ -5,8 +5,11 @@
 // latency and vCPU-per-1000-rps figures are taken). Then stopped so V8 writes the profiles; prints
 // the summary of the loaded window only (bench/lib/cpuprofile.ts) and keeps each .cpuprofile in
 // bench/results/.
-// Usage: node dist/bench/profile.js [--proto http1|h2c] [--pair] [--rate N] [--duration 15]
-//          [--weft cli/main.js] [--load-cpu 0] [--proxy-cpu 1] [--out bench/results]
+// `--heap`: also samples allocations over the measured window (profile-heap.ts), kept as
+// .heapprofile files beside the CPU profiles (profile-summary.js reads both).
+// gRPC (`--proto grpc`, with --rate only) goes to the data-plane bench's node:http2 gRPC server.
+// Usage: node dist/bench/profile.js [--proto http1|h2c|grpc] [--pair] [--rate N] [--duration 15]
+//          [--heap] [--node-args flag=v,…] [--weft cli/main.js] [--load-cpu 0] [--proxy-cpu 1] [--out bench/results]
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,11 +18,13 @@ import { profileMarkdown, summariseProfile, type CpuProfile } from './lib/cpupro
 import { backendConfig, startHaproxy } from './lib/haproxy.js';
 import { ECHO, oneSidecarConfig, startBenchControlPlane, startBenchSidecar, twoSidecarConfig, type BenchSidecar } from './lib/mesh.js';
 import { freePort } from './lib/net.js';
-import { canPin, cpuCount, resultLine, runMeasured, stopAll, type Measured } from './lib/proc.js';
+import { canPin, cpuCount, resultLine, runMeasured, start, stopAll, waitForLine, type Measured } from './lib/proc.js';
 import { h2load, wrk } from './lib/tools.js';
 import { flags, num, str } from './load/args.js';
 
 const OPEN_LOOP = fileURLToPath(new URL('./load/openloop.js', import.meta.url));
+const HEAP_SAMPLER = fileURLToPath(new URL('./profile-heap.js', import.meta.url));
+const GRPC_SERVER = fileURLToPath(new URL('./servers/grpc-server.js', import.meta.url));
 const WARMUP_SECONDS = 2;
 
 const log = (line: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -44,9 +49,10 @@ async function main(): Promise<void> {
   const f = flags();
   const seconds = num(f, 'duration', 15);
   const proto = str(f, 'proto', 'http1');
-  if (proto !== 'http1' && proto !== 'h2c') throw new Error(`--proto: http1 or h2c, got "${proto}"`);
+  if (proto !== 'http1' && proto !== 'h2c' && proto !== 'grpc') throw new Error(`--proto: http1, h2c or grpc, got "${proto}"`);
   const pair = f.get('pair') === 'true';
   const rate = f.has('rate') ? num(f, 'rate', 1000) : undefined;
+  if (proto === 'grpc' && rate === undefined) throw new Error('--proto grpc is profiled at a fixed rate: add --rate N (the vCPU-per-1000-rps figure is taken at --rate 1000)');
   if (rate !== undefined && !(rate > 0 && rate <= 100_000)) throw new Error(`--rate: 1..100000 requests per second, got ${rate}`);
   if (f.has('weft')) process.env.WEFT_BENCH_CLI = path.resolve(str(f, 'weft'));
   const load = str(f, 'load-cpu', '0');
@@ -56,14 +62,32 @@ async function main(): Promise<void> {
   const outDir = path.resolve(str(f, 'out', 'bench/results'));
   mkdirSync(outDir, { recursive: true });
   const work = mkdtempSync(path.join(os.tmpdir(), 'weft-profile-'));
+  const heap = f.get('heap') === 'true';
+  // `--node-args max-semi-space-size=32,…`: node/V8 flags (without their dashes, which the
+  // argument parser would take for flags of ours) for the profiled sidecars: GC experiments.
+  const extraNodeArgs = f.has('node-args') ? str(f, 'node-args').split(',').filter((x) => x !== '').map((x) => `--${x}`) : [];
   try {
     const app = { http1: await freePort(), h2c: await freePort(), grpc: await freePort() };
     await startHaproxy('backend', work, backendConfig(app), [app.http1, app.h2c], cpus.load);
+    if (proto === 'grpc') {
+      // The gRPC backend the data-plane bench uses (node:http2), on the load's CPU.
+      const server = start('grpc-server', process.execPath, [GRPC_SERVER, '--port', '0'], { cpu: cpus.load, captureStdout: true, logFile: path.join(work, 'grpc-server.log') });
+      app.grpc = Number((await waitForLine(server, /^listening (\d+)$/, 10_000))[1]);
+      server.proc.stdout?.resume();
+    }
     const profiled: Profiled[] = [];
     const sidecar = async (role: string, name: string, cp: Awaited<ReturnType<typeof startBenchControlPlane>>, workload: string) => {
       const dir = path.join(work, `prof-${name}`);
       mkdirSync(dir);
-      const s = await startBenchSidecar({ name, dir: work, cp, workload, cpu: cpus.proxy, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
+      const nodeArgs = ['--cpu-prof', '--cpu-prof-dir', dir, ...extraNodeArgs];
+      if (heap) {
+        // The sampler's window: from about when the load's measured window starts, for its length.
+        process.env.WEFT_HEAP_SAMPLE_DIR = dir;
+        process.env.WEFT_HEAP_SAMPLE_FROM_S = String(WARMUP_SECONDS + 4);
+        process.env.WEFT_HEAP_SAMPLE_FOR_S = String(Math.max(1, seconds - 4));
+        nodeArgs.push('--import', HEAP_SAMPLER);
+      }
+      const s = await startBenchSidecar({ name, dir: work, cp, workload, cpu: cpus.proxy, nodeArgs });
       profiled.push({ role, sidecar: s, dir });
       return s;
     };
@@ -99,6 +123,14 @@ async function main(): Promise<void> {
       // Only the measured run: start-up (module loading, first xDS config), warm-up and drain left out.
       const summary = summariseProfile(JSON.parse(readFileSync(kept, 'utf8')) as CpuProfile, { window: { fromUs: run.fromUs, toUs: run.toUs } });
       md += profileMarkdown(summary, `weft proxy, ${p.role} (${path_}), ${run.what}, ${seconds} s`) + `\nProfile: ${kept}\n\n`;
+      const heapFile = readdirSync(p.dir).find((x) => x.endsWith('.heapprofile'));
+      if (heapFile) {
+        const keptHeap = kept.replace(/\.cpuprofile$/, '.heapprofile');
+        copyFileSync(path.join(p.dir, heapFile), keptHeap);
+        md += `Allocations (sampled, collected ones included): node dist/bench/profile-summary.js ${keptHeap}\n\n`;
+        const gcFile = readdirSync(p.dir).find((x) => x.startsWith('gc-'));
+        if (gcFile) md += `Collections in the sampled window (with the sampler on): ${readFileSync(path.join(p.dir, gcFile), 'utf8')}\n\n`;
+      }
     }
     md += `Load: ${Math.round(run.rps)} req/s; ${costs.join('; ')} (profiler on).\n`;
     writeFileSync(path.join(outDir, `profile-${stamp}.md`), md);
@@ -109,7 +141,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function closedLoop(proto: 'http1' | 'h2c', entry: BenchSidecar, seconds: number, cpu: string | undefined, pids: number[], connections: number): Promise<LoadRun> {
+async function closedLoop(proto: 'http1' | 'h2c' | 'grpc', entry: BenchSidecar, seconds: number, cpu: string | undefined, pids: number[], connections: number): Promise<LoadRun> {
   let fromUs = 0;
   const common = {
     onMeasureStart: () => (fromUs = nowUs()),
@@ -125,7 +157,7 @@ async function closedLoop(proto: 'http1' | 'h2c', entry: BenchSidecar, seconds: 
 }
 
 /** The open-loop generator (its own warm-up first, unmeasured; the profile window skips it too). */
-async function openLoop(proto: 'http1' | 'h2c', entry: BenchSidecar, rate: number, seconds: number, cpu: string | undefined, pids: number[]): Promise<LoadRun> {
+async function openLoop(proto: 'http1' | 'h2c' | 'grpc', entry: BenchSidecar, rate: number, seconds: number, cpu: string | undefined, pids: number[]): Promise<LoadRun> {
   const startUs = nowUs();
   const measured = await runMeasured(
     'openloop',
@@ -137,7 +169,8 @@ async function openLoop(proto: 'http1' | 'h2c', entry: BenchSidecar, rate: numbe
   );
   const r = resultLine<{ ok: number }>(measured.stdout);
   const fromUs = startUs + WARMUP_SECONDS * 1e6;
-  return { rps: r.ok / seconds, measured, fromUs, toUs: fromUs + seconds * 1e6, what: `${proto === 'http1' ? 'HTTP/1.1' : 'h2c'} open loop at ${rate} req/s, 16 connections` };
+  const name = proto === 'http1' ? 'HTTP/1.1' : proto === 'h2c' ? 'h2c' : 'gRPC';
+  return { rps: r.ok / seconds, measured, fromUs, toUs: fromUs + seconds * 1e6, what: `${name} open loop at ${rate} req/s, 16 connections` };
 }
 
 main().then(

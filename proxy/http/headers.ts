@@ -104,9 +104,16 @@ export function upstreamRequestHeaders(incoming: Readonly<HeaderMap>, scheme: 'h
 const POOL = 256 * 16;
 const random = Buffer.alloc(POOL);
 let taken = POOL;
-const text = Buffer.alloc(36);
-const HEX = Buffer.from('0123456789abcdef', 'latin1');
-const DASHES: ReadonlySet<number> = new Set([4, 6, 8, 10]);
+const text = Buffer.alloc(36, 0x2d); // the dashes stay; the hex digits are written over the rest
+/** Each byte's two hex digits (character codes). */
+const HEX_HIGH = new Uint8Array(256);
+const HEX_LOW = new Uint8Array(256);
+for (let b = 0; b < 256; b++) {
+  HEX_HIGH[b] = '0123456789abcdef'.charCodeAt(b >> 4);
+  HEX_LOW[b] = '0123456789abcdef'.charCodeAt(b & 0xf);
+}
+/** Where each of the 16 bytes' digits go in `text` (8-4-4-4-12). */
+const AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
 /** A random UUID (RFC 9562 version 4), lower-case hex. */
 export function requestId(): string {
@@ -118,12 +125,11 @@ export function requestId(): string {
   taken += 16;
   random[at + 6] = (random[at + 6]! & 0x0f) | 0x40; // version 4
   random[at + 8] = (random[at + 8]! & 0x3f) | 0x80; // variant 10
-  let p = 0;
   for (let i = 0; i < 16; i++) {
-    if (DASHES.has(i)) text[p++] = 0x2d;
     const b = random[at + i]!;
-    text[p++] = HEX[b >> 4]!;
-    text[p++] = HEX[b & 0xf]!;
+    const p = AT[i]!;
+    text[p] = HEX_HIGH[b]!;
+    text[p + 1] = HEX_LOW[b]!;
   }
   return text.toString('latin1', 0, 36);
 }
@@ -147,4 +153,26 @@ export function forwardableTrailers(t: Readonly<HeaderMap>): HeaderMap {
 export function isGrpc(h: Readonly<HeaderMap>): boolean {
   const ct = firstValue(h, 'content-type');
   return ct !== undefined && /^application\/grpc(\+|;|$)/i.test(ct);
+}
+
+// ---- heads carried as field lists (name, value, name, value…), as the HTTP/2 engine has them ----
+
+/** Removes every `name` field from `fields` at or after index `from` (in place). */
+export function removeFields(fields: string[], from: number, name: string): void {
+  let w = from;
+  for (let r = from; r + 1 < fields.length; r += 2) {
+    if (fields[r] === name) continue;
+    if (w !== r) {
+      fields[w] = fields[r]!;
+      fields[w + 1] = fields[r + 1]!;
+    }
+    w += 2;
+  }
+  if (w !== fields.length) fields.length = w;
+}
+
+/** The first value of `name` at or after index `from`, or undefined. */
+export function fieldValue(fields: readonly string[], from: number, name: string): string | undefined {
+  for (let i = from; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
 }

@@ -1,28 +1,23 @@
 // One request on the fast path, from the routing decision to the last response byte. The
-// accounting is upstream/forward.ts's (cluster counters, circuit breaker, balancer outcome,
-// telemetry record, client answers decided by http/errors.ts); only the byte moving differs:
-// the upstream head is written once with the body bytes at hand, the rest of the body is relayed
-// as it comes, and the rewritten response head leaves with the first response bytes.
+// lifecycle (telemetry record, cluster counters, timeout, circuit breaker, balancer pick and
+// outcome, client answers decided by http/errors.ts) is http/lean-exchange.ts's, shared with
+// HTTP/2; here is the byte moving: the upstream head is written once with the body bytes at hand,
+// the rest of the body is relayed as it comes, and the rewritten response head leaves with the
+// first response bytes.
 import type net from 'node:net';
-import type { Endpoint } from '../../api/domain.js';
 import type { ClusterChoice } from '../balance/registry.js';
-import { requestHash } from '../balance/hash.js';
-import type { RequestOutcome } from '../balance/types.js';
-import { flagOf, kindOf, proxyErrors, toClientAnswer } from '../http/errors.js';
-import type { DownstreamRequest, DownstreamResponse, RequestInfo } from '../http/facts.js';
+import { proxyErrors } from '../http/errors.js';
+import type { RequestInfo } from '../http/facts.js';
 import type { ConnectionInfo } from '../http/frontend.js';
 import { forwardableTrailers, upstreamRequestHeaders, type HeaderMap } from '../http/headers.js';
-import { countError, countResponse, type ClusterCounters } from '../http/stats.js';
+import { LeanExchange, Phase, type LeanEnv } from '../http/lean-exchange.js';
 import type { AuthzDecision } from '../inbound/authz.js';
 import { applyHeaderMutations } from '../route/headers.js';
 import type { ForwardPlan } from '../route/types.js';
 import type { ProxyConfig } from '../state/types.js';
-import type { RequestRecord, Telemetry } from '../telemetry/index.js';
-import type { CarryOutDeps, HeaderAdjust } from '../upstream/carry-out.js';
-import type { CircuitBreaker } from '../upstream/circuit-breaker.js';
+import type { HeaderAdjust } from '../upstream/carry-out.js';
 import { DownstreamGone, failedOutcome } from '../upstream/forward.js';
 import { isIdempotent } from '../upstream/retry.js';
-import { targetFor } from '../upstream/target.js';
 import type { UpstreamResponse, UpstreamTarget } from '../upstream/types.js';
 import { CHUNK_END, chunkHeader, lastChunk, localAnswer, requestHead, responseHead } from './head.js';
 import { persistent, type Framing, type RequestHead } from './parser.js';
@@ -45,10 +40,7 @@ export interface FastForward {
 }
 
 /** What every exchange of one listener shares. */
-export interface ExchangeEnv {
-  readonly direction: 'outbound' | 'inbound';
-  readonly deps: CarryOutDeps;
-  readonly telemetry: Telemetry | undefined;
+export interface ExchangeEnv extends LeanEnv {
   /** Keep-Alive: timeout=N, as node:http announces its keep-alive timeout. */
   readonly idleSeconds: number;
 }
@@ -68,14 +60,6 @@ export interface Downstream {
   exchangeDone(keepAlive: boolean): void;
 }
 
-const enum Phase {
-  Starting,
-  Waiting,
-  Streaming,
-  Done,
-}
-
-const NO_TRIES: ReadonlySet<string> = new Set();
 /** UpstreamRequest wants a signal; the raw pool is cancelled through RawRequest instead. */
 const NEVER = new AbortController().signal;
 /** Bodies up to this size are copied next to their head (one write); larger ones are corked. */
@@ -97,20 +81,12 @@ function releaseChunks(exchange: Exchange): void {
   exchange.releaseChunks();
 }
 
-/** The route's timeout fired (setTimeout's argument: no closure per request). */
-function timedOut(exchange: Exchange): void {
-  exchange.onTimeout();
-}
-
 /**
- * One request/response. It is also the request and response objects telemetry sees (the names
- * node:http gives them), so metrics, traces, access log and decision records work unchanged;
- * it reports its tries, bytes and end to its record itself (Telemetry.beginRaw).
+ * One request/response (the lifecycle: LeanExchange). Telemetry sees it as node:http's request
+ * and response objects (their names, below and in LeanExchange).
  */
-export class Exchange implements RawRequest, RawOutcome, BodySink {
+export class Exchange extends LeanExchange implements RawRequest, RawOutcome, BodySink {
   // ---- node:http's names, read by telemetry ----
-  readonly method: string;
-  readonly url: string;
   readonly headers: HeaderMap;
   readonly httpVersion = '1.1';
   readonly httpVersionMajor = 1;
@@ -119,25 +95,11 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
   headersSent = false;
   writableEnded = false;
   writableFinished = false;
-  statusCode = 200;
-  /** Fields set before the head (the decision record). */
-  private extra: HeaderMap | undefined;
 
   // ---- RawRequest ----
   readonly noResponseBody: boolean;
   cancelled: unknown = undefined;
-  target!: UpstreamTarget;
 
-  private phase = Phase.Starting;
-  private rec: RequestRecord | undefined;
-  private counters!: ClusterCounters;
-  private breaker: CircuitBreaker | undefined;
-  private holdsSlot = false;
-  /** The endpoint the balancer picked (its onStart was called; onEnd is due once). */
-  private endpoint: Endpoint | undefined;
-  private tryEnded = false;
-  private tryStart = 0;
-  private latencyMs = 0;
   private upstreamHeaders: HeaderMap = {};
   private headText = '';
   private conn: UpstreamConnection | undefined;
@@ -150,30 +112,20 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
   private chunkedOut = false;
   /** The client socket is corked until the end of this tick (holdChunks). */
   private holding = false;
-  private timer: NodeJS.Timeout | undefined;
-  /** Body bytes received and sent, for telemetry (it reads them when the exchange ends). */
-  private received = 0;
-  private sentBytes = 0;
 
   constructor(
-    private readonly env: ExchangeEnv,
+    protected override readonly env: ExchangeEnv,
     private readonly down: Downstream,
-    private readonly fwd: FastForward,
+    fwd: FastForward,
     head: RequestHead,
     private readonly framing: Framing,
   ) {
-    this.method = head.method;
-    this.url = head.target;
+    super(env, fwd, head.method, head.target);
     this.headers = head.headers;
     this.socket = down.socket;
     this.noResponseBody = head.method === 'HEAD';
     this.requestEnded = framing === 'none';
     this.keepAlive = persistent(head);
-  }
-
-  /** res.setHeader, as telemetry refreshes the decision record before the head goes out. */
-  setHeader(name: string, value: string): void {
-    if (!this.headersSent) (this.extra ??= {})[name.toLowerCase()] = value;
   }
 
   get replayable(): boolean {
@@ -182,17 +134,11 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
 
   /** Starts the exchange: telemetry, upstream head, circuit breaker, then an endpoint. */
   start(): void {
-    const { env, fwd } = this;
+    const { fwd } = this;
     const { info, plan } = fwd;
     // One clock reading for the record's start and, unless the breaker makes it wait, the try's.
     const now = performance.now();
-    const rec = env.telemetry?.beginRaw(env.direction, this as unknown as DownstreamRequest, this as unknown as DownstreamResponse, this.down.info, now);
-    if (rec) {
-      this.rec = rec;
-      rec.read(info);
-      if (fwd.verdict) rec.authorized(fwd.verdict);
-      rec.planned(fwd.config, plan);
-    }
+    const rec = this.beginRecord(this.down.info, now);
     let headers = applyHeaderMutations(upstreamRequestHeaders(info.headers, info.scheme), plan.requestHeaders);
     // Telemetry before the listener's touch: inbound, it removes the calling sidecar's peer
     // header, the last field that sidecar sent, so the map loses its last property and V8
@@ -205,50 +151,22 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
     // values the parser has not checked; the rest are the client's, or the proxy's own.
     const checked = plan.requestHeaders.length > 0 || fwd.adjust !== undefined;
     this.headText = requestHead(info.method, plan.path, plan.authority, headers, this.framing === 'chunked', checked);
-    const counters = (this.counters = env.deps.stats.cluster(plan.cluster));
-    counters.requests++;
-    counters.inFlight++;
-    if (plan.timeoutMs !== undefined && plan.timeoutMs > 0) this.timer = setTimeout(timedOut, plan.timeoutMs, this);
-    const breaker = (this.breaker = env.deps.pools.breaker(fwd.choice.cluster));
-    let wait: Promise<void> | undefined;
-    try {
-      wait = breaker.acquire(this.down.signal);
-    } catch (err) {
-      return this.fail(err);
-    }
-    if (wait) {
-      wait.then(
-        () => this.pick(performance.now()),
-        (err: unknown) => this.fail(this.cancelled ?? err),
-      );
-    } else {
-      this.pick(now);
-    }
+    this.admit();
+    this.acquire(this.down.signal, now);
   }
 
-  // Methods, not arrow fields: an exchange is made per request, closures only where needed.
-  /** `now`: performance.now(), the try's start. */
-  private pick(now: number): void {
-    this.holdsSlot = true;
-    if (this.phase === Phase.Done) return this.releaseSlot(); // gave up while waiting for it
-    const { choice, plan, info } = this.fwd;
-    // The balancer itself, as upstream/target.ts's chooser drives it (one pick, onStart, one
-    // onEnd), without the chooser's objects: a fast-path request never tries a second endpoint.
-    const { balancer, cluster } = choice;
-    const hashKey = cluster.hashKey;
-    const endpoint = balancer.pick(NO_TRIES, hashKey ? requestHash(hashKey, info.headers, this.socket.remoteAddress) : undefined);
-    if (!endpoint) {
-      this.releaseSlot();
-      return this.fail(proxyErrors.noHealthyUpstream(plan.cluster));
-    }
-    balancer.onStart(endpoint);
-    this.endpoint = endpoint;
-    const target = (this.target = targetFor(cluster, endpoint));
-    this.phase = Phase.Waiting;
-    this.tryStart = now;
-    // Telemetry hears of the try as its pool observer would.
-    this.rec?.tryStarted(target);
-    const lane = laneFor(target, this.tryStart);
+  protected override slotRefused(err: unknown): void {
+    this.fail(this.cancelled ?? err);
+  }
+
+  protected clientAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  /** The try: straight to the endpoint's pool (its lane), or through the shared pools. */
+  protected send(target: UpstreamTarget, now: number): void {
+    const { plan, info } = this.fwd;
+    const lane = laneFor(target, now);
     if (lane) return lane.send(this, this); // straight to the endpoint's pool
     const req: RawUpstreamRequest = {
       method: info.method,
@@ -274,8 +192,7 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
   }
 
   onUpstreamFailed(err: unknown): void {
-    const rec = this.rec;
-    rec?.tryFailed(err, rec.detailed ? `${flagOf(err)} ${kindOf(err)}` : undefined);
+    this.noteTryFailed(err);
     this.tryFailed(this.cancelled ?? err);
   }
 
@@ -405,10 +322,7 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
       holdUntilTurnEnd(this.socket);
       this.socket.write(tail, 'latin1');
     }
-    this.phase = Phase.Done;
-    this.clearTimer();
-    countResponse(this.counters, this.statusCode);
-    this.endTry({ ok: this.statusCode < 500, latencyMs: this.latencyMs, status: this.statusCode });
+    this.succeeded();
     this.finish(true);
   }
 
@@ -449,16 +363,8 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
     this.giveUp(gone);
   }
 
-  /** @internal The route's timeout fired. */
-  onTimeout(): void {
-    this.timer = undefined;
-    const timeout = proxyErrors.upstreamTimeout(this.fwd.plan.timeoutMs ?? 0);
-    if (this.phase === Phase.Streaming) return this.failStreaming(timeout, false);
-    this.giveUp(timeout);
-  }
-
   /** Ends the exchange before the response head, for `reason`, cancelling a try in flight. */
-  private giveUp(reason: unknown): void {
+  protected giveUp(reason: unknown): void {
     if (this.phase === Phase.Done) return;
     this.cancelled = reason;
     if (this.phase === Phase.Waiting) {
@@ -468,27 +374,17 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
     this.fail(reason, true);
   }
 
-  private tryFailed(failure: unknown): void {
-    this.endTry(failedOutcome(failure, performance.now() - this.tryStart));
-    this.fail(failure);
-  }
-
   /**
    * Before the response head: the failure becomes the client's answer (errors.ts decides), or
    * nothing when the client left. `deferRecord`: the try is still being cancelled, so telemetry
    * hears of the end a moment later (after the pool reported how the try ended).
    */
-  private fail(failure: unknown, deferRecord = false): void {
+  protected fail(failure: unknown, deferRecord = false): void {
     if (this.phase === Phase.Done) return;
-    this.phase = Phase.Done;
+    this.settle();
     this.cancelled ??= failure;
-    this.clearTimer();
     if (failure instanceof DownstreamGone) return this.finish(false, deferRecord);
-    const answer = toClientAnswer(failure, { grpc: false, responseStarted: false, resetOnUpstreamReset: this.fwd.resetOnUpstreamReset });
-    const kind = kindOf(failure);
-    countError(this.counters.errors, kind);
-    const log = this.env.deps.log;
-    (kind === 'internal' ? log.error : log.debug).call(log, 'request failed', { cluster: this.fwd.plan.cluster, path: this.fwd.plan.path, flag: answer.flag, error: failure });
+    const answer = this.answerFor(failure);
     if (answer.kind === 'reset') {
       releaseNow(this.socket); // an earlier pipelined response still held goes out first
       this.socket.destroy();
@@ -506,56 +402,22 @@ export class Exchange implements RawRequest, RawOutcome, BodySink {
   }
 
   /** After the response head: only a reset can tell the client (a truncated response). */
-  private failStreaming(failure: unknown, clientGone: boolean): void {
-    this.phase = Phase.Done;
-    this.clearTimer();
+  protected failStreaming(failure: unknown, clientGone: boolean): void {
+    this.settle();
     this.endTry({ ok: false, latencyMs: this.latencyMs, cancelled: clientGone });
     this.response?.conn.abort(failure);
     if (!clientGone) {
-      this.counters.resetsAfterHeaders++;
-      const log = this.env.deps.log;
-      (kindOf(failure) === 'internal' ? log.error : log.debug).call(log, 'response failed after its head', { cluster: this.fwd.plan.cluster, path: this.fwd.plan.path, error: failure });
+      this.answerAfterHead(failure);
       releaseNow(this.socket); // the truncated response, then the reset
       this.socket.destroy();
     }
     this.finish(false);
   }
 
-  /** Ends the try once: the balancer learns its outcome, the breaker gets its slot back. */
-  private endTry(outcome: RequestOutcome): void {
-    if (!this.endpoint || this.tryEnded) return;
-    this.tryEnded = true;
-    this.fwd.choice.balancer.onEnd(this.endpoint, outcome);
-    this.releaseSlot();
-  }
-
-  private releaseSlot(): void {
-    if (!this.holdsSlot) return;
-    this.holdsSlot = false;
-    this.breaker!.release();
-  }
-
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-
   private finish(finished: boolean, deferRecord = false): void {
-    this.counters.inFlight--;
     this.writableEnded = true;
     this.writableFinished = finished;
-    const rec = this.rec;
-    if (rec) {
-      if (!rec.knownRequestLength) rec.bytesReceived = this.received;
-      rec.bytesSent = this.sentBytes;
-      if (deferRecord) setImmediate(recordEnded, rec);
-      else recordEnded(rec);
-    }
+    this.endRecord(deferRecord);
     this.down.exchangeDone(finished && this.keepAlive && this.requestEnded);
   }
-}
-
-/** The response is over: telemetry finishes the record (as node:http's 'close' would). */
-function recordEnded(rec: RequestRecord): void {
-  rec.sink.ended(rec);
 }

@@ -7,6 +7,7 @@
 import { Duplex } from 'node:stream';
 import { H2Connection, type H2Stream, type StreamHandler } from './connection.js';
 import { H2Error } from './frames.js';
+import { StreamPipe } from './stream.js';
 
 /** Two connected in-memory ends: what one writes the other reads. */
 function duplexPair(): [Duplex, Duplex] {
@@ -36,14 +37,16 @@ function duplexPair(): [Duplex, Duplex] {
 /** One client stream relayed to its bridged stream and back, flow control carried through. */
 class Relay implements StreamHandler {
   up!: H2Stream;
-  private heldRequest = 0;
-  private heldResponse = 0;
+  /** down → up and back (`b` is set with `up`). */
+  readonly pipe: StreamPipe;
 
   constructor(
     private readonly down: H2Stream,
     /** The bridged stream is over: forget what was kept for it. */
     private readonly over: (id: number) => void,
-  ) {}
+  ) {
+    this.pipe = new StreamPipe(down, undefined);
+  }
 
   onHead(s: H2Stream, fields: string[], endStream: boolean): void {
     if (s === this.up) this.down.sendHead(fields, endStream);
@@ -54,12 +57,7 @@ class Relay implements StreamHandler {
   }
 
   onData(s: H2Stream, buf: Buffer, start: number, end: number): void {
-    const to = s === this.down ? this.up : this.down;
-    const n = end - start;
-    if (to.closed || to.localEnded) return s.consumed(n);
-    if (to.writeFrom(buf, start, end)) s.consumed(n);
-    else if (s === this.down) this.heldRequest += n;
-    else this.heldResponse += n;
+    this.pipe.relay(s, buf, start, end);
   }
 
   onEnd(s: H2Stream, trailers: string[] | undefined): void {
@@ -84,15 +82,7 @@ class Relay implements StreamHandler {
   }
 
   onWritable(s: H2Stream): void {
-    if (s === this.up) {
-      const n = this.heldRequest;
-      this.heldRequest = 0;
-      if (n > 0) this.down.consumed(n);
-    } else {
-      const n = this.heldResponse;
-      this.heldResponse = 0;
-      if (n > 0) this.up.consumed(n);
-    }
+    this.pipe.writable(s);
   }
 }
 
@@ -121,7 +111,7 @@ export class Bridge {
   forward(stream: H2Stream, fields: string[], endStream: boolean): void {
     const relay = new Relay(stream, this.forget);
     stream.handler = relay;
-    relay.up = this.client.request(fields, endStream, relay);
+    relay.up = relay.pipe.b = this.client.request(fields, endStream, relay);
     if (relay.up.id !== 0) this.holders.set(relay.up.id, stream);
   }
 

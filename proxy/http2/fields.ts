@@ -1,7 +1,7 @@
 // Header fields as the HTTP/2 engine carries them (name, value, name, value…; lower-case names,
 // pseudo-headers first) and the HeaderMap the rest of the data path works on: one pass each way,
 // with http/headers.ts's rules for what a proxy must not forward.
-import { connectionNamed, isHopByHop, type HeaderMap } from '../http/headers.js';
+import { connectionNamed, isHopByHop, requestId, type HeaderMap } from '../http/headers.js';
 
 /**
  * The fields as a HeaderMap: pseudo-headers left out, repeated names as arrays. `response`: a
@@ -84,4 +84,89 @@ export function invalidField(h: Readonly<HeaderMap>): string | undefined {
     }
   }
   return undefined;
+}
+
+// ---- the lean path's heads as field lists --------------------------------------------------
+// A plain forward (no header rule of the route, no listener adjustment) edits the decoded list
+// itself: the HeaderMap helpers above copy the fields into an object two or three times per
+// request, which was most of the lean path's garbage. Each function below keeps the rules of
+// the http/headers.ts function it stands for (the tests hold them to the same output).
+
+/** The names the `connection` fields of `fields` list (lower-case), or undefined. */
+function connectionTokens(fields: readonly string[]): Set<string> | undefined {
+  let named: Set<string> | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] !== 'connection') continue;
+    named ??= new Set();
+    for (const t of fields[i + 1]!.split(',')) named.add(t.trim().toLowerCase());
+  }
+  return named;
+}
+
+function hasToken(value: string, token: string): boolean {
+  for (const t of value.split(',')) if (t.trim().toLowerCase() === token) return true;
+  return false;
+}
+
+/**
+ * upstreamRequestHeaders on the field list: `out` (the upstream pseudo-headers) followed by the
+ * client's end-to-end fields (no hop-by-hop ones, none Connection names, `te` only as one
+ * `te: trailers`), then `x-forwarded-proto` and `x-request-id` when the client sent none.
+ */
+export function upstreamRequestFields(fields: readonly string[], scheme: string, out: string[]): string[] {
+  const named = connectionTokens(fields);
+  let te = false;
+  let proto = false;
+  let id = false;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]!;
+    if (name.charCodeAt(0) === 0x3a || isHopByHop(name) || (named !== undefined && named.has(name))) continue;
+    const value = fields[i + 1]!;
+    if (name === 'te') {
+      if (!te && hasToken(value, 'trailers')) {
+        te = true;
+        out.push('te', 'trailers');
+      }
+      continue;
+    }
+    if (name === 'x-forwarded-proto') proto = true;
+    else if (name === 'x-request-id') id = true;
+    out.push(name, value);
+  }
+  if (!proto) out.push('x-forwarded-proto', scheme);
+  if (!id) out.push('x-request-id', requestId());
+  return out;
+}
+
+/** The response head for the client from the upstream's fields (:status first, as the engine
+ *  validated): fieldsToHeaderMap(…, true)'s rules, with responsePrefix's Date when none came. */
+export function responseFieldList(status: number, fields: readonly string[]): string[] {
+  const named = connectionTokens(fields);
+  let date = false;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'date') {
+      date = true;
+      break;
+    }
+  }
+  const out = date ? [':status', statusText(status)] : [':status', statusText(status), 'date', dateValue()];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]!;
+    if (name.charCodeAt(0) === 0x3a || isHopByHop(name) || name === 'te' || (named !== undefined && named.has(name))) continue;
+    out.push(name, fields[i + 1]!);
+  }
+  return out;
+}
+
+/** forwardableTrailers on the field list: no hop-by-hop field, none Connection names, no
+ *  `te`, no `content-length` (trailers carry no pseudo-header: the engine refused those). */
+export function forwardableTrailerFields(fields: readonly string[]): string[] {
+  const named = connectionTokens(fields);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]!;
+    if (isHopByHop(name) || name === 'te' || name === 'content-length' || (named !== undefined && named.has(name))) continue;
+    out.push(name, fields[i + 1]!);
+  }
+  return out;
 }

@@ -233,10 +233,11 @@ function latin1(b: Uint8Array, start: number, end: number): string {
 
 /** Never indexed (RFC 7541 §7.1.3): credentials a compression side channel could reveal. */
 const NEVER_INDEX: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
-/** Not indexed: values that change with every message, which would only churn the table. */
+/** Not indexed: values that change with every message, which would only churn the table
+ *  (`date` is indexed: it changes once a second, and every response of that second shares it). */
 const NO_INDEX: ReadonlySet<string> = new Set([
   ':path', 'x-request-id', 'traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'content-length',
-  'date', 'etag', 'last-modified', 'x-weft-decision', 'grpc-message', 'x-forwarded-client-cert',
+  'etag', 'last-modified', 'x-weft-decision', 'grpc-message', 'x-forwarded-client-cert',
 ]);
 /** Entries bigger than this are sent literally rather than fill the table. */
 const MAX_INDEXED_ENTRY = 512;

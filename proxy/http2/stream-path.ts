@@ -51,7 +51,7 @@ export function createH2Path(opts: H2PathOptions): H2Path {
         fwd = undefined; // whatever went wrong, compat's path says it properly
       }
       if (!fwd) return false;
-      const exchange = new H2Exchange(env, host, stream, fwd, conn, fwd.info.headers, endStream);
+      const exchange = new H2Exchange(env, host, stream, fwd, conn, fwd.info.headers, fields, endStream);
       host.requestStarted();
       try {
         exchange.start();

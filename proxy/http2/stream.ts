@@ -211,3 +211,46 @@ export class H2Stream {
     return this.waitingHead;
   }
 }
+
+/**
+ * Two streams relaying each other's body bytes (a client's stream and its upstream's, or a
+ * bridged one's), flow control carried through: bytes go to the other stream and are credited
+ * back to their sender once it took them — at once, or when the other stream was full, at its
+ * onWritable (the owner's StreamHandler passes that on to `writable`). Bytes the other stream can
+ * no longer take (gone, or its side ended) are credited and dropped.
+ */
+export class StreamPipe {
+  /** Bytes from `a` (from `b`) written to the other side and not credited yet. */
+  private heldFromA = 0;
+  private heldFromB = 0;
+
+  constructor(
+    public a: H2Stream,
+    /** Undefined until it exists (an upstream stream whose connection is being made). */
+    public b: H2Stream | undefined,
+  ) {}
+
+  /** buf[start, end) that `from` (a or b) sent, to the other stream. */
+  relay(from: H2Stream, buf: Buffer, start: number, end: number): void {
+    const n = end - start;
+    const fromA = from === this.a;
+    const to = fromA ? this.b : this.a;
+    if (to === undefined || to.closed || to.localEnded) return from.consumed(n);
+    if (to.writeFrom(buf, start, end)) from.consumed(n);
+    else if (fromA) this.heldFromA += n;
+    else this.heldFromB += n;
+  }
+
+  /** `s` drained: what its sender waited for is credited. */
+  writable(s: H2Stream): void {
+    if (s === this.b) {
+      const n = this.heldFromA;
+      this.heldFromA = 0;
+      if (n > 0) this.a.consumed(n);
+    } else if (s === this.a) {
+      const n = this.heldFromB;
+      this.heldFromB = 0;
+      if (n > 0 && this.b !== undefined) this.b.consumed(n);
+    }
+  }
+}

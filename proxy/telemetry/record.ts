@@ -31,6 +31,9 @@ export interface RecordSink {
   /** The upstream request is about to be sent with `headers` (mutable): trace context, peer
    *  header, and (`observed`) the record linked so the pool observer can find it. */
   sending(rec: RequestRecord, headers: HeaderMap, observed: boolean): void;
+  /** The same for a head carried as a field list (name, value…), edited in place from index
+   *  `from` (the pseudo-headers before it stay). Absent: the caller uses `sending`. */
+  sendingFields?(rec: RequestRecord, fields: string[], from: number): void;
   /** The downstream response closed. */
   ended(rec: RequestRecord): void;
 }
@@ -146,6 +149,18 @@ export class RequestRecord implements FlagFacts {
     this.cluster = cluster;
     this.upstreamAuthority = authority;
     this.sink.sending(this, headers, observed);
+  }
+
+  /** Hook: as `sending` (tries reported by the caller), for a head carried as a field list;
+   *  false when the sink needs a HeaderMap (a traced request: its context is injected there). */
+  sendingFields(cluster: string, authority: string, fields: string[], from: number): boolean {
+    const sink = this.sink;
+    if (sink.sendingFields === undefined || this.serverSpan !== undefined) return false;
+    this.forwarded = true;
+    this.cluster = cluster;
+    this.upstreamAuthority = authority;
+    sink.sendingFields(this, fields, from);
+    return true;
   }
 
   // ---- from the pool observer (or the data path itself) ----

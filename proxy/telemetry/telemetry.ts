@@ -8,7 +8,7 @@ import type { Attributes } from '@opentelemetry/api';
 import { flagOf, kindOf, proxyErrors, toClientAnswer } from '../http/errors.js';
 import type { DownstreamRequest, DownstreamResponse } from '../http/facts.js';
 import type { ConnectionInfo } from '../http/frontend.js';
-import { firstValue, type HeaderMap } from '../http/headers.js';
+import { fieldValue, firstValue, removeFields, type HeaderMap } from '../http/headers.js';
 import type { UpstreamPools } from '../upstream/pools.js';
 import type { UpstreamTarget } from '../upstream/types.js';
 import { accessLogEntry, type AccessLogSink } from './access-log.js';
@@ -175,6 +175,18 @@ export class Telemetry implements RecordSink {
         rec.b3,
       );
     }
+  }
+
+  sendingFields(rec: RequestRecord, fields: string[], from: number): void {
+    // `sending`'s edits on a field list (a traced request goes through `sending`: see the record).
+    if (rec.direction === 'outbound') {
+      removeFields(fields, from, DEBUG_HEADER);
+      removeFields(fields, from, PEER_WORKLOAD_HEADER);
+      fields.push(PEER_WORKLOAD_HEADER, this.selfKey);
+    } else {
+      removeFields(fields, from, PEER_WORKLOAD_HEADER); // ours, not the app's business
+    }
+    rec.requestId = fieldValue(fields, from, 'x-request-id');
   }
 
   ended(rec: RequestRecord): void {
