@@ -4,7 +4,7 @@ import type http from 'node:http';
 import type http2 from 'node:http2';
 import type { RequestFacts } from '../route/types.js';
 import { proxyErrors } from './errors.js';
-import { allValues, firstValue, isGrpc, readRawHeaders, type HeaderMap } from './headers.js';
+import { allValues, fieldValue, firstValue, isGrpc, isGrpcType, readRawHeaders, type HeaderMap } from './headers.js';
 
 export type DownstreamRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type DownstreamResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -71,6 +71,113 @@ export function readHttp2Request(h: http2.IncomingHttpHeaders, rawHeaders: reado
   const scheme = s === 'https' || s === 'http' ? s : secure ? 'https' : 'http';
   const authority = h[':authority'] ?? h.host;
   return requestInfo(method, authority || firstValue(headers, 'host'), h[':path'] || '/', scheme, false, headers, 2);
+}
+
+/**
+ * readHttp2Request for the lean HTTP/2 path: the same facts from the field list Weft's engine
+ * decoded (name, value…; pseudo-headers first; names validated lower-case). The HeaderMap is made
+ * only when something asks for `headers` (route rules, tracing, a bridged request): a plain
+ * forward reads its few fields (content-type, content-length…) off the list.
+ */
+export function readHttp2Fields(fields: readonly string[], secure: boolean): RequestInfo {
+  let method = 'GET';
+  let s: string | undefined;
+  let authority: string | undefined;
+  let path: string | undefined;
+  for (let i = 0; i + 1 < fields.length && fields[i]!.charCodeAt(0) === 0x3a; i += 2) {
+    const name = fields[i]!;
+    if (name === ':method') method = fields[i + 1]!;
+    else if (name === ':scheme') s = fields[i + 1]!;
+    else if (name === ':authority') authority = fields[i + 1]!;
+    else if (name === ':path') path = fields[i + 1]!;
+  }
+  if (method === 'CONNECT') throw proxyErrors.badRequest('HTTP/2 CONNECT is not served on this port');
+  const scheme = s === 'https' || s === 'http' ? s : secure ? 'https' : 'http';
+  authority ||= fieldValue(fields, 0, 'host');
+  if (!authority) throw proxyErrors.badRequest('missing Host header / :authority');
+  return new FieldRequest(method, authority.toLowerCase(), path || '/', scheme, fields);
+}
+
+/** One field of the request (first value, lower-case name), read off the field list when the
+ *  request has one and its map was not made. */
+export function requestHeader(info: RequestInfo, name: string): string | undefined {
+  return info instanceof FieldRequest ? info.field(name) : firstValue(info.headers, name);
+}
+
+/** The value of a field the request has exactly once (a repeated one: undefined), read off the
+ *  field list as requestHeader does. */
+export function singleRequestHeader(info: RequestInfo, name: string): string | undefined {
+  if (!(info instanceof FieldRequest)) {
+    const v = info.headers[name];
+    return typeof v === 'string' ? v : undefined;
+  }
+  return info.single(name);
+}
+
+/** A request read from a field list: its own facts (methods on the prototype), its map lazy. */
+class FieldRequest implements RequestInfo, RequestFacts {
+  readonly facts: RequestFacts = this;
+  readonly absoluteForm = false;
+  readonly httpVersion = 2;
+  readonly grpc: boolean;
+  private map: HeaderMap | undefined;
+
+  constructor(
+    readonly method: string,
+    readonly authority: string,
+    readonly path: string,
+    readonly scheme: 'http' | 'https',
+    private readonly fields: readonly string[],
+  ) {
+    this.grpc = isGrpcType(fieldValue(fields, 0, 'content-type'));
+  }
+
+  get headers(): HeaderMap {
+    return (this.map ??= readRawHeaders(this.fields));
+  }
+
+  header(name: string): string | undefined {
+    switch (name) {
+      case ':authority':
+        return this.authority;
+      case ':method':
+        return this.method;
+      case ':path':
+        return this.path;
+      case ':scheme':
+        return this.scheme;
+      default:
+        return name === 'host' ? this.authority : this.field(name);
+    }
+  }
+
+  /** singleRequestHeader's answer, off the list while there is no map. */
+  single(name: string): string | undefined {
+    if (this.map !== undefined) {
+      const v = this.map[name];
+      return typeof v === 'string' ? v : undefined;
+    }
+    if (name.charCodeAt(0) === 0x3a) return undefined;
+    let found: string | undefined;
+    for (let i = 0; i + 1 < this.fields.length; i += 2) {
+      if (this.fields[i] !== name) continue;
+      if (found !== undefined) return undefined;
+      found = this.fields[i + 1]!;
+    }
+    return found;
+  }
+
+  /** firstValue(this.headers, name), off the list while there is no map. */
+  field(name: string): string | undefined {
+    if (this.map !== undefined) return firstValue(this.map, name);
+    // Pseudo-headers are not fields (the map leaves them out).
+    return name.charCodeAt(0) === 0x3a ? undefined : fieldValue(this.fields, 0, name);
+  }
+
+  headerValues(name: string): readonly string[] {
+    const one = name.startsWith(':') || name === 'host' ? this.header(name) : undefined;
+    return one !== undefined ? [one] : allValues(this.headers, name);
+  }
 }
 
 /**

@@ -151,7 +151,11 @@ export function forwardableTrailers(t: Readonly<HeaderMap>): HeaderMap {
 
 /** gRPC requests get gRPC-shaped error answers (trailers-only with grpc-status). */
 export function isGrpc(h: Readonly<HeaderMap>): boolean {
-  const ct = firstValue(h, 'content-type');
+  return isGrpcType(firstValue(h, 'content-type'));
+}
+
+/** Whether a content-type value is gRPC's. */
+export function isGrpcType(ct: string | undefined): boolean {
   return ct !== undefined && /^application\/grpc(\+|;|$)/i.test(ct);
 }
 

@@ -6,21 +6,22 @@
 // pick and outcome, client answers decided by http/errors.ts) is http/lean-exchange.ts's, shared
 // with HTTP/1.1; here are the frames, and the credit between the two streams (StreamPipe). A
 // plain forward's heads stay the field lists the engine decoded, edited in place (fields.ts); a
-// HeaderMap is made only when the route's header rules or the listener's adjustment (XFCC), or
-// a traced request, need one.
+// HeaderMap is made only when the route's header rules, a listener adjustment with no edit on
+// the list (XFCC has one: fields.ts's FieldAdjust), or a traced request need one.
 import { proxyErrors, type ClientAnswer } from '../http/errors.js';
 import type { ConnectionInfo } from '../http/frontend.js';
-import { upstreamRequestHeaders, type HeaderMap } from '../http/headers.js';
+import { fieldValue, firstValue, upstreamRequestHeaders, type HeaderMap } from '../http/headers.js';
 import { LeanExchange, Phase, type LeanEnv } from '../http/lean-exchange.js';
 import { encodeGrpcMessage } from '../http/respond.js';
 import type { FastForward } from '../http1/exchange.js';
 import { applyHeaderMutations } from '../route/headers.js';
+import type { FieldReader } from '../telemetry/record.js';
 import { DownstreamGone, failedOutcome } from '../upstream/forward.js';
 import { H2_CONNECT, h2LaneFor, type H2ConnectRequest } from '../upstream/http2.js';
 import type { UpstreamResponse, UpstreamTarget } from '../upstream/types.js';
 import type { H2Stream, StreamHandler } from './connection.js';
 import {
-  dateValue, fieldsToHeaderMap, forwardableTrailerFields, invalidField, responseFieldList, responsePrefix, upstreamRequestFields,
+  dateValue, fieldEditOf, fieldsToHeaderMap, forwardableTrailerFields, invalidField, invalidValue, responseFieldList, responsePrefix, upstreamRequestFields,
 } from './fields.js';
 import { H2Error } from './frames.js';
 import { StreamPipe } from './stream.js';
@@ -40,8 +41,9 @@ const EMPTY: string[] = [];
 /** The upstream head's pseudo-headers, names and values: :method, :scheme, :authority, :path. */
 const PSEUDO_FIELDS = 8;
 
-/** The upstream response as telemetry keeps it. */
-class EngineResponse implements UpstreamResponse {
+/** The upstream response as telemetry keeps it (its maps made only when asked; grpc-status is
+ *  read off the lists). */
+class EngineResponse implements UpstreamResponse, FieldReader {
   private cached: HeaderMap | undefined;
 
   constructor(
@@ -64,6 +66,15 @@ class EngineResponse implements UpstreamResponse {
   trailers(): HeaderMap {
     const t = this.ex.upstreamTrailers;
     return t ? fieldsToHeaderMap(t, false) : {};
+  }
+
+  headerField(name: string): string | undefined {
+    return this.cached ? firstValue(this.cached, name) : fieldValue(this.fields, 0, name);
+  }
+
+  trailerField(name: string): string | undefined {
+    const t = this.ex.upstreamTrailers;
+    return t ? fieldValue(t, 0, name) : undefined;
   }
 }
 
@@ -100,8 +111,6 @@ export class H2Exchange extends LeanExchange implements StreamHandler {
     private readonly down: H2Stream,
     fwd: FastForward,
     private readonly conn: ConnectionInfo,
-    /** The request's fields, as compat's `req.headers` (tracing and the debug header read them). */
-    readonly headers: HeaderMap,
     /** The same fields as the engine decoded them (name, value…; pseudo-headers first). */
     private readonly fields: readonly string[],
     /** The request has no body (END_STREAM on its HEADERS). */
@@ -109,6 +118,12 @@ export class H2Exchange extends LeanExchange implements StreamHandler {
   ) {
     super(env, fwd, fwd.info.method, fwd.info.path);
     this.pipe = new StreamPipe(down, undefined);
+  }
+
+  /** The request's fields, as compat's `req.headers` (tracing and the debug header read them;
+   *  the map is made then). */
+  get headers(): HeaderMap {
+    return this.fwd.info.headers;
   }
 
   // ---- compat's response names, read by telemetry ----
@@ -134,10 +149,14 @@ export class H2Exchange extends LeanExchange implements StreamHandler {
     const now = performance.now();
     const rec = this.beginRecord(this.conn, now);
     const pseudo = [':method', info.method, ':scheme', info.scheme, ':authority', plan.authority, ':path', plan.path];
-    const edited = plan.requestHeaders.length > 0 || fwd.adjust !== undefined;
+    // The listener's adjustment (XFCC) is an edit on the list when it can be one.
+    const fieldEdit = fieldEditOf(fwd.adjust);
+    const edited = plan.requestHeaders.length > 0 || (fwd.adjust !== undefined && fieldEdit === undefined);
+    let added: string | undefined;
     if (!edited) {
       // A plain forward: the decoded list, edited (telemetry's fields too, unless it needs a map).
       const fields = upstreamRequestFields(this.fields, info.scheme, pseudo);
+      if (fieldEdit) added = fieldEdit(fields, PSEUDO_FIELDS);
       if (!rec || rec.sendingFields(plan.cluster, plan.authority, fields, PSEUDO_FIELDS)) {
         this.upstreamFields = fields;
       } else {
@@ -159,6 +178,9 @@ export class H2Exchange extends LeanExchange implements StreamHandler {
     // Route mutations and listener adjustments bring values no decoder checked.
     if (edited && invalidField(this.upstreamMap!)) {
       return this.fail(proxyErrors.badRequest(`invalid header ${JSON.stringify(invalidField(this.upstreamMap!))} after the route's header rules`));
+    }
+    if (added !== undefined && invalidValue(added)) {
+      return this.fail(proxyErrors.badRequest(`invalid header "x-forwarded-client-cert" after the listener's adjustment`));
     }
     // An HTTP/2 cluster's breaker answers at once (it waits only for HTTP/1.1 connections).
     this.acquire(NEVER, now);

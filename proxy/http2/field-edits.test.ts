@@ -1,5 +1,6 @@
 // The lean path's heads as field lists (fields.ts: upstreamRequestFields, responseFieldList,
-// forwardableTrailerFields; http/headers.ts: removeFields, fieldValue; Telemetry.sendingFields)
+// forwardableTrailerFields; http/headers.ts: removeFields, fieldValue; Telemetry.sendingFields;
+// inbound/xfcc.ts: setClientCertField)
 // against the HeaderMap functions they stand in for: the same fields out for the same fields in,
 // table-driven. Order between different names may differ (a map groups repeats); what is sent is
 // compared as a map, and the order of repeated fields as sent.
@@ -8,7 +9,8 @@ import { downstreamResponseHeaders, fieldValue, forwardableTrailers, fromNodeHea
 import { MeshMetrics } from '../telemetry/metrics.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { RequestRecord } from '../telemetry/record.js';
-import { fieldsToHeaderMap, forwardableTrailerFields, responseFieldList, upstreamRequestFields } from './fields.js';
+import { clientCertAdjust, setClientCertField, setClientCertHeader } from '../inbound/xfcc.js';
+import { fieldEditOf, fieldsToHeaderMap, forwardableTrailerFields, invalidValue, responseFieldList, upstreamRequestFields } from './fields.js';
 
 /** A field list as a HeaderMap (pseudo-headers left out), repeats as arrays in order. */
 function asMap(fields: readonly string[]): HeaderMap {
@@ -107,5 +109,47 @@ describe('Telemetry.sendingFields = Telemetry.sending on the list', () => {
     expect(asMap(list)).toEqual({ ...map });
     expect(viaList.requestId).toBe(viaMap.requestId);
     expect([viaList.forwarded, viaList.cluster, viaList.upstreamAuthority]).toEqual([true, 'c', 'svc']);
+  });
+});
+
+describe('the XFCC adjustment on the list = setClientCertHeader', () => {
+  const peer = 'spiffe://cluster.local/ns/a/sa/client';
+  const own = 'spiffe://cluster.local/ns/b/sa/server';
+  it.each<[string, string[], string | undefined, string | undefined]>([
+    ['an authenticated peer, our identity known', [...PSEUDO, 'x-a', '1'], peer, own],
+    ['an authenticated peer, our identity unknown', [...PSEUDO, 'x-a', '1'], peer, undefined],
+    ['what the client sent is replaced', [...PSEUDO, 'x-forwarded-client-cert', 'URI=spoofed', 'x-a', '1', 'x-forwarded-client-cert', 'By=x'], peer, own],
+    ['no peer: what the client sent is removed, nothing set', [...PSEUDO, 'x-forwarded-client-cert', 'URI=spoofed', 'x-a', '1'], undefined, own],
+  ])('%s', (_name, fields, p, o) => {
+    const expected = setClientCertHeader(asMap(fields), p, o);
+    const list = fields.slice();
+    const added = setClientCertField(list, 8, p, o);
+    expect(list.slice(0, 8)).toEqual(PSEUDO);
+    expect(asMap(list)).toEqual(expected);
+    expect(added).toBe(expected['x-forwarded-client-cert']);
+    // The listener's function does both, and is shared while peer and identity stay the same.
+    const adjust = clientCertAdjust(p, o);
+    expect(adjust(asMap(fields))).toEqual(expected);
+    const viaAdjust = fields.slice();
+    expect(fieldEditOf(adjust)!(viaAdjust, 8)).toBe(added);
+    expect(viaAdjust).toEqual(list);
+    expect(clientCertAdjust(p, o)).toBe(adjust);
+  });
+
+  it('a new peer or identity gets its own adjustment', () => {
+    const a = clientCertAdjust(peer, own);
+    expect(clientCertAdjust('spiffe://cluster.local/ns/a/sa/other', own)).not.toBe(a);
+    expect(clientCertAdjust(peer, undefined)(asMap(PSEUDO))).toEqual({ 'x-forwarded-client-cert': `URI=${peer}` });
+  });
+
+  it('an adjustment without a list edit has none', () => {
+    expect(fieldEditOf((h) => h)).toBeUndefined();
+    expect(fieldEditOf(undefined)).toBeUndefined();
+  });
+
+  it('invalidValue: what HTTP/2 cannot carry', () => {
+    expect(invalidValue('URI=spiffe://td/ns/a/sa/b')).toBe(false);
+    expect(invalidValue('a\r\nb')).toBe(true);
+    expect(invalidValue('a\0')).toBe(true);
   });
 });

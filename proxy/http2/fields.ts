@@ -65,6 +65,23 @@ function statusText(status: number): string {
   return status >= 100 && status < 600 ? (STATUS_TEXT[status] ??= String(status)) : String(status);
 }
 
+/** A listener adjustment (a HeaderMap in, a HeaderMap out) that can also make its edit on a
+ *  plain forward's field list, in place, from index `from` (after the pseudo-headers): the lean
+ *  path then keeps the list. Returns the one value it added (checked before sending), if any. */
+export type FieldAdjust = ((headers: HeaderMap) => HeaderMap) & {
+  fields: (fields: string[], from: number) => string | undefined;
+};
+
+/** The adjustment's field-list edit, when it has one. */
+export function fieldEditOf(adjust: ((headers: HeaderMap) => HeaderMap) | undefined): FieldAdjust['fields'] | undefined {
+  return (adjust as Partial<FieldAdjust> | undefined)?.fields;
+}
+
+/** A field value HTTP/2 cannot carry (invalidField's rule for values). */
+export function invalidValue(value: string): boolean {
+  return BAD_VALUE.test(value);
+}
+
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const BAD_VALUE = /[\0\r\n]|[^\0-\xff]/;
 const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);

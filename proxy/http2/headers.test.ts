@@ -1,8 +1,9 @@
 // The header plumbing of the lean HTTP/2 path: a request's facts from its HTTP/2 head (the same
-// reading compat's requests get), and fields to and from the HeaderMap the data path works on.
+// reading compat's requests get, and readHttp2Fields' on the field list), and fields to and from
+// the HeaderMap the data path works on.
 import { describe, expect, it } from 'vitest';
 import { isProxyError } from '../http/errors.js';
-import { readHttp2Request } from '../http/facts.js';
+import { readHttp2Fields, readHttp2Request, requestHeader, singleRequestHeader, type RequestInfo } from '../http/facts.js';
 import { downstreamResponseHeaders, fromNodeHeaders, requestId, upstreamRequestHeaders } from '../http/headers.js';
 import { fieldsToHeaderMap, headerMapToFields, invalidField, responseFields } from './fields.js';
 
@@ -84,5 +85,49 @@ describe('x-request-id', () => {
     expect(ids.size).toBe(1000);
     for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(upstreamRequestHeaders({ 'x-request-id': 'given' }, 'http')['x-request-id']).toBe('given');
+  });
+});
+
+describe('readHttp2Fields = readHttp2Request on the engine’s field list', () => {
+  const cases: [string, string[], boolean][] = [
+    ['all pseudo-headers, Host and repeats', [':method', 'POST', ':path', '/a?b', ':scheme', 'https', ':authority', 'Svc.NS:8080', 'host', 'other', 'x-a', '1', 'x-a', '2'], false],
+    ['Host only, the connection’s scheme', ['host', 'svc'], true],
+    ['an odd scheme falls back to the connection’s', [':scheme', 'ftp', ':authority', 'svc', ':path', ''], false],
+    ['gRPC by content-type', [':method', 'POST', ':authority', 'svc', 'content-type', 'application/grpc+proto', 'content-length', '5', 'te', 'trailers'], false],
+    ['not gRPC', [':authority', 'svc', 'content-type', 'application/grpc-web'], false],
+  ];
+  const names = [':authority', ':method', ':path', ':scheme', ':protocol', 'host', 'x-a', 'content-type', 'content-length', 'absent'];
+
+  it.each(cases)('%s', (_name, fields, secure) => {
+    const pseudo: Record<string, string> = {};
+    for (let i = 0; i < fields.length && fields[i]!.startsWith(':'); i += 2) pseudo[fields[i]!] = fields[i + 1]!;
+    const expected = readHttp2Request(pseudo, fields, secure);
+    const got = readHttp2Fields(fields, secure);
+    const pick = (i: RequestInfo) => [i.method, i.path, i.scheme, i.authority, i.grpc, i.httpVersion, i.absoluteForm];
+    expect(pick(got)).toEqual(pick(expected));
+    // Read off the list before the map exists, and off the map after: the same answers.
+    for (const n of names) {
+      expect(got.facts.header(n)).toBe(expected.facts.header(n));
+      expect(requestHeader(got, n)).toBe(requestHeader(expected, n));
+      expect(singleRequestHeader(got, n)).toBe(singleRequestHeader(expected, n));
+    }
+    expect({ ...got.headers }).toEqual(expected.headers);
+    for (const n of names) {
+      expect(singleRequestHeader(got, n)).toBe(singleRequestHeader(expected, n));
+      expect(got.facts.header(n)).toBe(expected.facts.header(n));
+      expect(got.facts.headerValues?.(n)).toEqual(expected.facts.headerValues?.(n));
+    }
+  });
+
+  it('refuses CONNECT and a request without an authority, as readHttp2Request does', () => {
+    for (const fields of [[':method', 'CONNECT', ':authority', 'svc:443'], [':path', '/']]) {
+      let err: unknown;
+      try {
+        readHttp2Fields(fields, false);
+      } catch (e) {
+        err = e;
+      }
+      expect(isProxyError(err, 'bad_request')).toBe(true);
+    }
   });
 });

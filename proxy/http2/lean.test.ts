@@ -375,6 +375,32 @@ describe.each([
     expect(text).toMatch(/istio_requests_total\{[^}]*request_protocol="grpc",response_code="200",grpc_response_status="14",response_flags="UC"[^}]*\} 1/);
   });
 
+  it('reports the gRPC status from the upstream head (trailers-only) and from its trailers', async () => {
+    const grpc = http2.createServer();
+    grpc.on('stream', (s, h) => {
+      s.resume();
+      s.on('end', () => {
+        if (h[':path'] === '/pkg.Svc/Only') return s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5' }, { endStream: true });
+        s.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        s.on('wantTrailers', () => s.sendTrailers({ 'grpc-status': '3', 'grpc-message': 'bad' }));
+        s.end(Buffer.alloc(5));
+      });
+    });
+    await new Promise<void>((r) => grpc.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => grpc.close(() => r())));
+    const { telemetry, lines } = recordingTelemetry();
+    const { session } = await outbound(echoConfig([endpoint('127.0.0.1', (grpc.address() as AddressInfo).port)]), { telemetry });
+    const only = await h2Request(session, { ...GRPC, ':path': '/pkg.Svc/Only' }, Buffer.alloc(5));
+    expect(only.headers['grpc-status']).toBe('5');
+    const trailed = await h2Request(session, { ...GRPC, ':path': '/pkg.Svc/Trailed' }, Buffer.alloc(5));
+    expect(trailed.trailers).toMatchObject({ 'grpc-status': '3' });
+    await eventually(() => expect(lines).toHaveLength(2));
+    expect(lines.map((l) => l.grpc_status)).toEqual(['5', '3']);
+    const text = (await telemetry.metrics.exposition()).body;
+    expect(text).toMatch(/istio_requests_total\{[^}]*grpc_response_status="5"[^}]*\} 1/);
+    expect(text).toMatch(/istio_requests_total\{[^}]*grpc_response_status="3"[^}]*\} 1/);
+  });
+
   it('drains: an in-flight stream finishes after GOAWAY, then the listener closes', async () => {
     const echo = await echoH2();
     const { session, listener } = await outbound(echoConfig([endpoint('127.0.0.1', echo.port)]));

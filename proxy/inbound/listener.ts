@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import type { ProxyConfig } from '../state/types.js';
 import { plan as realPlan } from '../route/plan.js';
 import { createHttpFrontend } from '../http/frontend.js';
-import { readHttp1Request, readHttp2Request, type RequestInfo } from '../http/facts.js';
+import { readHttp1Request, readHttp2Fields, type RequestInfo } from '../http/facts.js';
 import type { ConnectionInfo } from '../http/frontend.js';
 import { fastPathOption, h2PathOption, listenerHandle, listenerParts, type ListenerCommonOptions, type ProxyListener } from '../http/listener-parts.js';
 import { DrawRecorder, fastChoice, stashHandover, takeHandover } from '../http1/decide.js';
@@ -24,7 +24,7 @@ import { rbacAuthorizer, type AuthorizeHook } from './authz.js';
 import { plaintextRefusal, routesFor, selectFilterChain } from './chain.js';
 import { createDetectingServer } from './detect.js';
 import { serveInbound, tunnelInbound, type InboundContext } from './handle.js';
-import { setClientCertHeader } from './xfcc.js';
+import { clientCertAdjust } from './xfcc.js';
 
 export interface InboundListenerOptions extends ListenerCommonOptions {
   /** Bind address; default 0.0.0.0 (peers come from the network). */
@@ -95,7 +95,7 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
       return undefined;
     }
     const own = ctx.ownIdentity();
-    return { info, config, plan, choice, verdict, adjust: (h) => setClientCertHeader(h, conn.peerIdentity, own), resetOnUpstreamReset: true };
+    return { info, config, plan, choice, verdict, adjust: clientCertAdjust(conn.peerIdentity, own), resetOnUpstreamReset: true };
   };
   // HTTP/1.1 to HTTP/1.1 app ports (gRPC over HTTP/1.1 is node:http's to refuse).
   const decide: FastDecide = (head, conn, socket) => {
@@ -103,7 +103,7 @@ export function createInboundListener(opts: InboundListenerOptions): InboundList
     return info.grpc ? undefined : route(info, conn, socket, fastChoice);
   };
   // HTTP/2 (gRPC included) to HTTP/2 app ports.
-  const decideH2: H2Decide = (headers, rawHeaders, conn, _socket, stream) => route(readHttp2Request(headers, rawHeaders, false), conn, stream, leanChoice);
+  const decideH2: H2Decide = (fields, conn, _socket, stream) => route(readHttp2Fields(fields, false), conn, stream, leanChoice);
 
   // A TLS transport takes TLS; plaintext beside it is decided per connection by the config.
   const plaintext = new WeakSet<net.Socket>();

@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { ProxyConfig } from '../state/types.js';
 import { plan as realPlan } from '../route/plan.js';
 import { createHttpFrontend } from '../http/frontend.js';
-import { readHttp1Request, readHttp2Request, type RequestInfo } from '../http/facts.js';
+import { readHttp1Request, readHttp2Fields, type RequestInfo } from '../http/facts.js';
 import { fastPathOption, h2PathOption, listenerHandle, listenerParts, type ListenerCommonOptions, type ProxyListener } from '../http/listener-parts.js';
 import { DrawRecorder, fastChoice, stashHandover, takeHandover } from '../http1/decide.js';
 import type { FastForward } from '../http1/exchange.js';
@@ -90,8 +90,8 @@ export function createOutboundListener(opts: OutboundListenerOptions): OutboundL
     return info.grpc ? undefined : route(c, info, socket, fastChoice);
   };
   // HTTP/2 (gRPC included) to HTTP/2 clusters.
-  const decideH2: H2Decide = (headers, rawHeaders, conn, socket, stream) =>
-    route(contextFor(socket), readHttp2Request(headers, rawHeaders, conn.secure), stream, leanChoice);
+  const decideH2: H2Decide = (fields, conn, socket, stream) =>
+    route(contextFor(socket), readHttp2Fields(fields, conn.secure), stream, leanChoice);
 
   const frontend = createHttpFrontend({
     createServer: opts.createServer ?? ((onSocket) => net.createServer({ noDelay: true }, onSocket)),

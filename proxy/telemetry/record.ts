@@ -5,7 +5,7 @@
 // off node:http's request and response objects, and shared functions find it there (the
 // HTTP/1.1 fast path counts its own bytes and reports its tries and its end itself).
 import type { Span } from '@opentelemetry/api';
-import type { DownstreamRequest, DownstreamResponse, RequestInfo } from '../http/facts.js';
+import { singleRequestHeader, type DownstreamRequest, type DownstreamResponse, type RequestInfo } from '../http/facts.js';
 import type { ConnectionInfo } from '../http/frontend.js';
 import type { HeaderMap } from '../http/headers.js';
 import type { AuthzDecision } from '../inbound/authz.js';
@@ -36,6 +36,14 @@ export interface RecordSink {
   sendingFields?(rec: RequestRecord, fields: string[], from: number): void;
   /** The downstream response closed. */
   ended(rec: RequestRecord): void;
+}
+
+/** An upstream response that reads one field of its head or trailers without making their
+ *  HeaderMap (the lean HTTP/2 path's, whose heads are field lists): telemetry asks it for
+ *  grpc-status at the end of every gRPC request. */
+export interface FieldReader {
+  headerField(name: string): string | undefined;
+  trailerField(name: string): string | undefined;
 }
 
 const RECORD = Symbol('weft.telemetry.record');
@@ -112,8 +120,8 @@ export class RequestRecord implements FlagFacts {
   /** Hook: the request was read (facts known). */
   read(info: RequestInfo): void {
     this.info = info;
-    const len = info.headers['content-length'];
-    if (typeof len === 'string') {
+    const len = singleRequestHeader(info, 'content-length');
+    if (len !== undefined) {
       const n = Number(len);
       if (Number.isFinite(n) && n >= 0) {
         this.bytesReceived = n;

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type http2 from 'node:http2';
 import type { Attributes } from '@opentelemetry/api';
 import { flagOf, kindOf, proxyErrors, toClientAnswer } from '../http/errors.js';
-import type { DownstreamRequest, DownstreamResponse } from '../http/facts.js';
+import { requestHeader, type DownstreamRequest, type DownstreamResponse } from '../http/facts.js';
 import type { ConnectionInfo } from '../http/frontend.js';
 import { fieldValue, firstValue, removeFields, type HeaderMap } from '../http/headers.js';
 import type { UpstreamPools } from '../upstream/pools.js';
@@ -28,7 +28,7 @@ import {
   type ServiceLabels,
   type WorkloadName,
 } from './peers.js';
-import { followNodeExchange, RequestRecord, type Direction, type RecordSink } from './record.js';
+import { followNodeExchange, RequestRecord, type Direction, type FieldReader, type RecordSink } from './record.js';
 import { TunnelRecord } from './tunnel.js';
 // Type only: the OpenTelemetry SDK is loaded (proxy/main.ts) only when tracing is on.
 import type { Tracing } from './tracing.js';
@@ -107,12 +107,13 @@ export class Telemetry implements RecordSink {
    * `startMs`: its performance.now() reading of the request's start, if it took one.
    */
   beginRaw(direction: Direction, req: DownstreamRequest, res: DownstreamResponse, conn: ConnectionInfo, startMs = performance.now()): RequestRecord {
-    const h = req.headers;
     // Safety rule: only the local app may ask (its own calls, on the outbound listener). A
-    // peer must not learn our routing, endpoints or authorization reasons.
-    const debug = this.debugAllowed && direction === 'outbound' && h[DEBUG_HEADER] === '1' && this.locals.has(conn.remoteAddress ?? '');
+    // peer must not learn our routing, endpoints or authorization reasons. (`req.headers` is read
+    // only when needed: the lean HTTP/2 path makes that map on demand.)
+    const debug = this.debugAllowed && direction === 'outbound' && req.headers[DEBUG_HEADER] === '1' && this.locals.has(conn.remoteAddress ?? '');
     const rec = new RequestRecord(this, direction, req, res, conn, debug, debug || this.accessLog !== undefined, startMs);
     if (this.tracing) {
+      const h = req.headers;
       rec.serverSpan = this.tracing.startServer(h, `${direction} ${req.method ?? 'GET'}`, rec.startEpochMs);
       if (rec.serverSpan) rec.b3 = this.tracing.b3Form(h);
     }
@@ -250,7 +251,7 @@ export class Telemetry implements RecordSink {
 
   private inboundPair(rec: RequestRecord, principal: string): SeriesPair {
     const k1 = rec.conn.peerIdentity ?? (rec.conn.secure ? '#tls' : '#plain');
-    const k2 = (rec.info && firstValue(rec.info.headers, PEER_WORKLOAD_HEADER)) ?? '';
+    const k2 = (rec.info && requestHeader(rec.info, PEER_WORKLOAD_HEADER)) ?? '';
     const k3 = rec.info?.authority ?? '';
     let m1 = this.inbound.get(k1);
     if (!m1) this.inbound.set(k1, (m1 = new Map()));
@@ -299,7 +300,7 @@ export class Telemetry implements RecordSink {
   private inboundLabels(rec: RequestRecord, principal: string, grpc: boolean): PeerLabels {
     const peer = rec.conn.peerIdentity;
     const peerNs = spiffeNamespace(peer);
-    const declared = rec.info ? firstValue(rec.info.headers, PEER_WORKLOAD_HEADER) : undefined;
+    const declared = rec.info ? requestHeader(rec.info, PEER_WORKLOAD_HEADER) : undefined;
     const source = trustedPeerWorkload(declared, peer, peerNs);
     const sourceNs = source?.namespace ?? peerNs ?? UNKNOWN;
     const svc = rec.info ? serviceOfAuthority(rec.info.authority, sourceNs === UNKNOWN ? this.self.namespace : sourceNs) : serviceFromHost(UNKNOWN);
@@ -387,9 +388,10 @@ function responseStatus(res: DownstreamResponse): number {
 function grpcStatusOf(rec: RequestRecord): string {
   const r = rec.response;
   if (r) {
-    const inHeaders = firstValue(r.headers, 'grpc-status');
+    const fr = r as Partial<FieldReader>;
+    const inHeaders = fr.headerField ? fr.headerField('grpc-status') : firstValue(r.headers, 'grpc-status');
     if (inHeaders !== undefined) return inHeaders;
-    return firstValue(r.trailers(), 'grpc-status') ?? '';
+    return (fr.trailerField ? fr.trailerField('grpc-status') : firstValue(r.trailers(), 'grpc-status')) ?? '';
   }
   if (!rec.finished) return '';
   const err = rec.localError ?? rec.tryFailure ?? (rec.forwarded || rec.plan?.kind === 'forward' ? proxyErrors.noHealthyUpstream(rec.cluster ?? '') : undefined);
