@@ -137,18 +137,7 @@ class FieldRequest implements RequestInfo, RequestFacts {
   }
 
   header(name: string): string | undefined {
-    switch (name) {
-      case ':authority':
-        return this.authority;
-      case ':method':
-        return this.method;
-      case ':path':
-        return this.path;
-      case ':scheme':
-        return this.scheme;
-      default:
-        return name === 'host' ? this.authority : this.field(name);
-    }
+    return pseudoHeader(this, name) ?? this.field(name);
   }
 
   /** singleRequestHeader's answer, off the list while there is no map. */
@@ -209,6 +198,23 @@ function requestInfo(
   return { facts, method, authority, path, scheme, absoluteForm, headers, grpc: isGrpc(headers), httpVersion };
 }
 
+/** `:authority` (and `host`), `:method`, `:path` and `:scheme` of a request; undefined for other names. */
+function pseudoHeader(f: { readonly authority: string; readonly method: string; readonly path: string; readonly scheme: string }, name: string): string | undefined {
+  switch (name) {
+    case ':authority':
+    case 'host':
+      return f.authority;
+    case ':method':
+      return f.method;
+    case ':path':
+      return f.path;
+    case ':scheme':
+      return f.scheme;
+    default:
+      return undefined;
+  }
+}
+
 /** The planner's view of one request (methods on the prototype: no closures per request). */
 class Facts implements RequestFacts {
   constructor(
@@ -220,18 +226,7 @@ class Facts implements RequestFacts {
   ) {}
 
   header(name: string): string | undefined {
-    switch (name) {
-      case ':authority':
-        return this.authority;
-      case ':method':
-        return this.method;
-      case ':path':
-        return this.path;
-      case ':scheme':
-        return this.scheme;
-      default:
-        return name === 'host' ? this.authority : firstValue(this.headers, name);
-    }
+    return pseudoHeader(this, name) ?? firstValue(this.headers, name);
   }
 
   headerValues(name: string): readonly string[] {
