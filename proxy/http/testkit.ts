@@ -11,8 +11,23 @@ import type {
 import { NO_HEADER_MUTATION } from '../../api/domain.js';
 import type { Logger } from '../../core/log.js';
 import type { ProxyConfig } from '../state/types.js';
+import type { InboundTransport } from '../transport/index.js';
+import { plainInboundTransport } from '../transport/plain.js';
 
 export { eventually } from '../../test/support/eventually.js';
+
+/**
+ * A plaintext inbound transport that reports what MeshTls would from a client certificate and
+ * the SNI: the peer proved `peer` and asked for `targetPort`.
+ */
+export function fakeMtlsInbound(peer: string, targetPort: number): InboundTransport {
+  return {
+    secure: true,
+    createServer: (onSocket) => plainInboundTransport.createServer(onSocket),
+    peerIdentity: () => peer,
+    targetPort: () => targetPort,
+  };
+}
 
 /** A logger that drops everything (tests assert on behaviour, not on log lines). */
 export const silentLog: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLog };

@@ -9,15 +9,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FilterChain } from '../../api/domain.js';
 import type { ProxyConfig } from '../state/types.js';
 import {
-  buildConfig, cluster, deadPort, endpoint, eventually, forwardTo, h2Request, retryPolicy, route, serviceDomains, silentLog, startEchoH1,
+  buildConfig, cluster, fakeMtlsInbound, deadPort, endpoint, eventually, forwardTo, h2Request, retryPolicy, route, serviceDomains, silentLog, startEchoH1,
   startEchoH2, vhost, type Echo, type EchoReport, type SimpleResponse,
 } from '../http/testkit.js';
 import type { AuthorizeHook } from '../inbound/authz.js';
 import { createInboundListener } from '../inbound/listener.js';
 import { createOutboundListener, type OutboundListener, type OutboundListenerOptions } from '../outbound/listener.js';
 import { MeshMetrics, Telemetry, type AccessLogEntry } from '../telemetry/index.js';
-import type { InboundTransport } from '../transport/index.js';
-import { plainInboundTransport } from '../transport/plain.js';
 import { h2LaneFor } from '../upstream/http2.js';
 import { targetFor } from '../upstream/target.js';
 
@@ -512,14 +510,7 @@ describe.each([
 ] as const)('HTTP/2 on the inbound side (%s)', (_name, lean) => {
   const peer = 'spiffe://cluster.local/ns/default/sa/client';
   const own = 'spiffe://cluster.local/ns/default/sa/server';
-  // A plaintext transport that pretends the peer proved `peer` and asked for port 8080, as
-  // MeshTls would report from the client certificate and the SNI.
-  const fakeMtls: InboundTransport = {
-    secure: true,
-    createServer: (onSocket) => plainInboundTransport.createServer(onSocket),
-    peerIdentity: () => peer,
-    targetPort: () => 8080,
-  };
+  const fakeMtls = fakeMtlsInbound(peer, 8080);
 
   function appConfig(appPort: number): ProxyConfig {
     const chain: FilterChain = {

@@ -8,10 +8,8 @@ import { request } from 'undici';
 import type { Cluster, FilterChain, Listener } from '../../api/domain.js';
 import type { ProxyConfig } from '../state/types.js';
 import { ProxyStats } from '../http/stats.js';
-import type { InboundTransport } from '../transport/index.js';
-import { plainInboundTransport } from '../transport/plain.js';
 import {
-  buildConfig, cluster, endpoint, eventually, forwardTo, h2Request, rawExchange, retryPolicy, route, serviceDomains, silentLog,
+  buildConfig, cluster, fakeMtlsInbound, endpoint, eventually, forwardTo, h2Request, rawExchange, retryPolicy, route, serviceDomains, silentLog,
   startEchoH1, startEchoH2, vhost, type Echo, type EchoReport,
 } from '../http/testkit.js';
 import { createOutboundListener } from '../outbound/listener.js';
@@ -176,14 +174,7 @@ describe('sidecar pair over plaintext', () => {
     const appB = await app('h1', 'app-b');
     const peer = 'spiffe://cluster.local/ns/default/sa/client';
     const own = 'spiffe://cluster.local/ns/default/sa/server';
-    // A plaintext transport that pretends the peer proved `peer` and asked for port 9090 (as
-    // MeshTls would report from the client certificate and the SNI).
-    const fakeMtls: InboundTransport = {
-      secure: true,
-      createServer: (onSocket) => plainInboundTransport.createServer(onSocket),
-      peerIdentity: () => peer,
-      targetPort: () => 9090,
-    };
+    const fakeMtls = fakeMtlsInbound(peer, 9090);
     const asked: Array<{ path: string; identity: string | undefined; chain: string }> = [];
     const authorize: AuthorizeHook = (facts, p, chain) => {
       asked.push({ path: facts.path, identity: p.identity, chain: chain.name });
