@@ -102,9 +102,11 @@ export async function startProxyWorkers(cfg: ProxyConfigOptions, count: number, 
     });
 
   let listening: (() => void) | undefined;
-  const fork = (slot: Pick<Slot, 'index'> & Partial<Slot>): Slot => {
-    const worker = cluster.fork({ [WORKER_ENV]: String(slot.index) });
-    const s: Slot = Object.assign(slot as Slot, { worker, ports: undefined, restarts: slot.restarts ?? 0 });
+  /** Starts the slot's worker (again, after one died). */
+  const run = (s: Slot): void => {
+    const worker = cluster.fork({ [WORKER_ENV]: String(s.index) });
+    s.worker = worker;
+    s.ports = undefined;
     worker.on('message', (m: unknown) => {
       if (!isFromWorker(m)) return;
       if (m.weft === 'listening') {
@@ -114,25 +116,27 @@ export async function startProxyWorkers(cfg: ProxyConfigOptions, count: number, 
       } else pending.get(m.id)?.(m.body);
     });
     worker.on('exit', (code, signal) => {
-      if (s.worker !== worker) return;
       s.ports = undefined;
       if (stopping) return;
       const wait = Math.min(RESTART_BACKOFF_MS.initial * 2 ** s.restarts, RESTART_BACKOFF_MS.max);
       log.error('worker exited; starting another', { worker: s.index, pid: worker.process.pid, code, signal, inMs: wait });
       s.restarts++;
       setTimeout(() => {
-        if (!stopping) fork(s);
+        if (!stopping) run(s);
       }, wait).unref();
     });
-    return s;
   };
 
-  for (let i = 0; i < count; i++) slots.push(fork({ index: i }));
+  for (let index = 0; index < count; index++) slots.push({ index, worker: undefined as unknown as Worker, ports: undefined, restarts: 0 });
+  slots.forEach(run);
   await new Promise<void>((resolve, reject) => {
+    // A worker that cannot start (bad flags, an unreadable token) fails the sidecar's start-up.
     const failed = (w: Worker, code: number) => {
-      if (!slots.every((s) => s.ports)) reject(new Error(`worker ${w.process.pid} exited with code ${code} before it was listening; its log says why`));
+      stopping = true;
+      for (const s of slots) if (!s.worker.isDead()) s.worker.process.kill('SIGKILL');
+      reject(new Error(`worker ${w.process.pid} exited with code ${code} before it was listening; its log says why`));
     };
-    cluster.on('exit', failed);
+    cluster.once('exit', failed);
     listening = () => {
       if (!slots.every((s) => s.ports)) return;
       cluster.off('exit', failed);

@@ -111,3 +111,25 @@ describe('a sidecar on two worker processes', () => {
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
   });
 });
+
+describe('a sidecar whose workers cannot start', () => {
+  it('fails its start-up instead of waiting for them', async () => {
+    const taken = http.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const busy = (taken.address() as AddressInfo).port;
+    const mesh = await startTestMesh({ 'echo.yaml': echoClientYaml(busy) }, { mtls: false });
+    try {
+      const child = spawn(process.execPath, [CLI, 'proxy', '--concurrency', '2', '--xds', `127.0.0.1:${mesh.cp.xdsAddress.port}`, '--workload', 'client.default',
+        '--token-file', path.join(mesh.stateDir, 'tokens', 'default', 'client.token'), '--bind-address', '127.0.0.1',
+        '--outbound-port', String(busy), '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      expect(code).not.toBe(0);
+      expect(stderr).toMatch(/exited with code \d+ before it was listening/);
+    } finally {
+      await mesh.close();
+      taken.close();
+    }
+  });
+});
