@@ -80,6 +80,10 @@ interface Conn {
   engine?: H2Connection;
   /** node:http2 behind the engine, for the streams the lean path leaves; made on the first. */
   bridge?: Bridge;
+  /** node:http's responses in flight on this connection, so a drain can mark those not yet
+   *  started `Connection: close` (an array on the connection, not a Set shared by all: see
+   *  proxy/http2/stream-table.ts for what a Set that every request passes through costs). */
+  h1Responses?: http.ServerResponse[];
 }
 
 /** The connection a request arrived on (h2 compat sockets forward symbol reads to the socket
@@ -95,8 +99,6 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   let nextId = 1;
   let closing = false;
   let activeRequests = 0;
-  /** HTTP/1.1 responses in flight, so a drain can mark those not yet started `Connection: close`. */
-  const inflightH1 = new Set<http.ServerResponse>();
   const waiters: Array<() => void> = [];
   /** Something ended (a request, a connection): let close() look again. */
   const changed = () => {
@@ -131,13 +133,16 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     const h1res = 'stream' in res ? undefined : (res as http.ServerResponse);
     if (h1res) {
       if (closing) h1res.shouldKeepAlive = false;
-      else inflightH1.add(h1res);
+      else (conn.h1Responses ??= []).push(h1res);
     }
     let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
-      if (h1res) inflightH1.delete(h1res);
+      if (h1res && conn.h1Responses) {
+        const i = conn.h1Responses.indexOf(h1res);
+        if (i >= 0) conn.h1Responses.splice(i, 1);
+      }
       requestEnded(conn);
       if (closing && conn.kind === 'h1' && conn.active === 0) conn.socket.destroySoon();
     };
@@ -373,8 +378,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     async close(drainTimeoutMs) {
       closing = true;
       // Responses still to be written tell their client this connection ends with them.
-      for (const res of inflightH1) if (!res.headersSent) res.shouldKeepAlive = false;
-      inflightH1.clear();
+      for (const c of conns) for (const res of c.h1Responses ?? []) if (!res.headersSent) res.shouldKeepAlive = false;
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
       for (const c of conns) {
         if (c.kind === 'sniffing' || ((c.kind === 'h1' || c.kind === 'fast') && c.active === 0)) c.socket.destroy();

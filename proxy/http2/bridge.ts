@@ -8,6 +8,7 @@ import { Duplex } from 'node:stream';
 import { H2Connection, type H2Stream, type StreamHandler } from './connection.js';
 import { H2Error } from './frames.js';
 import { StreamPipe } from './stream.js';
+import { StreamTable } from './stream-table.js';
 
 /** Two connected in-memory ends: what one writes the other reads. */
 function duplexPair(): [Duplex, Duplex] {
@@ -97,7 +98,8 @@ export interface BridgeOptions {
 export class Bridge {
   private readonly client: H2Connection;
   /** Bridged stream id → the object a handover was kept on (the client's stream). */
-  private readonly holders = new Map<number, object>();
+  /** By upstream stream id (a StreamTable, not a Map: stream-table.ts says why). */
+  private readonly holders = new StreamTable<object>();
   private closed = false;
 
   constructor(opts: BridgeOptions) {

@@ -13,6 +13,7 @@ import {
   PREFACE, Setting,
 } from './frames.js';
 import { H2Stream, type StreamHandler } from './stream.js';
+import { StreamTable } from './stream-table.js';
 import { contentLength, requestProblem, responseStatus } from './validate.js';
 
 export { H2Stream, type StreamHandler } from './stream.js';
@@ -63,7 +64,8 @@ const DETACHED: StreamHandler = { onHead: ignoreStream, onData: (s, _b, start, e
 
 export class H2Connection {
   readonly role: 'client' | 'server';
-  readonly streams = new Map<number, H2Stream>();
+  /** Open streams by id (stream-table.ts says why not a Map). */
+  readonly streams = new StreamTable<H2Stream>();
   /** Peer's settings. */
   peerInitialWindow = DEFAULT_WINDOW;
   private peerMaxFrame = DEFAULT_MAX_FRAME_SIZE;
@@ -462,7 +464,7 @@ export class H2Connection {
     this.opts.onGoaway?.(code);
     if (this.role === 'client') {
       // Streams past `last` were never processed: refused, so they may be tried elsewhere.
-      for (const s of [...this.streams.values()]) if (s.id > last) this.close(s, H2Error.RefusedStream, true);
+      for (const s of this.streams.values()) if (s.id > last) this.close(s, H2Error.RefusedStream, true);
       for (const w of this.waiting.splice(0)) this.close(w.stream, H2Error.RefusedStream, true);
     }
     if (this.streams.size === 0) this.finishClose();
@@ -748,7 +750,7 @@ export class H2Connection {
     s.removeListener('drain', this.onDrain);
     this.buffered = undefined;
     for (const w of this.waiting.splice(0)) this.close(w.stream, H2Error.Cancel, false);
-    for (const stream of [...this.streams.values()]) this.close(stream, H2Error.Cancel, false);
+    for (const stream of this.streams.values()) this.close(stream, H2Error.Cancel, false);
     this.opts.onClose?.(err);
     // A socket that does not close by itself after end() (a peer that never answers FIN).
     setTimeout(destroySocket, 5000, s).unref();

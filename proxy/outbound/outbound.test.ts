@@ -442,4 +442,25 @@ describe('outbound listener', () => {
     await closed;
     await expect(get(port, '/', { host: 'echo.default' })).rejects.toThrow();
   });
+
+  it('drains on close on the node:http path too: a response not started yet says Connection: close', async () => {
+    // A mirrored route is not a plain forward: node:http's path carries it, not the fast path.
+    const echo = await echoH1('primary');
+    const shadow = await echoH1('shadow');
+    const SHADOW = 'outbound|8080||shadow';
+    const config = buildConfig({
+      routes: [{ name: 'outbound', virtualHosts: [vhost('echo', ['echo.default'], [route('main', forwardTo([ECHO], { mirrors: [{ cluster: SHADOW, fraction: 1 }] }))])] }],
+      clusters: [cluster(ECHO), cluster(SHADOW)],
+      endpoints: { [ECHO]: [endpoint('127.0.0.1', echo.port)], [SHADOW]: [endpoint('127.0.0.1', shadow.port)] },
+    });
+    const listener = createOutboundListener({ port: 0, getConfig: () => config, log: silentLog });
+    const { port } = await listener.listen();
+    const inFlight = get(port, '/slow?ms=300', { host: 'echo.default' });
+    await eventually(() => expect(echo.seen).toHaveLength(1));
+    const closed = listener.close(5000);
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(res.headers.connection).toBe('close');
+    await closed;
+  });
 });
