@@ -428,18 +428,24 @@ describe('outbound listener', () => {
     await eventually(() => expect(shadow.seen[0]).toMatchObject({ path: '/main', authority: 'echo.default-shadow' }));
   });
 
-  it('drains on close: in-flight requests finish, new connections are refused', async () => {
-    const echo = await echoH1();
-    const listener = createOutboundListener({ port: 0, getConfig: () => echoConfig([endpoint('127.0.0.1', echo.port)]), log: silentLog });
+  /** Closes the listener while a slow request to `echo` is in flight: the request finishes, and
+   *  its client learns the connection ends with this response (HTTP/1.1 drain). Returns the port. */
+  async function drainWithOneInFlight(config: ProxyConfig, echo: { seen: unknown[] }): Promise<number> {
+    const listener = createOutboundListener({ port: 0, getConfig: () => config, log: silentLog });
     const { port } = await listener.listen();
     const inFlight = get(port, '/slow?ms=300', { host: 'echo.default' });
     await eventually(() => expect(echo.seen).toHaveLength(1));
     const closed = listener.close(5000);
     const res = await inFlight;
     expect(res.status).toBe(200);
-    // The client learns the connection ends with this response (HTTP/1.1 drain).
     expect(res.headers.connection).toBe('close');
     await closed;
+    return port;
+  }
+
+  it('drains on close: in-flight requests finish, new connections are refused', async () => {
+    const echo = await echoH1();
+    const port = await drainWithOneInFlight(echoConfig([endpoint('127.0.0.1', echo.port)]), echo);
     await expect(get(port, '/', { host: 'echo.default' })).rejects.toThrow();
   });
 
@@ -453,14 +459,6 @@ describe('outbound listener', () => {
       clusters: [cluster(ECHO), cluster(SHADOW)],
       endpoints: { [ECHO]: [endpoint('127.0.0.1', echo.port)], [SHADOW]: [endpoint('127.0.0.1', shadow.port)] },
     });
-    const listener = createOutboundListener({ port: 0, getConfig: () => config, log: silentLog });
-    const { port } = await listener.listen();
-    const inFlight = get(port, '/slow?ms=300', { host: 'echo.default' });
-    await eventually(() => expect(echo.seen).toHaveLength(1));
-    const closed = listener.close(5000);
-    const res = await inFlight;
-    expect(res.status).toBe(200);
-    expect(res.headers.connection).toBe('close');
-    await closed;
+    await drainWithOneInFlight(config, echo);
   });
 });
