@@ -90,6 +90,7 @@ async function runNodeProxy(o: Record<string, unknown>, startedUp: (ready: () =>
       drainSeconds: o.drainSeconds as number,
       reconcileIntervalMs: o.reconcileInterval as number,
       stateFile: o.stateFile as string | undefined,
+      kubeletProbeRules: o.kubeletProbeRules as boolean,
     }),
     xdsProtocol,
   }));
@@ -169,6 +170,7 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
     .option('--node <name>', 'ambient: the node this proxy serves')
     .option('--reconcile-interval <ms>', "ambient: how often the node agent re-verifies every pod's rules and listeners", int('--reconcile-interval'), 5000)
     .option('--state-file <file>', 'ambient: where the node agent remembers which pods hold its rules, across restarts (default /var/run/weft/ambient-<node>.json)')
+    .option('--kubelet-probe-rules <bool>', "ambient: keep the node's SNAT rule that lets the kubelet's probes reach enrolled pods under STRICT mTLS (false: on a machine that is not a Kubernetes node)", bool('--kubelet-probe-rules'), true)
     .requiredOption('--token-file <file>', "the workload's bootstrap token (ambient: the node proxy's token)")
     .option('--xds-root-cert <file>', "PEM roots to verify the control plane's TLS port (enables TLS)")
     .option('--bind-address <addr>', 'address the listeners bind to', PROXY_DEFAULTS.bindAddress)

@@ -169,6 +169,9 @@ export async function startAmbientMode(ctx: UpContext): Promise<UpMode> {
         '--xds', ctx.xdsTarget, '--xds-root-cert', ctx.rootCertFile, '--token-file', token,
         '--bind-address', '127.0.0.1', '--admin-port', '0', '--stats-port', '0', '--health-port', '0',
         '--drain-seconds', '1', '--state-file', path.join(ctx.stateDir, 'nodes', `${node}.agent.json`),
+        // The lab's node proxies run in this machine's own namespace, which is no Kubernetes
+        // node (no kubelet): its nat table is not the lab's to change.
+        '--kubelet-probe-rules', 'false',
       ],
       {
         onLine: (line) => {

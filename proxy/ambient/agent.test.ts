@@ -4,9 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Fields, Logger } from '../../core/log.js';
 import { eventually } from '../../test/support/eventually.js';
-import { NodeAgent, type EnrolledPod, type NetnsLocator, type PodListeners } from './agent.js';
+import { NodeAgent, type EnrolledPod, type NetnsLocator, type NodeAgentOptions, type PodListeners } from './agent.js';
 import type { NetnsRef } from './netns.js';
-import type { RedirectCheck, Redirector, Verification } from './redirect.js';
+import type { HostProbes, RedirectCheck, Redirector, Verification } from './redirect.js';
 
 const pod = (name: string, ip: string): EnrolledPod => ({ key: `default/${name}`, ip, identity: `spiffe://cluster.local/ns/default/sa/${name}` });
 const A = pod('a', '10.0.0.2');
@@ -75,8 +75,8 @@ function world() {
   };
   const logs: string[] = [];
   const repairs: string[] = [];
-  const agent = (intervalMs = 60_000, concurrency = 4) =>
-    new NodeAgent({ listeners, redirect, netns, intervalMs, concurrency, log: memoryLogger(logs), onRepair: (p, what) => repairs.push(`${p}: ${what}`) });
+  const agent = (intervalMs = 60_000, concurrency = 4, extra: Partial<NodeAgentOptions> = {}) =>
+    new NodeAgent({ listeners, redirect, netns, intervalMs, concurrency, log: memoryLogger(logs), onRepair: (p, what) => repairs.push(`${p}: ${what}`), ...extra });
   return {
     journal,
     namespaces,
@@ -111,6 +111,38 @@ describe('NodeAgent', () => {
     expect(agent.status()).toEqual([{ key: 'default/a', ip: '10.0.0.2', state: 'enrolled', netns: '/run/netns/a', repairs: 0, lastVerified: expect.any(String) }]);
     expect(agent.metrics()).toEqual({ repairsTotal: 0, pods: { enrolled: 1, pending: 0, error: 0, removing: 0 } });
     expect(w.repairs).toEqual([]);
+  });
+
+  it("keeps the node's probe rules to the pods whose rules are in; a failure is logged once and retried", async () => {
+    const w = world();
+    w.addPod(A);
+    w.addPod(B);
+    const synced: string[][] = [];
+    let failing = false;
+    const hostProbes: HostProbes = {
+      async sync(ips) {
+        if (failing) throw new Error('iptables-legacy-restore --noflush failed: Permission denied');
+        synced.push([...ips].sort());
+        return true;
+      },
+    };
+    w.failing.apply.add('/run/netns/b'); // b's rules cannot go in: no probe rule for it either
+    const agent = w.agent(60_000, 4, { hostProbes });
+    agent.setDesired([A, B]);
+    await agent.reconcile();
+    expect(synced.at(-1)).toEqual(['10.0.0.2']);
+    w.failing.apply.clear();
+    await agent.reconcile();
+    expect(synced.at(-1)).toEqual(['10.0.0.2', '10.0.0.3']);
+    failing = true;
+    await agent.reconcile();
+    await agent.reconcile();
+    expect(w.logs.filter((l) => l.includes('cannot keep the node rules for kubelet probes'))).toHaveLength(1);
+    failing = false;
+    agent.setDesired([B]);
+    await agent.reconcile();
+    expect(synced.at(-1)).toEqual(['10.0.0.3']);
+    expect(w.logs.some((l) => l.includes('node rules for kubelet probes work again'))).toBe(true);
   });
 
   it('keeps a pod pending until its namespace appears, then enrolls it', async () => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { sharedNetnsFinder, type NetnsRef } from './netns.js';
-import { iptablesRedirector, type Redirector } from './redirect.js';
+import { iptablesRedirector, type HostProbes, type Redirector } from './redirect.js';
 
 export interface EnrolledPod {
   /** `namespace/name`. */
@@ -59,6 +59,9 @@ export interface NodeAgentOptions {
   readonly listeners: PodListeners;
   /** Default: iptables in the pod's namespace with the standard ports. */
   readonly redirect?: Redirector;
+  /** The node's rules that let the kubelet's probes reach redirected pods (redirect.ts,
+   *  PROBE_SOURCE); kept to the pods whose rules are in after every pass. Default: none. */
+  readonly hostProbes?: HostProbes;
   readonly netns?: NetnsLocator;
   /** Between passes; default 5000. */
   readonly intervalMs?: number;
@@ -119,6 +122,8 @@ export class NodeAgent {
   /** No pass runs before the first setDesired: until then "not desired" means "not known yet". */
   private haveDesired = false;
   private saved = '';
+  /** The last failure of the node's probe rules, logged once until it changes or clears. */
+  private hostProbesError: string | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.listeners = opts.listeners;
@@ -217,7 +222,24 @@ export class NodeAgent {
       work.push(() => this.syncPod(r));
     }
     await limit(work, this.opts.concurrency ?? 4);
+    await this.syncHostProbes();
     await this.persist();
+  }
+
+  /** The node's probe rules follow the pods whose redirect rules are in. */
+  private async syncHostProbes(): Promise<void> {
+    const probes = this.opts.hostProbes;
+    if (!probes) return;
+    const ips = [...this.pods.values()].filter((r) => r.installed).map((r) => r.pod.ip);
+    try {
+      if (await probes.sync(ips)) this.log.info('node rules for kubelet probes updated', { pods: ips.length });
+      if (this.hostProbesError !== undefined) this.log.info('node rules for kubelet probes work again');
+      this.hostProbesError = undefined;
+    } catch (err) {
+      const message = errorMessage(err);
+      if (message !== this.hostProbesError) this.log.warn('cannot keep the node rules for kubelet probes: probes to enrolled pods under STRICT mTLS will fail', { error: message });
+      this.hostProbesError = message;
+    }
   }
 
   private restore(): RememberedPod[] {

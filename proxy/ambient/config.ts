@@ -28,6 +28,9 @@ export interface NodeProxyOptions {
   /** Where the node agent remembers which pods hold its rules (across restarts); '' = nowhere.
    *  Default /var/run/weft/ambient-<node>.json (a hostPath in the DaemonSet). */
   readonly stateFile: string;
+  /** Keep the node's SNAT rule for the kubelet's probes (redirect.ts, PROBE_SOURCE). Off where
+   *  the node proxy runs on a machine that is no Kubernetes node (`weft up`'s lab). */
+  readonly kubeletProbeRules: boolean;
   /** Tests only: where captured connections were going. Default getsockopt(SO_ORIGINAL_DST). */
   readonly originalDst?: (socket: net.Socket) => OriginalDestination | undefined;
 }
@@ -43,6 +46,7 @@ export const NODE_PROXY_DEFAULTS = {
   reconcileIntervalMs: 5000,
   connectTimeoutMs: 10_000,
   ports: IN_POD_PORTS,
+  kubeletProbeRules: true,
 } as const;
 
 export function nodeProxyConfig(input: Partial<NodeProxyOptions> & Pick<NodeProxyOptions, 'xds' | 'node' | 'tokenFile'>): NodeProxyOptions {

@@ -24,6 +24,7 @@ import { MeshMetrics } from '../telemetry/metrics.js';
 import { NodeAgent, type EnrolledPod, type PodListeners } from './agent.js';
 import type { NodeProxyOptions } from './config.js';
 import { PodRuntime } from './pod.js';
+import { iptablesHostProbes } from './redirect.js';
 import { localPods, type LocalPod } from './workloads.js';
 
 
@@ -101,7 +102,7 @@ export async function startNodeProxy(cfg: NodeProxyOptions & { readonly xdsProto
       await rt?.close(cfg.drainSeconds * 1000);
     },
   };
-  const agent = new NodeAgent({ listeners, intervalMs: cfg.reconcileIntervalMs, log: log.child('agent'), ...(cfg.stateFile ? { stateFile: cfg.stateFile } : {}) });
+  const agent = new NodeAgent({ listeners, ...(cfg.kubeletProbeRules ? { hostProbes: iptablesHostProbes() } : {}), intervalMs: cfg.reconcileIntervalMs, log: log.child('agent'), ...(cfg.stateFile ? { stateFile: cfg.stateFile } : {}) });
   state.config.subscribe((config) => {
     // Only a config that has its listeners says which pods belong here: before LDS, "no pod"
     // would take the rules out of every pod this node carried before a restart.

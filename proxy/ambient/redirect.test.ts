@@ -6,10 +6,11 @@ import { ErrorCode, isWeftError } from '../../core/errors.js';
 import type { AsyncRunner, Backend } from '../capture/iptables-exec.js';
 import { inNetns } from '../capture/iptables-exec.js';
 import { parseSave } from '../capture/iptables.js';
-import { checkRedirect, iptablesRedirector, redirectRules, redirectSpec, renderInstall, renderRemove, REDIRECT_DEFAULTS } from './redirect.js';
+import { checkHostProbes, checkRedirect, hostProbeRules, iptablesHostProbes, iptablesRedirector, redirectRules, redirectSpec, renderInstall, renderRemove, REDIRECT_DEFAULTS } from './redirect.js';
 
 const RULES = [
   '-A WEFT_AMB_PREROUTING -p tcp -m tcp --dport 15008 -j RETURN',
+  '-A WEFT_AMB_PREROUTING -s 169.254.7.127/32 -p tcp -j RETURN',
   '-A WEFT_AMB_PREROUTING -i lo -j RETURN',
   '-A WEFT_AMB_PREROUTING -p tcp -j REDIRECT --to-ports 15006',
   '-A WEFT_AMB_OUTPUT -m mark --mark 0x539/0xfff -j RETURN',
@@ -37,6 +38,7 @@ describe('redirect rules (pure)', () => {
     expect(rs.family).toBe(6);
     expect(rs.rules).toEqual([
       '-A WEFT_AMB_PREROUTING -p tcp -m tcp --dport 16008 -j RETURN',
+      '-A WEFT_AMB_PREROUTING -s fd16:9254:7127:1337:ffff:ffff:ffff:ffff/128 -p tcp -j RETURN',
       '-A WEFT_AMB_PREROUTING -i lo -j RETURN',
       '-A WEFT_AMB_PREROUTING -p tcp -j REDIRECT --to-ports 16006',
       '-A WEFT_AMB_OUTPUT -m mark --mark 0x10 -j RETURN',
@@ -63,7 +65,7 @@ describe('redirect rules (pure)', () => {
       {
         kind: 'drifted',
         problems: [
-          'chain WEFT_AMB_PREROUTING is empty (3 rules wanted)',
+          'chain WEFT_AMB_PREROUTING is empty (4 rules wanted)',
           'chain WEFT_AMB_OUTPUT is empty (3 rules wanted)',
           'jump "-A PREROUTING -p tcp -j WEFT_AMB_PREROUTING" is missing',
           'jump "-A OUTPUT -p tcp -j WEFT_AMB_OUTPUT" is missing',
@@ -77,7 +79,7 @@ describe('redirect rules (pure)', () => {
     ],
     [
       'a changed rule',
-      table(['WEFT_AMB_OUTPUT', 'WEFT_AMB_PREROUTING'], [...JUMPS, ...RULES.slice(0, 5), '-A WEFT_AMB_OUTPUT -p tcp -j REDIRECT --to-ports 16001']),
+      table(['WEFT_AMB_OUTPUT', 'WEFT_AMB_PREROUTING'], [...JUMPS, ...RULES.slice(0, -1), '-A WEFT_AMB_OUTPUT -p tcp -j REDIRECT --to-ports 16001']),
       {
         kind: 'drifted',
         problems: [
@@ -252,5 +254,63 @@ describe('iptablesRedirector over a fake iptables', () => {
     });
     await run('/usr/sbin/iptables-nft-save', ['-t', 'nat']);
     expect(seen).toEqual(['nsenter --net=/proc/42/ns/net -- /usr/sbin/iptables-nft-save -t nat']);
+  });
+});
+
+describe("the node's rules for kubelet probes", () => {
+  const SNAT = (ip: string) => `-A WEFT_AMB_PROBES -d ${ip}/32 -p tcp -m owner --socket-exists -m tcp ! --dport 15008 -j SNAT --to-source 169.254.7.127`;
+  const JUMP = '-A POSTROUTING -j WEFT_AMB_PROBES';
+
+  it("SNATs the node's own TCP to each pod of the family, HBONE excepted, in a stable order", () => {
+    const rs = hostProbeRules(['10.0.0.9', 'fd00::9', '10.0.0.3', '10.0.0.9'], REDIRECT_DEFAULTS, 4);
+    expect(rs.rules).toEqual([SNAT('10.0.0.3'), SNAT('10.0.0.9')]);
+    expect(rs.jumps).toEqual([JUMP]);
+    expect(hostProbeRules(['10.0.0.3', 'fd00::9'], REDIRECT_DEFAULTS, 6).rules).toEqual([
+      '-A WEFT_AMB_PROBES -d fd00::9/128 -p tcp -m owner --socket-exists -m tcp ! --dport 15008 -j SNAT --to-source fd16:9254:7127:1337:ffff:ffff:ffff:ffff',
+    ]);
+  });
+
+  it('names what differs', () => {
+    const want = hostProbeRules(['10.0.0.3'], REDIRECT_DEFAULTS, 4);
+    expect(checkHostProbes(parseSave(table(['WEFT_AMB_PROBES'], [JUMP, SNAT('10.0.0.3')])), want)).toEqual([]);
+    expect(checkHostProbes(parseSave(table([], [])), want)).toEqual(['chain WEFT_AMB_PROBES is missing', `jump "${JUMP}" is missing`]);
+    expect(checkHostProbes(parseSave(table(['WEFT_AMB_PROBES'], [JUMP, JUMP, SNAT('10.0.0.4')])), want)).toEqual([
+      `chain WEFT_AMB_PROBES changed (1 rules installed, 1 wanted; first difference: installed "${SNAT('10.0.0.4')}" vs wanted "${SNAT('10.0.0.3')}")`,
+      `jump "${JUMP}" is installed 2 times`,
+    ]);
+  });
+
+  /** A fake node table: restore keeps the chain's -A lines and the inserted jump of the input. */
+  function fakeNode(initial = table([], [])) {
+    let current = initial;
+    const restores: string[] = [];
+    const run: AsyncRunner = async (file, _args, input) => {
+      if (file.endsWith('-save')) return { status: 0, stdout: current, stderr: '' };
+      restores.push(input ?? '');
+      const lines = (input ?? '').split('\n');
+      const rules = lines.filter((l) => l.startsWith('-A WEFT_AMB_PROBES '));
+      const jumps = lines.filter((l) => l.startsWith('-I POSTROUTING 1 ')).map((l) => l.replace('-I POSTROUTING 1 ', '-A POSTROUTING '));
+      current = table(['WEFT_AMB_PROBES'], [...jumps, ...rules]);
+      return { status: 0, stdout: '', stderr: '' };
+    };
+    const backend: Backend = { name: 'legacy', save: { 4: 'iptables-legacy-save', 6: 'ip6tables-legacy-save' }, restore: { 4: 'iptables-legacy-restore', 6: 'ip6tables-legacy-restore' } };
+    return { run, restores, backends: () => [backend], table: () => current };
+  }
+
+  it('writes only when the pods change or the rules drifted, and leaves a node without pods alone', async () => {
+    const node = fakeNode();
+    const probes = iptablesHostProbes({ run: node.run, backends: node.backends });
+    expect(await probes.sync([])).toBe(false);
+    expect(node.restores).toHaveLength(0);
+    expect(await probes.sync(['10.0.0.3'])).toBe(true);
+    expect(await probes.sync(['10.0.0.3'])).toBe(false);
+    expect(await probes.sync(['10.0.0.3', '10.0.0.4'])).toBe(true);
+    expect(parseSave(node.table()).rules.get('WEFT_AMB_PROBES')).toEqual([SNAT('10.0.0.3'), SNAT('10.0.0.4')]);
+    // Someone flushed the chain: put back on the next pass.
+    const flushed = fakeNode(table(['WEFT_AMB_PROBES'], [JUMP]));
+    expect(await iptablesHostProbes({ run: flushed.run, backends: flushed.backends }).sync(['10.0.0.3'])).toBe(true);
+    // The last pod left: the chain stays, empty, with its jump.
+    expect(await probes.sync([])).toBe(true);
+    expect(parseSave(node.table()).rules.get('WEFT_AMB_PROBES') ?? []).toEqual([]);
   });
 });

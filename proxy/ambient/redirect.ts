@@ -1,7 +1,8 @@
 // The in-pod redirect rules of ambient mode: generated as data (iptables-save's canonical
 // spelling), compared with what a pod's nat table holds (saying exactly what differs), and
 // installed, repaired or removed inside the pod's network namespace (nsenter) with one atomic
-// iptables-restore per address family. The node's own rules are never touched.
+// iptables-restore per address family. On the node itself the agent keeps one chain of its own
+// (WEFT_AMB_PROBES, below): the kubelet's probes to enrolled pods, and nothing else.
 import { ErrorCode, WeftError } from '../../core/errors.js';
 import {
   chooseBackend,
@@ -34,6 +35,18 @@ export interface RedirectSpec {
   readonly markMask: number;
 }
 
+/**
+ * Where the kubelet's probes come from, as a pod sees them. Under STRICT mTLS a pod refuses
+ * plaintext, and the kubelet's probes are plaintext from the node. So, as Istio's CNI does, the
+ * node SNATs the TCP its own sockets open to an enrolled pod to this link-local address, and the
+ * pod lets that source past the redirect, straight to the app. What it costs: a process in the
+ * node's network namespace (hostNetwork) reaches enrolled pods without the mesh, as the kubelet
+ * must.
+ */
+export const PROBE_SOURCE: Readonly<Record<Family, string>> = Object.freeze({ 4: '169.254.7.127', 6: 'fd16:9254:7127:1337:ffff:ffff:ffff:ffff' });
+
+const hostBits = (family: Family): number => (family === 4 ? 32 : 128);
+
 export const REDIRECT_DEFAULTS: RedirectSpec = Object.freeze({ outboundPort: 15001, inboundPort: 15006, hbonePort: 15008, mark: PROXY_MARK, markMask: 0xfff });
 
 /** Validates a spec: ports in range and distinct, the mark inside its mask. */
@@ -64,7 +77,8 @@ function markMatch(spec: RedirectSpec): string {
  * The nat-table rules in a pod's namespace (Istio's in-pod redirection):
  * OUTPUT → WEFT_AMB_OUTPUT: the node proxy's marked packets and loopback return; other TCP →
  * REDIRECT to the outbound port. PREROUTING → WEFT_AMB_PREROUTING: TCP to HBONE returns
- * (accepted in place); loopback returns; other TCP → REDIRECT to the inbound port.
+ * (accepted in place), so does the kubelet's (PROBE_SOURCE) and loopback; other TCP → REDIRECT
+ * to the inbound port.
  */
 export function redirectRules(spec: RedirectSpec, family: Family): RuleSet {
   return {
@@ -73,6 +87,7 @@ export function redirectRules(spec: RedirectSpec, family: Family): RuleSet {
     chains: [...AMBIENT_CHAINS],
     rules: [
       `-A WEFT_AMB_PREROUTING -p tcp -m tcp --dport ${spec.hbonePort} -j RETURN`,
+      `-A WEFT_AMB_PREROUTING -s ${PROBE_SOURCE[family]}/${hostBits(family)} -p tcp -j RETURN`,
       '-A WEFT_AMB_PREROUTING -i lo -j RETURN',
       `-A WEFT_AMB_PREROUTING -p tcp -j REDIRECT --to-ports ${spec.inboundPort}`,
       `-A WEFT_AMB_OUTPUT -m mark --mark ${markMatch(spec)} -j RETURN`,
@@ -382,6 +397,93 @@ export function iptablesRedirector(opts: RedirectOptions = {}): Redirector {
         }
       }
       return removed;
+    },
+  };
+}
+
+// ---- On the node ------------------------------------------------------------------------------
+
+export const HOST_PROBE_CHAIN = 'WEFT_AMB_PROBES';
+
+/**
+ * The node's nat rules for the kubelet's probes (PROBE_SOURCE says why): POSTROUTING →
+ * WEFT_AMB_PROBES, one SNAT per enrolled pod of `family` for TCP a local socket opened
+ * (`--socket-exists`: the node's own traffic, not what it forwards), HBONE excepted (the mesh's
+ * own connections are authenticated, and keep their source). Pure.
+ */
+export function hostProbeRules(podIps: readonly string[], spec: RedirectSpec, family: Family): RuleSet {
+  const ips = [...new Set(podIps.filter((ip) => (family === 4) === !ip.includes(':')))].sort();
+  return {
+    family,
+    table: 'nat',
+    chains: [HOST_PROBE_CHAIN],
+    rules: ips.map((ip) => `-A ${HOST_PROBE_CHAIN} -d ${ip}/${hostBits(family)} -p tcp -m owner --socket-exists -m tcp ! --dport ${spec.hbonePort} -j SNAT --to-source ${PROBE_SOURCE[family]}`),
+    jumps: [`-A POSTROUTING -j ${HOST_PROBE_CHAIN}`],
+  };
+}
+
+/** What differs between the node's table and `want` (empty: in place). Pure. */
+export function checkHostProbes(state: TableState, want: RuleSet): string[] {
+  const problems: string[] = [];
+  const have = state.rules.get(HOST_PROBE_CHAIN) ?? [];
+  if (!state.chains.has(HOST_PROBE_CHAIN)) problems.push(`chain ${HOST_PROBE_CHAIN} is missing`);
+  else if (have.length !== want.rules.length || have.some((r, i) => r !== want.rules[i])) {
+    problems.push(`chain ${HOST_PROBE_CHAIN} changed (${have.length} rules installed, ${want.rules.length} wanted; first difference: ${firstDifference(have, want.rules)})`);
+  }
+  const jumps = ourJumps(state);
+  for (const j of want.jumps) {
+    const n = jumps.filter((r) => r === j).length;
+    if (n !== 1) problems.push(n === 0 ? `jump "${j}" is missing` : `jump "${j}" is installed ${n} times`);
+  }
+  for (const j of jumps) if (!want.jumps.includes(j)) problems.push(`unexpected jump "${j}"`);
+  return problems;
+}
+
+/** The node's probe rules, kept to the enrolled pods (injectable for tests). */
+export interface HostProbes {
+  /** Makes the node's rules SNAT probes to exactly `podIps` (repairing whatever else changed
+   *  them); resolves true when rules were written, false when they were in place. */
+  sync(podIps: readonly string[]): Promise<boolean>;
+}
+
+/** HostProbes with iptables in this process's network namespace (the node's: the node proxy is
+ *  a hostNetwork DaemonSet). */
+export function iptablesHostProbes(opts: Omit<RedirectOptions, 'runIn'> & { readonly run?: AsyncRunner } = {}): HostProbes {
+  const spec = redirectSpec(opts.spec);
+  const families: Family[] = opts.ipv6 ? [4, 6] : [4];
+  const run = opts.run ?? spawnAsyncRunner;
+  let backend: Backend | undefined;
+  const choose = async (): Promise<Backend> => {
+    if (backend) return backend;
+    const probes: Array<BackendProbe & { table?: string }> = await Promise.all(
+      (opts.backends?.() ?? findBackends(spawnRunner)).map(async (b) => {
+        const r = await run(b.save[4], ['-t', 'nat']);
+        if (r.status !== 0) return { backend: b, works: false, rules: 0, ours: false, error: failure(`${b.save[4]} -t nat failed`, r) };
+        const state = parseSave(r.stdout);
+        return { backend: b, works: true, rules: [...state.rules.values()].reduce((n, l) => n + l.length, 0), ours: state.chains.has(HOST_PROBE_CHAIN) };
+      }),
+    );
+    // Where our chain already is, else where the node's other rules (kube-proxy's) are.
+    backend = (probes.find((p) => p.works && p.ours) ?? chooseBackend(probes, opts.backend ?? 'auto')).backend;
+    return backend;
+  };
+  return {
+    async sync(podIps) {
+      const b = await choose();
+      let changed = false;
+      for (const family of families) {
+        const saved = await run(b.save[family], ['-t', 'nat']);
+        if (saved.status !== 0) throw failure(`${b.save[family]} -t nat failed`, saved);
+        const state = parseSave(saved.stdout);
+        const want = hostProbeRules(podIps, spec, family);
+        // No pod and nothing of ours yet: the node's table is left as it is.
+        if (want.rules.length === 0 && !state.chains.has(HOST_PROBE_CHAIN)) continue;
+        if (checkHostProbes(state, want).length === 0) continue;
+        const restored = await run(b.restore[family], ['--noflush', '--wait=5'], renderInstall(state, want));
+        if (restored.status !== 0) throw failure(`${b.restore[family]} --noflush failed`, restored);
+        changed = true;
+      }
+      return changed;
     },
   };
 }

@@ -163,6 +163,42 @@ spec: { selector: { matchLabels: { app: ratings } }, action: DENY, rules: [{ fro
     }, { timeoutMs: 20_000, intervalMs: 250, message: 'allowed again after the policy is removed' });
   }, 90_000);
 
+  it("lets the kubelet's probes reach an ambient pod under STRICT mTLS, and no other plaintext", async () => {
+    const ratings = cluster.pods.get('ratings')!; // on n2
+    // A plaintext GET from a node's own namespace, as the kubelet's HTTP probe is: the status,
+    // or the error.
+    const fromNode = (node: 1 | 2): string =>
+      nsh(cluster.nodes[node - 1]!, NODE, [
+        '-e',
+        `require('http').get(process.argv[1], { timeout: 3000 }, (r) => { console.log(r.statusCode); process.exit(0); })
+          .on('timeout', () => { console.log('timeout'); process.exit(0); }).on('error', (e) => { console.log(e.code || e.message); process.exit(0); });`,
+        `http://${ratings.ip}:9080/`,
+      ]).stdout.trim();
+    expect(fromNode(2)).toBe('200');
+    cluster.config(
+      'strict.yaml',
+      `apiVersion: weft.dev/v1alpha1
+kind: PeerAuthentication
+metadata: { name: ratings-strict, namespace: default }
+spec: { selector: { matchLabels: { app: ratings } }, mtls: { mode: STRICT } }
+`,
+    );
+    try {
+      // Another node's host is not ratings' kubelet: its plaintext is refused once STRICT applies.
+      await eventually(() => {
+        const r = fromNode(1);
+        if (r === '200') throw new Error('n1 still gets through in plaintext');
+      }, { timeoutMs: 20_000, intervalMs: 250, message: 'STRICT applied to ratings' });
+      // Its own node's TCP is SNATed to the probe address, which the pod lets past the redirect.
+      expect(fromNode(2), cluster.logs()).toBe('200');
+      const saved = ['legacy', 'nft'].map((b) => nsh(cluster.nodes[1], `iptables-${b}-save`, ['-t', 'nat']).stdout).join('\n');
+      expect(saved).toContain(`-A WEFT_AMB_PROBES -d ${ratings.ip}/32 -p tcp -m owner --socket-exists -m tcp ! --dport 15008 -j SNAT --to-source 169.254.7.127`);
+      expect(nsh(ratings.ns, `iptables-${backend}-save`, ['-t', 'nat']).stdout).toContain('-A WEFT_AMB_PREROUTING -s 169.254.7.127/32 -p tcp -j RETURN');
+    } finally {
+      cluster.config('strict.yaml', undefined);
+    }
+  }, 60_000);
+
   it('talks mTLS between sidecar and ambient workloads, both ways', async () => {
     cluster.setPodLabels('client', { 'weft.dev/dataplane-mode': 'ambient' });
     await eventually(() => enrolled(cluster, 1, 'client'), { timeoutMs: 30_000, intervalMs: 250 });

@@ -195,6 +195,13 @@ describe('weft up with ambient workloads (examples/ambient)', () => {
       await eventually(() => expect(kids.filter(alive)).toEqual([]), { timeoutMs: 10_000, message: 'no process left' });
       expect(await labLeftovers(UP_LAB.prefix)).toEqual([]);
       expect(existsSync('/etc/netns') ? readdirSync('/etc/netns').filter((d) => d.startsWith(`${UP_LAB.prefix}-`)) : []).toEqual([]);
+      // The node proxies ran in this machine's namespace, which is no Kubernetes node: its nat
+      // table never got the kubelet-probe chain (--kubelet-probe-rules false).
+      expect(sh('iptables-nft-save', ['-t', 'nat']).stdout).not.toMatch(/WEFT_AMB_PROBES/);
+      // (A legacy table is read only if it exists: reading one would create it.)
+      if (readFileSync('/proc/net/ip_tables_names', 'utf8').split('\n').includes('nat')) {
+        expect(sh('iptables-legacy-save', ['-t', 'nat']).stdout).not.toMatch(/WEFT_AMB_PROBES/);
+      }
     } finally {
       if (r.up.exitCode === null) r.up.kill('SIGKILL');
     }
