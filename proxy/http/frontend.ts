@@ -17,6 +17,7 @@ import { attachHolder } from '../http2/decide.js';
 import type { H2Path, H2PathHost } from '../http2/stream-path.js';
 import { proxyErrors, toClientAnswer } from './errors.js';
 import type { DownstreamRequest, DownstreamResponse } from './facts.js';
+import { LiveSet } from './live-set.js';
 import { sendAnswer, writeRawAnswer } from './respond.js';
 import type { ListenerCounters } from './stats.js';
 
@@ -69,6 +70,8 @@ const CONN = Symbol('weft.connection');
 type Tagged = { [CONN]?: Conn };
 
 interface Conn {
+  /** Its place among the listener's connections (LiveSet). */
+  liveSlot: number;
   readonly info: ConnectionInfo;
   readonly socket: net.Socket;
   kind: 'sniffing' | 'fast' | 'h1' | 'h2' | 'tunnel';
@@ -95,7 +98,7 @@ function connOf(req: DownstreamRequest): Conn | undefined {
 export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
   const { handlers, counters, log } = opts;
   const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
-  const conns = new Set<Conn>();
+  const conns = new LiveSet<Conn>();
   let nextId = 1;
   let closing = false;
   let activeRequests = 0;
@@ -249,7 +252,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     }
     socket.on('error', () => {}); // reported through the request that was using it, if any
     const info: ConnectionInfo = { id: nextId++, remoteAddress: socket.remoteAddress, ...opts.describe(socket) };
-    const conn: Conn = { info, socket, kind: 'sniffing', active: 0 };
+    const conn: Conn = { info, socket, kind: 'sniffing', active: 0, liveSlot: -1 };
     (socket as Tagged)[CONN] = conn;
     conns.add(conn);
     counters.connectionsTotal++;
@@ -378,9 +381,9 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
     async close(drainTimeoutMs) {
       closing = true;
       // Responses still to be written tell their client this connection ends with them.
-      for (const c of conns) for (const res of c.h1Responses ?? []) if (!res.headersSent) res.shouldKeepAlive = false;
+      for (const c of conns.values()) for (const res of c.h1Responses ?? []) if (!res.headersSent) res.shouldKeepAlive = false;
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
-      for (const c of conns) {
+      for (const c of conns.values()) {
         if (c.kind === 'sniffing' || ((c.kind === 'h1' || c.kind === 'fast') && c.active === 0)) c.socket.destroy();
         else if (c.kind === 'h2') {
           c.engine?.drain();
@@ -390,7 +393,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
       // Wait for requests (and tunnels, which hold their connection) to end, or time out.
       const done = new Promise<void>((resolve) => {
         const check = () => {
-          if (activeRequests === 0 && [...conns].every((c) => c.kind !== 'tunnel')) resolve();
+          if (activeRequests === 0 && conns.values().every((c) => c.kind !== 'tunnel')) resolve();
           else waiters.push(check);
         };
         check();
@@ -399,7 +402,7 @@ export function createHttpFrontend(opts: FrontendOptions): HttpFrontend {
       await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, drainTimeoutMs)))]);
       if (timer) clearTimeout(timer);
       // Whatever is left (idle keep-alive, finished HTTP/2 sessions, tunnels past the deadline).
-      for (const c of conns) c.socket.destroy();
+      for (const c of conns.values()) c.socket.destroy();
       await closed;
     },
   };

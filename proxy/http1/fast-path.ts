@@ -7,6 +7,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { isProxyError, proxyErrors } from '../http/errors.js';
 import type { ConnectionInfo } from '../http/frontend.js';
+import { LiveSet } from '../http/live-set.js';
 import { writeRawAnswer } from '../http/respond.js';
 import { Exchange, type Downstream, type ExchangeEnv, type FastForward } from './exchange.js';
 import { ChunkedDecoder, MAX_HEAD_BYTES, parseRequestHead, requestFraming, type RequestHead } from './parser.js';
@@ -46,13 +47,13 @@ const MAX_PIPELINED = 64 * 1024;
 export function createFastPath(opts: FastPathOptions): FastPath {
   // Idle connections are found by a sweep rather than socket timers, whose refresh on every read
   // and write costs more; `clock` is the sweep's coarse time, stamped on each connection's use.
-  const conns = new Set<FastConnection>();
+  const conns = new LiveSet<FastConnection>();
   const clock = { now: Date.now() };
   const every = Math.max(10, Math.min(1000, Math.floor(opts.idleTimeoutMs / 4)));
   let timer: NodeJS.Timeout | undefined;
   const sweep = () => {
     clock.now = Date.now();
-    for (const c of conns) c.expireIfIdle(clock.now - opts.idleTimeoutMs);
+    for (const c of conns.values()) c.expireIfIdle(clock.now - opts.idleTimeoutMs);
     if (conns.size === 0 && timer) {
       clearInterval(timer);
       timer = undefined;
@@ -73,6 +74,8 @@ export function createFastPath(opts: FastPathOptions): FastPath {
 }
 
 class FastConnection implements Downstream {
+  /** Its place among the listener's connections (LiveSet). */
+  liveSlot = -1;
   /** Bytes read and not consumed: the start of the next request(s). */
   private pending: Buffer | undefined;
   private exchange: Exchange | undefined;
