@@ -94,10 +94,18 @@ export async function startProxyWorkers(cfg: ProxyConfigOptions, count: number, 
         clearTimeout(timer);
         resolve(body);
       });
+      // A worker that has just died, its exit not handled yet, has a closed channel: without a
+      // callback, send() would emit that as an 'error' on the Worker and end the supervisor.
+      const unanswered = (err: Error | null) => {
+        if (!err || !pending.delete(id)) return;
+        clearTimeout(timer);
+        resolve(undefined);
+      };
       try {
-        slot.worker.send({ weft: 'ask', id, what } satisfies ToWorker);
-      } catch {
-        /* exiting: the timeout answers */
+        if (slot.worker.isConnected()) slot.worker.send({ weft: 'ask', id, what } satisfies ToWorker, undefined, unanswered);
+        else unanswered(new Error('not connected'));
+      } catch (err) {
+        unanswered(err as Error);
       }
     });
 
@@ -115,6 +123,8 @@ export async function startProxyWorkers(cfg: ProxyConfigOptions, count: number, 
         listening?.();
       } else pending.get(m.id)?.(m.body);
     });
+    // Whatever else goes wrong on its IPC channel ends with its 'exit'; it must not end us.
+    worker.on('error', (err) => log.debug('worker channel error', { worker: s.index, error: err.message }));
     worker.on('exit', (code, signal) => {
       s.ports = undefined;
       if (stopping) return;

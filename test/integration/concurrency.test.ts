@@ -3,6 +3,7 @@
 // Prometheus series, /workers); a worker killed with SIGKILL is replaced while traffic goes on;
 // SIGTERM drains every worker and the whole sidecar exits.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -102,6 +103,32 @@ describe('a sidecar on two worker processes', () => {
     await eventually(async () => expect((await fetch(`http://127.0.0.1:${ports.admin}/ready`)).status).toBe(200), { timeoutMs: 20_000 });
     const codes = await Promise.all(Array.from({ length: 20 }, () => get(ports.outbound)));
     expect(codes.every((c) => c === 200)).toBe(true);
+  });
+
+  it('keeps answering for its workers while one dies: asking a dead worker is no crash', async () => {
+    // The supervisor asks each worker over IPC (/workers, /ready); a worker that has died but
+    // whose exit is not handled yet has a closed channel. Make that window wide: the supervisor
+    // is stopped while the worker dies and questions queue up, then resumes with all of them.
+    const [victim] = await workers();
+    process.kill(child.pid!, 'SIGSTOP');
+    let questions: Promise<number>[] = [];
+    try {
+      process.kill(victim!.pid, 'SIGKILL');
+      // Dead: a zombie until its stopped parent reaps it.
+      await eventually(() => expect(readFileSync(`/proc/${victim!.pid}/stat`, 'utf8').split(') ')[1]![0]).toBe('Z'), { timeoutMs: 5_000 });
+      const urls = [`http://127.0.0.1:${ports.admin}/workers`, `http://127.0.0.1:${ports.health}/healthz/ready`];
+      questions = Array.from({ length: 8 }, (_, i) => fetch(urls[i % 2]!).then((r) => r.status, () => -1));
+      await new Promise((r) => setTimeout(r, 200)); // the connections wait in the listen backlog
+    } finally {
+      process.kill(child.pid!, 'SIGCONT');
+    }
+    expect((await Promise.all(questions)).every((s) => s === 200 || s === 503)).toBe(true);
+    await eventually(async () => {
+      const w = await workers();
+      expect(w[0]!.pid).not.toBe(victim!.pid);
+      expect(w[0]!.running).toBe(true);
+    }, { timeoutMs: 20_000, intervalMs: 200 });
+    expect(child.exitCode).toBeNull();
   });
 
   it('SIGTERM drains every worker and the sidecar exits 0', async () => {
