@@ -160,12 +160,19 @@ export function checkRedirect(state: TableState, want: RuleSet): RedirectCheck {
     }
   }
   for (const c of ours) if (!(want.chains as readonly string[]).includes(c)) problems.push(`unexpected chain ${c}`);
+  problems.push(...jumpProblems(jumps, want));
+  return problems.length === 0 ? { kind: 'applied' } : { kind: 'drifted', problems };
+}
+
+/** Each wanted jump installed exactly once, and no other jump to a chain of ours. */
+function jumpProblems(jumps: readonly string[], want: RuleSet): string[] {
+  const problems: string[] = [];
   for (const j of want.jumps) {
     const n = jumps.filter((r) => r === j).length;
     if (n !== 1) problems.push(n === 0 ? `jump "${j}" is missing` : `jump "${j}" is installed ${n} times`);
   }
   for (const j of jumps) if (!want.jumps.includes(j)) problems.push(`unexpected jump "${j}"`);
-  return problems.length === 0 ? { kind: 'applied' } : { kind: 'drifted', problems };
+  return problems;
 }
 
 function firstDifference(have: readonly string[], want: readonly string[]): string {
@@ -430,12 +437,7 @@ export function checkHostProbes(state: TableState, want: RuleSet): string[] {
   else if (have.length !== want.rules.length || have.some((r, i) => r !== want.rules[i])) {
     problems.push(`chain ${HOST_PROBE_CHAIN} changed (${have.length} rules installed, ${want.rules.length} wanted; first difference: ${firstDifference(have, want.rules)})`);
   }
-  const jumps = ourJumps(state);
-  for (const j of want.jumps) {
-    const n = jumps.filter((r) => r === j).length;
-    if (n !== 1) problems.push(n === 0 ? `jump "${j}" is missing` : `jump "${j}" is installed ${n} times`);
-  }
-  for (const j of jumps) if (!want.jumps.includes(j)) problems.push(`unexpected jump "${j}"`);
+  problems.push(...jumpProblems(ourJumps(state), want));
   return problems;
 }
 
