@@ -25,6 +25,16 @@ interface Worker {
 }
 
 /** One request on its own connection (so the supervisor hands each to the next worker). */
+/** Client-side TCP connections to these loopback ports in ESTABLISHED state (/proc/net/tcp). */
+function establishedTo(ports: readonly number[]): number {
+  const wanted = new Set(ports.map((p) => `0100007F:${p.toString(16).toUpperCase().padStart(4, '0')}`));
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[3] === '01' && wanted.has(f[2] ?? '')).length;
+}
+
 function get(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, headers: { host: 'echo', connection: 'close' } }, (res) => {
@@ -118,7 +128,9 @@ describe('a sidecar on two worker processes', () => {
       await eventually(() => expect(readFileSync(`/proc/${victim!.pid}/stat`, 'utf8').split(') ')[1]![0]).toBe('Z'), { timeoutMs: 5_000 });
       const urls = [`http://127.0.0.1:${ports.admin}/workers`, `http://127.0.0.1:${ports.health}/healthz/ready`];
       questions = Array.from({ length: 8 }, (_, i) => fetch(urls[i % 2]!).then((r) => r.status, () => -1));
-      await new Promise((r) => setTimeout(r, 200)); // the connections wait in the listen backlog
+      // Every question is connected (the kernel completes the handshake; the stopped supervisor
+      // has not accepted them yet).
+      await eventually(() => expect(establishedTo([ports.admin, ports.health])).toBeGreaterThanOrEqual(questions.length), { timeoutMs: 5_000 });
     } finally {
       process.kill(child.pid!, 'SIGCONT');
     }
