@@ -15,7 +15,7 @@ export class StreamTable<T> {
   private ids: Int32Array;
   private entries: (T | undefined)[];
   private mask: number;
-  size = 0;
+  private count = 0;
 
   constructor(capacity = MIN_CAPACITY) {
     let c = MIN_CAPACITY;
@@ -23,6 +23,10 @@ export class StreamTable<T> {
     this.ids = new Int32Array(c);
     this.entries = new Array<T | undefined>(c).fill(undefined);
     this.mask = c - 1;
+  }
+
+  get size(): number {
+    return this.count;
   }
 
   /** Consecutive ids of one peer (odd, or even) land in consecutive slots. */
@@ -41,7 +45,7 @@ export class StreamTable<T> {
 
   /** `id` > 0 (stream 0 is the connection's and never stored). */
   set(id: number, value: T): void {
-    if ((this.size + 1) * 2 > this.ids.length) this.grow();
+    if ((this.count + 1) * 2 > this.ids.length) this.grow();
     const keys = this.ids;
     for (let i = this.slot(id); ; i = (i + 1) & this.mask) {
       const k = keys[i]!;
@@ -52,7 +56,7 @@ export class StreamTable<T> {
       if (k === 0) {
         keys[i] = id;
         this.entries[i] = value;
-        this.size++;
+        this.count++;
         return;
       }
     }
@@ -84,7 +88,7 @@ export class StreamTable<T> {
     }
     keys[hole] = 0;
     entries[hole] = undefined;
-    this.size--;
+    this.count--;
     return true;
   }
 
@@ -103,7 +107,7 @@ export class StreamTable<T> {
     this.ids = new Int32Array(c);
     this.entries = new Array<T | undefined>(c).fill(undefined);
     this.mask = c - 1;
-    this.size = 0;
+    this.count = 0;
     for (let i = 0; i < oldKeys.length; i++) if (oldKeys[i] !== 0) this.set(oldKeys[i]!, oldValues[i]!);
   }
 }
