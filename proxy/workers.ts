@@ -83,30 +83,22 @@ export async function startProxyWorkers(cfg: ProxyConfigOptions, count: number, 
   // A worker reads the same command line; the env var makes it a worker.
   cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2) });
 
+  /** Asks a worker over IPC; undefined when it does not answer (in time, or at all). */
   const ask = (slot: Slot, what: ToWorker['what']): Promise<unknown> =>
     new Promise((resolve) => {
       const id = nextAsk++;
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        resolve(undefined);
-      }, ASK_TIMEOUT_MS);
-      pending.set(id, (body) => {
+      // Once: the worker's answer, the timeout, or a failed send — whichever comes first.
+      const answer = (body: unknown) => {
+        if (!pending.delete(id)) return;
         clearTimeout(timer);
         resolve(body);
-      });
+      };
+      const timer = setTimeout(answer, ASK_TIMEOUT_MS, undefined);
+      pending.set(id, answer);
       // A worker that has just died, its exit not handled yet, has a closed channel: without a
       // callback, send() would emit that as an 'error' on the Worker and end the supervisor.
-      const unanswered = (err: Error | null) => {
-        if (!err || !pending.delete(id)) return;
-        clearTimeout(timer);
-        resolve(undefined);
-      };
-      try {
-        if (slot.worker.isConnected()) slot.worker.send({ weft: 'ask', id, what } satisfies ToWorker, undefined, unanswered);
-        else unanswered(new Error('not connected'));
-      } catch (err) {
-        unanswered(err as Error);
-      }
+      if (!slot.worker.isConnected()) return answer(undefined);
+      slot.worker.send({ weft: 'ask', id, what } satisfies ToWorker, undefined, (err) => err && answer(undefined));
     });
 
   let listening: (() => void) | undefined;

@@ -97,8 +97,8 @@ export interface BridgeOptions {
 
 export class Bridge {
   private readonly client: H2Connection;
-  /** Bridged stream id → the object a handover was kept on (the client's stream). */
-  /** By upstream stream id (a StreamTable, not a Map: stream-table.ts says why). */
+  /** Bridged stream id → the object a handover was kept on (the client's stream); a StreamTable,
+   *  not a Map (stream-table.ts says why). */
   private readonly holders = new StreamTable<object>();
   private closed = false;
 
