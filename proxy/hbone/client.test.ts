@@ -2,6 +2,7 @@
 // destination, address) shared by concurrent tunnels, one dial for concurrent first connects,
 // a second session at the peer's stream limit, sessions replaced after a kill or GOAWAY while
 // running tunnels finish, idle sessions closed, and identity checks both ways.
+import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { workloadCert } from '../../certs/testing.js';
@@ -202,5 +203,51 @@ describe('HBONE client identity checks', () => {
       .catch((e: unknown) => e);
     expect(isWeftError(err, ErrorCode.UPSTREAM_CONNECT)).toBe(true);
     expect((err as Error).message).toMatch(/ECONNREFUSED/);
+  });
+});
+
+describe('HBONE client interop with a node:http2 server', () => {
+  /** An HBONE listener on node:http2 (as Weft's was before its own engine): CONNECT to 127.0.0.1
+   *  ports, bytes piped both ways with half-close; `streams` are the server's tunnel streams. */
+  async function nodeHboneServer(): Promise<{ port: number; streams: http2.ServerHttp2Stream[] }> {
+    const h2 = http2.createServer();
+    const streams: http2.ServerHttp2Stream[] = [];
+    h2.on('stream', (stream, headers) => {
+      streams.push(stream);
+      stream.on('error', () => {});
+      const [host, port] = String(headers[':authority']).split(':');
+      const app = net.connect({ host, port: Number(port), allowHalfOpen: true }, () => {
+        stream.respond({ ':status': 200 });
+        stream.pipe(app);
+        app.pipe(stream);
+      });
+      app.on('error', () => stream.close(http2.constants.NGHTTP2_CONNECT_ERROR));
+      stream.once('close', () => app.destroy());
+    });
+    const tlsServer = mesh('server').createServer((socket) => h2.emit('connection', socket));
+    await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => tlsServer.close(() => r())));
+    cleanups.push(() => {
+      for (const s of streams) s.session?.destroy();
+    });
+    return { port: (tlsServer.address() as net.AddressInfo).port, streams };
+  }
+
+  it('carries bytes and half-close, and hears the server’s reset as a stream error', async () => {
+    const app = await backend();
+    const server = await nodeHboneServer();
+    const c = client();
+    const alice = mesh('alice');
+    const target = { host: '127.0.0.1', port: server.port, identity: SERVER_ID, authority: `127.0.0.1:${app.port}`, connectTimeoutMs: 3000 };
+    expect(await roundTrip(await c.connect(alice, target), 'hello node')).toBe('hello node[eof after 10 bytes]');
+
+    const t = await c.connect(alice, target);
+    t.write('ping');
+    expect(await readBytes(t, 4)).toBe('ping');
+    const failed = new Promise<Error>((resolve) => t.once('error', resolve));
+    t.resume();
+    server.streams.at(-1)!.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+    expect((await failed).message).toMatch(/NGHTTP2_CONNECT_ERROR/);
+    await eventually(() => expect(c.describe().map((r) => r.streams)).toEqual([0]));
   });
 });

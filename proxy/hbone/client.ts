@@ -3,17 +3,20 @@
 // shared by every tunnel to that peer. Sessions are dialed once however many tunnels wait, a
 // second one is opened when the peer's SETTINGS_MAX_CONCURRENT_STREAMS is reached, sessions that
 // go away (GOAWAY, error) are replaced for new tunnels while running ones finish, idle ones close.
-import http2 from 'node:http2';
-import net from 'node:net';
-import type { Duplex } from 'node:stream';
+// HTTP/2 is Weft's own engine (proxy/http2), as on the server side: a tunnel is one object, the
+// stream's handler and the Duplex its owner uses as a socket.
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { ErrorCode, WeftError, errorMessage, isWeftError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { H2Connection, type H2Stream, type StreamHandler } from '../http2/connection.js';
+import { H2Error } from '../http2/frames.js';
+import { responseStatus } from '../http2/validate.js';
 import { connectTcp } from '../transport/plain.js';
 import type { MeshTls } from '../transport/tls.js';
-import { REASON_HEADER, formatAuthority, resetAndDestroy } from './stream.js';
+import { REASON_HEADER, formatAuthority } from './stream.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** Flow-control windows. HTTP/2's default 64 KiB caps a tunnel at 64 KiB per round trip (64 MB/s
@@ -21,8 +24,6 @@ const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
  *  a session can hold unread (a stalled reader stops window updates) to 4 MiB. */
 const STREAM_WINDOW = 256 << 10;
 const SESSION_WINDOW = 4 << 20;
-/** session.request() errors meaning the session takes no new streams (not a bad request). */
-const SESSION_GONE: ReadonlySet<string> = new Set(['ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_OUT_OF_STREAMS']);
 
 export interface HboneConnectTarget {
   /** The HBONE listener, e.g. `<pod ip>` and 15008. */
@@ -43,7 +44,7 @@ export interface HboneConnectTarget {
 export type Dial = (host: string, port: number, timeoutMs: number) => Promise<net.Socket>;
 
 /**
- * One tunnel: a Duplex (an HTTP/2 CONNECT stream) that undici and the relays can use like a
+ * One tunnel: a Duplex (over an HTTP/2 CONNECT stream) that undici and the relays can use like a
  * socket. `setNoDelay/setKeepAlive/ref/unref` do nothing (the session's TCP socket has no-delay
  * set and is ref'd while any tunnel is open); `setTimeout` is the stream's own idle timeout;
  * `remoteAddress/remotePort` are the HBONE listener's; `resetAndDestroy` ends the tunnel with
@@ -100,34 +101,36 @@ interface Peer {
   dialing: Promise<Session> | undefined;
 }
 
-const SESSION = Symbol('hbone.session');
-type TunnelStream = http2.ClientHttp2Stream & { [SESSION]?: Session };
-
-/** One mTLS connection and its HTTP/2 session. */
+/** One mTLS connection and its HTTP/2 connection (Weft's own engine, proxy/http2). */
 class Session {
   streams = 0;
-  maxStreams: number;
   /** GOAWAY received or sent, or closed: takes no new streams. */
   draining = false;
+  /** Told when the connection has closed (HboneClient.close waits for it). */
+  onClosed: (() => void) | undefined;
   private idleSince = 0;
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly peer: Peer,
-    readonly h2: http2.ClientHttp2Session,
+    readonly conn: H2Connection,
+    /** The TLS socket, and the TCP one under it: referenced only while a tunnel is open. */
+    private readonly sockets: readonly net.Socket[],
     private readonly idleTimeoutMs: number,
   ) {
-    this.maxStreams = h2.remoteSettings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER;
-    h2.on('remoteSettings', (s) => (this.maxStreams = s.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER));
     this.idle();
   }
 
+  get maxStreams(): number {
+    return this.conn.peerMaxConcurrentStreams;
+  }
+
   get usable(): boolean {
-    return !this.draining && this.streams < this.maxStreams && !this.h2.closed && !this.h2.destroyed;
+    return !this.draining && this.streams < this.maxStreams && this.conn.usable;
   }
 
   acquire(): void {
-    if (this.streams++ === 0) this.h2.ref();
+    if (this.streams++ === 0) for (const s of this.sockets) s.ref();
   }
 
   release(): void {
@@ -137,18 +140,18 @@ class Session {
   /** Stops being used for new tunnels; closes once the running ones end. */
   drain(): void {
     this.draining = true;
-    if (!this.h2.closed && !this.h2.destroyed) this.h2.close();
+    this.conn.drain();
   }
 
   /** No tunnel: nothing here may keep the process alive, and the session closes after a while.
    *  One timer per idle period (not per tunnel): it re-arms for what is left when it fires early. */
   private idle(): void {
     this.idleSince = Date.now();
-    if (!this.h2.destroyed) this.h2.unref();
+    for (const s of this.sockets) s.unref();
     if (this.idleTimer) return;
     const check = () => {
       this.idleTimer = undefined;
-      if (this.streams > 0 || this.h2.destroyed) return;
+      if (this.streams > 0 || this.conn.closed) return;
       const left = this.idleSince + this.idleTimeoutMs - Date.now();
       if (left > 0) this.idleTimer = setTimeout(check, left).unref();
       else this.drain();
@@ -162,19 +165,9 @@ class Session {
   }
 }
 
-/** Shared 'close' listener of every tunnel stream (no closure per tunnel). */
-function onTunnelClose(this: TunnelStream): void {
-  this[SESSION]?.release();
-  this[SESSION] = undefined;
-}
-
 function usableSession(peer: Peer): Session | undefined {
   for (const s of peer.sessions) if (s.usable) return s;
   return undefined;
-}
-
-function returnThis<T>(this: T): T {
-  return this;
 }
 
 /** Dials with node:net from this process's network namespace. */
@@ -279,60 +272,60 @@ export class HboneClient {
       socket.destroy();
       throw new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE to ${who}: the client is closed`);
     }
-    const h2 = http2.connect(`http://${where}`, { createConnection: () => socket, settings: { initialWindowSize: STREAM_WINDOW } });
     // Until the server's SETTINGS arrive we neither know its stream limit nor that it accepted
     // our certificate (with TLS 1.3 it checks it after our side finished): wait for them.
-    let lastError: Error | undefined;
-    h2.on('error', (err) => {
-      lastError = err;
-      this.log.debug('HBONE session error', { peer: where, destination: target.identity, error: err.message });
+    let session: Session | undefined;
+    let opened: { resolve: () => void; reject: (err: Error) => void } | undefined;
+    const conn = new H2Connection(socket, {
+      role: 'client',
+      streamWindow: STREAM_WINDOW,
+      connectionWindow: SESSION_WINDOW,
+      onSettings: () => opened?.resolve(),
+      // GOAWAY: running tunnels finish (the connection closes once they have); new ones go to a
+      // new session.
+      onGoaway: () => {
+        if (session) session.draining = true;
+      },
+      onClose: (err) => {
+        opened?.reject(
+          new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE: ${who} closed the connection before its HTTP/2 SETTINGS${err ? ` (${err.message})` : ''}`, {
+            hint: `it may have refused our certificate (${peer.source}); see its log`,
+            cause: err,
+          }),
+        );
+        if (!session) return;
+        session.draining = true;
+        session.stopTimer();
+        session.onClosed?.();
+        const i = peer.sessions.indexOf(session);
+        if (i >= 0) peer.sessions.splice(i, 1);
+        this.forgetIfUnused(peer);
+        this.log.debug('HBONE session closed', { peer: where, source: peer.source, destination: peer.destination, error: err?.message });
+      },
     });
     await new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const settle = () => {
-        settled = true;
-        clearTimeout(timer);
-        h2.removeListener('remoteSettings', ok);
-        h2.removeListener('close', onClose);
+      const timer = setTimeout(() => {
+        opened = undefined;
+        conn.destroy(H2Error.Cancel);
+        socket.destroy();
+        reject(new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE: ${who} sent no HTTP/2 SETTINGS within the connect timeout`));
+      }, remaining(deadline));
+      opened = {
+        resolve: () => {
+          opened = undefined;
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          opened = undefined;
+          clearTimeout(timer);
+          socket.destroy();
+          reject(err);
+        },
       };
-      const fail = (err: WeftError) => {
-        if (settled) return;
-        settle();
-        h2.destroy();
-        reject(err);
-      };
-      const ok = () => {
-        settle();
-        resolve();
-      };
-      const onClose = () =>
-        fail(
-          new WeftError(
-            ErrorCode.UPSTREAM_CONNECT,
-            `HBONE: ${who} closed the connection before its HTTP/2 SETTINGS${lastError ? ` (${lastError.message})` : ''}`,
-            { hint: `it may have refused our certificate (${peer.source}); see its log`, cause: lastError },
-          ),
-        );
-      const timer = setTimeout(
-        () => fail(new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE: ${who} sent no HTTP/2 SETTINGS within the connect timeout`)),
-        remaining(deadline),
-      );
-      h2.once('remoteSettings', ok);
-      h2.once('close', onClose);
+      conn.start();
     });
-    h2.setLocalWindowSize(SESSION_WINDOW);
-    const session = new Session(peer, h2, this.idleTimeoutMs);
-    // GOAWAY: running tunnels finish (node closes the session once they have); new ones go to a
-    // new session. 'close': gone.
-    h2.on('goaway', () => (session.draining = true));
-    h2.once('close', () => {
-      session.draining = true;
-      session.stopTimer();
-      const i = peer.sessions.indexOf(session);
-      if (i >= 0) peer.sessions.splice(i, 1);
-      this.forgetIfUnused(peer);
-      this.log.debug('HBONE session closed', { peer: where, source: peer.source, destination: peer.destination });
-    });
+    session = new Session(peer, conn, [socket, raw], this.idleTimeoutMs);
     peer.sessions.push(session);
     this.log.debug('HBONE session opened', { peer: where, source: peer.source, destination: peer.destination, sessions: peer.sessions.length });
     return session;
@@ -341,60 +334,29 @@ export class HboneClient {
   /** Opens one CONNECT stream on `session`; resolves on 200. Rejects with SessionGone when the
    *  server never processed it (retry elsewhere). */
   private open(session: Session, target: HboneConnectTarget, where: string, deadline: number): Promise<HboneStream> {
-    const headers: http2.OutgoingHttpHeaders = target.headers
-      ? { ...target.headers, ':method': 'CONNECT', ':authority': target.authority }
-      : { ':method': 'CONNECT', ':authority': target.authority };
-    let stream: TunnelStream;
-    try {
-      stream = session.h2.request(headers, { endStream: false });
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (SESSION_GONE.has(code)) {
-        session.draining = true;
-        return Promise.reject(new SessionGone(new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE to ${where}: ${errorMessage(err)}`, { cause: err })));
-      }
-      return Promise.reject(new WeftError(ErrorCode.USAGE, `HBONE CONNECT to ${target.authority}: ${errorMessage(err)}`, { cause: err }));
-    }
-    session.acquire();
-    stream[SESSION] = session;
-    stream.once('close', onTunnelClose);
+    const fields = [':method', 'CONNECT', ':authority', target.authority];
+    if (target.headers) for (const name of Object.keys(target.headers)) fields.push(name.toLowerCase(), target.headers[name]!);
+    const tunnel = new Tunnel(target);
+    const stream = session.conn.request(fields, false, tunnel);
+    tunnel.attach(stream, session);
     return new Promise<HboneStream>((resolve, reject) => {
-      const settle = () => {
-        clearTimeout(timer);
-        stream.removeListener('response', onResponse);
-        stream.removeListener('error', onError);
-        stream.removeListener('close', onClosed);
-      };
-      const onResponse = (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
-        settle();
-        const status = Number(h[':status']);
-        if (status === 200) return resolve(asSocket(stream, target));
-        const reason = h[REASON_HEADER];
-        stream.on('error', () => {}); // the refusal is reported below; the stream is done
-        if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
-        reject(new HboneRefusedError(status, typeof reason === 'string' ? reason : '', where, target.authority));
-      };
-      const gone = (err: Error | undefined) => {
-        settle();
-        stream.on('error', () => {});
-        if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
-        const why = err ? errorMessage(err) : `stream closed with code ${stream.rstCode ?? 'unknown'}`;
-        const error = new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE CONNECT to ${target.authority} via ${where} failed before an answer: ${why}`, {
-          cause: err,
-        });
-        reject(stream.rstCode === NGHTTP2_REFUSED_STREAM ? new SessionGone(error) : error);
-      };
-      const onError = (err: Error) => gone(err);
-      const onClosed = () => gone(undefined);
       const timer = setTimeout(() => {
-        settle();
-        stream.on('error', () => {});
-        stream.close(NGHTTP2_CANCEL);
+        tunnel.answered = undefined;
+        stream.reset(H2Error.Cancel);
         reject(new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE CONNECT to ${target.authority} via ${where}: no answer within the connect timeout`));
       }, remaining(deadline));
-      stream.once('response', onResponse);
-      stream.once('error', onError);
-      stream.once('close', onClosed);
+      tunnel.answered = (head, code) => {
+        tunnel.answered = undefined;
+        clearTimeout(timer);
+        if (head) {
+          const status = responseStatus(head);
+          if (status === 200) return resolve(tunnel.handOut());
+          stream.reset(H2Error.Cancel); // the refusal is reported below; the stream is done
+          return reject(new HboneRefusedError(status, fieldValue(head, REASON_HEADER) ?? '', where, target.authority));
+        }
+        const error = new WeftError(ErrorCode.UPSTREAM_CONNECT, `HBONE CONNECT to ${target.authority} via ${where} failed before an answer: stream closed with code ${errorName(code)}`);
+        reject(code === H2Error.RefusedStream ? new SessionGone(error) : error);
+      };
     });
   }
 
@@ -419,10 +381,10 @@ export class HboneClient {
       sessions.map(
         (s) =>
           new Promise<void>((resolve) => {
-            if (s.h2.destroyed) return resolve();
-            s.h2.once('close', () => resolve());
+            if (s.conn.closed) return resolve();
+            s.onClosed = resolve;
             s.drain();
-            setTimeout(() => s.h2.destroy(), 1000).unref();
+            setTimeout(() => s.conn.destroy(H2Error.Cancel), 1000).unref();
           }),
       ),
     );
@@ -437,18 +399,162 @@ class SessionGone extends Error {
   }
 }
 
-/** The socket-like surface of a tunnel (see HboneStream), set on the stream itself: shared
- *  functions, no wrapper, no closure. */
-function asSocket(stream: TunnelStream, target: HboneConnectTarget): HboneStream {
-  const s = stream as unknown as Record<string, unknown>;
-  s.setNoDelay = returnThis;
-  s.setKeepAlive = returnThis;
-  s.ref = returnThis;
-  s.unref = returnThis;
-  s.resetAndDestroy = resetAndDestroy;
-  s.remoteAddress = target.host;
-  s.remotePort = target.port;
-  return stream as unknown as HboneStream;
+/** RFC 9113 §7 error codes by name, as node:http2 reports them (NGHTTP2_CONNECT_ERROR …). */
+const ERROR_NAMES = [
+  'NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED', 'FRAME_SIZE_ERROR',
+  'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM', 'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED',
+];
+
+function errorName(code: number): string {
+  const name = ERROR_NAMES[code];
+  return name ? `NGHTTP2_${name}` : String(code);
+}
+
+function fieldValue(fields: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+/**
+ * One tunnel: the CONNECT stream's handler, and the Duplex its owner reads and writes like a
+ * socket (see HboneStream). Received bytes are credited back to the server as the reader takes
+ * them (at once while the readable buffer is below its mark, else on the next _read), so a slow
+ * reader holds the server back; a write completes when the stream took it (or once it drained).
+ * A reset from the server destroys the Duplex with an ERR_HTTP2_STREAM_ERROR naming the code
+ * (CANCEL: a plain close), and destroying it resets the stream (resetAndDestroy: CONNECT_ERROR,
+ * which the server turns into a TCP reset of the app connection; otherwise CANCEL).
+ */
+class Tunnel extends Duplex implements StreamHandler {
+  /** Until the answer: how open() hears it (the final head, or the close code without one). */
+  answered: ((head: string[] | undefined, code: number) => void) | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** The stream's close code, once it closed (as node:http2 streams have it). */
+  rstCode: number | undefined;
+  private stream!: H2Stream;
+  private session: Session | undefined;
+  /** Taken by the owner: from then on a reset is reported to it as an error. */
+  private handedOut = false;
+  /** Received and pushed while the readable buffer was full: credited on the next _read. */
+  private unconsumed = 0;
+  private writeDone: ((err?: Error | null) => void) | undefined;
+  private resetCode: number = H2Error.Cancel;
+  private idle: NodeJS.Timeout | undefined;
+
+  constructor(target: HboneConnectTarget) {
+    super({ allowHalfOpen: true });
+    this.remoteAddress = target.host;
+    this.remotePort = target.port;
+  }
+
+  attach(stream: H2Stream, session: Session): void {
+    this.stream = stream;
+    this.session = session;
+    session.acquire();
+  }
+
+  handOut(): HboneStream {
+    this.handedOut = true;
+    return this as unknown as HboneStream;
+  }
+
+  // ---- the stream's side (StreamHandler) ------------------------------------------------------
+
+  onHead(s: H2Stream, fields: string[], endStream: boolean): void {
+    this.answered?.(fields, 0);
+    if (endStream && !s.closed) this.push(null);
+  }
+
+  onData(s: H2Stream, buf: Buffer, start: number, end: number): void {
+    this.idle?.refresh();
+    if (this.push(buf.subarray(start, end))) s.consumed(end - start);
+    else this.unconsumed += end - start;
+  }
+
+  onEnd(): void {
+    this.push(null);
+  }
+
+  onClose(_s: H2Stream, code: number): void {
+    this.rstCode = code;
+    this.session?.release();
+    this.session = undefined;
+    if (this.idle) clearTimeout(this.idle);
+    if (this.answered) return this.answered(undefined, code);
+    const done = this.writeDone;
+    this.writeDone = undefined;
+    // Both sides ended: the Duplex closes by itself once its reader and writer are done too.
+    if (code === H2Error.NoError) return void done?.();
+    if (!this.handedOut || code === H2Error.Cancel) return void this.destroy();
+    const err = Object.assign(new Error(`Stream closed with error code ${errorName(code)}`), { code: 'ERR_HTTP2_STREAM_ERROR' });
+    this.destroy(err);
+  }
+
+  onWritable(): void {
+    const done = this.writeDone;
+    this.writeDone = undefined;
+    done?.();
+  }
+
+  // ---- the owner's side (Duplex) ---------------------------------------------------------------
+
+  override _read(): void {
+    const n = this.unconsumed;
+    if (n === 0) return;
+    this.unconsumed = 0;
+    this.stream.consumed(n);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.idle?.refresh();
+    // A stream the server closed cleanly (it wants no more): the bytes are dropped, as a
+    // socket's after the peer's FIN and close would be.
+    if (this.stream.closed || this.stream.writeFrom(chunk, 0, chunk.length)) callback();
+    else this.writeDone = callback;
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.stream.end();
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err: Error | null) => void): void {
+    if (this.idle) clearTimeout(this.idle);
+    if (this.stream && !this.stream.closed) this.stream.reset(this.resetCode);
+    callback(err);
+  }
+
+  /** Ends the tunnel the way a TCP RST ends a connection (see resetStream in stream.ts). */
+  resetAndDestroy(): this {
+    this.resetCode = H2Error.ConnectError;
+    return this.destroy();
+  }
+
+  /** An idle timeout, as a socket's: 'timeout' (and `callback`) after `ms` without bytes either way; 0 clears it. */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = undefined;
+    if (callback) this.once('timeout', callback);
+    if (ms > 0) this.idle = setTimeout(() => this.emit('timeout'), ms).unref();
+    return this;
+  }
+
+  // The session's TCP socket has no-delay set and is ref'd while any tunnel is open.
+  setNoDelay(): this {
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
 }
 
 function remaining(deadline: number): number {

@@ -3,4 +3,4 @@
 // them on. See ARCHITECTURE.md "Ambient mode".
 export { HboneClient, HboneRefusedError, type Dial, type HboneConnectTarget, type HboneStream } from './client.js';
 export { createHboneServer, type HboneAnswer, type HboneHandler, type HboneRequest, type HboneServer, type HboneServerOptions } from './server.js';
-export { HBONE_PORT, REASON_HEADER, formatAuthority, parseAuthority, relayTunnel, resetStream, type TunnelTarget } from './stream.js';
+export { HBONE_PORT, REASON_HEADER, formatAuthority, parseAuthority, type TunnelTarget } from './stream.js';

@@ -227,3 +227,44 @@ describe('HBONE server lifecycle', () => {
     );
   });
 });
+
+describe('HBONE server interop with node:http2 clients', () => {
+  /** A CONNECT stream from node:http2 over the mesh's mTLS, answered 200. */
+  async function nodeTunnel(server: TestHboneServer, app: Backend): Promise<http2.ClientHttp2Stream> {
+    const socket = await mesh('alice').mesh.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: SERVER_ID, alpn: ['h2'] });
+    const session = http2.connect(`http://127.0.0.1:${server.port}`, { createConnection: () => socket });
+    cleanups.push(() => session.destroy());
+    const stream = session.request({ ':method': 'CONNECT', ':authority': `127.0.0.1:${app.port}` });
+    const head = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      stream.once('response', resolve);
+      stream.once('error', reject);
+    });
+    expect(head[':status']).toBe(200);
+    return stream;
+  }
+
+  it('carries bytes and half-close both ways', async () => {
+    const app = await backend();
+    const server = await hboneServer();
+    const t = await nodeTunnel(server, app);
+    const text = readAll(t);
+    t.end('from node');
+    expect(await text).toBe('from node[eof after 9 bytes]');
+    await eventually(() => expect(server.hbone.tunnels).toBe(0));
+  });
+
+  it('resets the app connection when node resets the stream (END_STREAM then RST_STREAM in one write)', async () => {
+    const app = await backend();
+    const server = await hboneServer();
+    const t = await nodeTunnel(server, app);
+    t.on('error', () => {});
+    t.write('ping');
+    expect(await readBytes(t, 4)).toBe('ping');
+    // node:http2 ends the stream's writable side before it resets it: the app must see the
+    // reset, not a clean FIN first.
+    t.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+    await eventually(() => expect(app.connections[0]?.error).toBe('ECONNRESET'));
+    expect(app.connections[0]?.ended).toBe(false);
+    await eventually(() => expect(server.hbone.tunnels).toBe(0));
+  });
+});

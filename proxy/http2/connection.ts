@@ -27,6 +27,8 @@ export interface ConnectionOptions {
   readonly onClose?: (err: Error | undefined) => void;
   /** Client: the peer sent GOAWAY (no new streams here). */
   readonly onGoaway?: (code: number) => void;
+  /** The peer's SETTINGS were applied (the first: the connection is open; see peerMaxConcurrentStreams). */
+  readonly onSettings?: () => void;
   /** Most concurrent streams the peer may open (server). Default 1000. */
   readonly maxConcurrentStreams?: number;
   /** Our per-stream receive window. Default 256 KiB. */
@@ -137,6 +139,16 @@ export class H2Connection {
   /** Client: a new connection may take new streams. */
   get usable(): boolean {
     return this.state !== State.Closed && !this.goawayReceived && !this.closing && this.nextStreamId < MAX_WINDOW;
+  }
+
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (Infinity until it says). */
+  get peerMaxConcurrentStreams(): number {
+    return this.peerMaxStreams;
+  }
+
+  /** The socket is gone, or going (every stream was closed). */
+  get closed(): boolean {
+    return this.state === State.Closed;
   }
 
   get activeStreams(): number {
@@ -457,6 +469,7 @@ export class H2Connection {
     }
     this.out.frameHeader(0, Frame.Settings, Flag.Ack, 0);
     this.openWaiting();
+    this.opts.onSettings?.();
   }
 
   private onGoaway(last: number, code: number): void {
@@ -588,11 +601,11 @@ export class H2Connection {
 
   /** @internal Closes a stream whose both sides ended. A server whose response is complete
    *  before the request tells the client to stop sending (RST_STREAM NO_ERROR after the last
-   *  frame, RFC 9113 §8.1), as node:http2 does. */
+   *  frame, RFC 9113 §8.1), as node:http2 does; a tunnel's client goes on sending. */
   maybeClose(stream: H2Stream): void {
     if (stream.closed || !stream.localEnded) return;
     if (stream.remoteEnded) return this.close(stream, H2Error.NoError, false);
-    if (this.role === 'server') this.resetStream(stream, H2Error.NoError, false);
+    if (this.role === 'server' && !stream.tunnel) this.resetStream(stream, H2Error.NoError, false);
   }
 
   private close(stream: H2Stream, code: number, byPeer: boolean): void {

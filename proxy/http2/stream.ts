@@ -55,6 +55,9 @@ export class H2Stream {
   contentLeft = -1;
   /** Buffered in onData and not consumed yet (credited when the stream closes). */
   outstanding = 0;
+  /** Server: a CONNECT tunnel (RFC 9113 §8.5), whose END_STREAM is a half-close like TCP's FIN:
+   *  the client's side stays open after ours ended (no RST_STREAM NO_ERROR, see maybeClose). */
+  tunnel = false;
 
   constructor(
     readonly conn: H2Connection,
