@@ -1,8 +1,8 @@
 // The ambient benchmark (`node dist/bench/run.js --only ambient`, root only, never part of
 // npm test), in one lab (cli/lab/: pods as network namespaces on one bridge) and one run:
 // the node proxy's memory with 1, 10 and 100 enrolled pods (base + per-pod increment), then
-// HTTP/1.1 throughput (wrk inside the client pod) and fixed-rate latency (bench/load/openloop.ts)
-// over three paths side by side — direct (no mesh), ambient (the node proxy carries both pods,
+// HTTP/1.1 throughput (wrk inside the client pod: keep-alive, and with `Connection: close` the
+// cost of a new connection) and fixed-rate latency (bench/load/openloop.ts) over three paths side by side — direct (no mesh), ambient (the node proxy carries both pods,
 // HBONE + mTLS) and a sidecar pair (`weft iptables apply` + `weft proxy --capture` as UID 1337) —
 // with the proxies' CPU from /proc. The control plane and the node proxy run in the node's
 // namespace, as a hostNetwork control plane and DaemonSet would.
@@ -78,6 +78,8 @@ interface Sample {
   readonly coreBusy: Record<string, number>;
 }
 export interface ThroughputSample extends Sample {
+  /** keep-alive: wrk's connections carry every request; close: each request on a new connection. */
+  readonly connections: 'keep-alive' | 'close';
   readonly rps: number;
   readonly errors: number;
   readonly proxyCores: number;
@@ -243,8 +245,9 @@ export async function ambientBench(dir: string, s: AmbientSettings, log: (line: 
     for (let run = 1; run <= s.runs; run++) {
       // Rotate the order of paths from run to run, so no path always goes first.
       for (const p of PATHS.map((_, i) => PATHS[(i + run - 1) % PATHS.length]!)) {
-        throughput.push(await throughputRun(bench, run, p));
+        throughput.push(await throughputRun(bench, run, p, 'keep-alive'));
         latency.push(await latencyRun(bench, run, p));
+        throughput.push(await throughputRun(bench, run, p, 'close'));
       }
     }
     const { cpus: _cpus, ...settings } = s;
@@ -405,19 +408,21 @@ const PROXY_ROLES: Record<AmbientPath, (b: Bench) => { role: string; child: Chil
 
 const measuredPids = (b: Bench, p: AmbientPath) => [...PROXY_ROLES[p](b).map((x) => x.child.pid), b.backends[p].pid];
 
-/** wrk inside the client pod, closed loop, after an unmeasured warm-up. */
-async function throughputRun(b: Bench, run: number, p: AmbientPath): Promise<ThroughputSample> {
+/** wrk inside the client pod, closed loop, after an unmeasured warm-up; with `close`, every
+ *  request on a new connection (wrk sends `Connection: close`). */
+async function throughputRun(b: Bench, run: number, p: AmbientPath, connections: 'keep-alive' | 'close'): Promise<ThroughputSample> {
   const { s } = b;
   const t = target(b, p);
   const url = `http://${t.host}:${t.port}/`;
-  const base = ['netns', 'exec', b.lab.pod(PODS[p].client).ns, 'wrk', '-t1', `-c${s.http1Connections}`];
+  const close = connections === 'close' ? ['-H', 'Connection: close'] : [];
+  const base = ['netns', 'exec', b.lab.pod(PODS[p].client).ns, 'wrk', '-t1', ...close, `-c${s.http1Connections}`];
   if (s.warmupSeconds > 0) await runToEnd('wrk-warmup', 'ip', [...base, `-d${s.warmupSeconds}s`, url], { cpu: s.cpus.load, timeoutMs: (s.warmupSeconds + 20) * 1000 });
   const m = await runMeasured('wrk', 'ip', [...base, `-d${s.seconds}s`, '--timeout', '10s', url], { cpu: s.cpus.load, timeoutMs: (s.seconds + 30) * 1000 }, measuredPids(b, p));
   const w = parseWrk(m.stdout, s.seconds);
   const proxies = costs(PROXY_ROLES[p](b), m, w.ok);
   const proxyCores = proxies.reduce((a, x) => a + x.cores, 0);
-  b.log(`ambient run ${run} throughput ${p}: ${Math.round(w.rps)} req/s${proxies.length ? `, proxy ${proxyCores.toFixed(2)} cores` : ''}${w.errors ? `, ${w.errors} errors` : ''}`);
-  return { run, path: p, rps: w.rps, errors: w.errors, proxies, proxyCores, backendCores: (m.cpu.get(b.backends[p].pid) ?? NaN) / m.wallSeconds, coreBusy: m.cores };
+  b.log(`ambient run ${run} ${connections === 'close' ? 'new connections' : 'throughput'} ${p}: ${Math.round(w.rps)} req/s${proxies.length ? `, proxy ${proxyCores.toFixed(2)} cores` : ''}${w.errors ? `, ${w.errors} errors` : ''}`);
+  return { run, path: p, connections, rps: w.rps, errors: w.errors, proxies, proxyCores, backendCores: (m.cpu.get(b.backends[p].pid) ?? NaN) / m.wallSeconds, coreBusy: m.cores };
 }
 
 /** The open-loop generator inside the client pod, at the fixed rate. */
@@ -460,23 +465,29 @@ function busy(xs: readonly { coreBusy: Record<string, number> }[]): string {
 export function ambientSummary(r: AmbientResults) {
   const runs = [...new Set(r.throughput.map((x) => x.run))];
   const inRun = <T extends { run: number; path: AmbientPath }>(xs: readonly T[], p: AmbientPath, run: number) => xs.find((x) => x.path === p && x.run === run);
-  const throughput = PATHS.filter((p) => r.throughput.some((x) => x.path === p)).map((p) => {
-    const xs = r.throughput.filter((x) => x.path === p);
-    const sp = spread(xs.map((x) => x.rps));
-    return {
-      path: p,
-      rps: median(xs.map((x) => x.rps)),
-      rpsMin: sp.min,
-      rpsMax: sp.max,
-      vsDirect: p === 'direct' ? NaN : median(runs.map((run) => ratio(inRun(r.throughput, p, run)?.rps ?? NaN, inRun(r.throughput, 'direct', run)?.rps ?? NaN))),
-      proxyCores: median(xs.map((x) => x.proxyCores)),
-      rpsPerProxyCore: p === 'direct' ? NaN : median(xs.map((x) => ratio(x.rps, x.proxyCores))),
-      cpuMsPer1k: perRole(xs, (c) => c.cpuSecondsPer1k * 1000, (v) => fmt(v)),
-      backendCores: median(xs.map((x) => x.backendCores)),
-      errors: xs.reduce((a, x) => a + x.errors, 0),
-      cpuBusy: busy(xs),
-    };
-  });
+  const closedLoop = (connections: ThroughputSample['connections']) => {
+    // Samples from before the churn rows existed have no `connections`: keep-alive.
+    const samples = r.throughput.filter((x) => (x.connections ?? 'keep-alive') === connections);
+    return PATHS.filter((p) => samples.some((x) => x.path === p)).map((p) => {
+      const xs = samples.filter((x) => x.path === p);
+      const sp = spread(xs.map((x) => x.rps));
+      return {
+        path: p,
+        rps: median(xs.map((x) => x.rps)),
+        rpsMin: sp.min,
+        rpsMax: sp.max,
+        vsDirect: p === 'direct' ? NaN : median(runs.map((run) => ratio(inRun(samples, p, run)?.rps ?? NaN, inRun(samples, 'direct', run)?.rps ?? NaN))),
+        proxyCores: median(xs.map((x) => x.proxyCores)),
+        rpsPerProxyCore: p === 'direct' ? NaN : median(xs.map((x) => ratio(x.rps, x.proxyCores))),
+        cpuMsPer1k: perRole(xs, (c) => c.cpuSecondsPer1k * 1000, (v) => fmt(v)),
+        backendCores: median(xs.map((x) => x.backendCores)),
+        errors: xs.reduce((a, x) => a + x.errors, 0),
+        cpuBusy: busy(xs),
+      };
+    });
+  };
+  const throughput = closedLoop('keep-alive');
+  const newConnections = closedLoop('close');
   const latency = PATHS.filter((p) => r.latency.some((x) => x.path === p)).map((p) => {
     const xs = r.latency.filter((x) => x.path === p);
     const added = (q: 'p50' | 'p90' | 'p99') =>
@@ -501,7 +512,7 @@ export function ambientSummary(r: AmbientResults) {
     };
   });
   const perPodMB = r.fit.perPodMiB * 1.048576;
-  return { throughput, latency, memory: { ...r.fit, perPodMB, goalMet: Number.isFinite(perPodMB) ? perPodMB <= 0.5 : undefined } };
+  return { throughput, newConnections, latency, memory: { ...r.fit, perPodMB, goalMet: Number.isFinite(perPodMB) ? perPodMB <= 0.5 : undefined } };
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -530,6 +541,23 @@ export function ambientMarkdown(r: AmbientResults): string {
           Number.isFinite(x.vsDirect) ? `**${fmt(x.vsDirect, 2)}×**` : '–',
           x.path === 'direct' ? `– (backend ${fmt(x.backendCores, 2)})` : fmt(x.proxyCores, 2),
           fmtInt(x.rpsPerProxyCore),
+          x.cpuMsPer1k,
+          String(x.errors),
+          x.cpuBusy,
+        ]),
+      ),
+    );
+  }
+  if (sum.newConnections.length > 0) {
+    out.push('', `New connections (wrk as above, each request with \`Connection: close\`: a TCP connection per request, through every proxy on the path; median of ${s.runs} run(s)):`, '');
+    out.push(
+      table(
+        ['path', 'connections/s (min–max)', 'vs direct', 'proxy CPU, cores', 'CPU-ms per 1000 connections', 'errors', 'CPUs busy'],
+        sum.newConnections.map((x) => [
+          LABEL[x.path],
+          `${fmtInt(x.rps)} (${fmtInt(x.rpsMin)}–${fmtInt(x.rpsMax)})`,
+          Number.isFinite(x.vsDirect) ? `**${fmt(x.vsDirect, 2)}×**` : '–',
+          x.path === 'direct' ? `– (backend ${fmt(x.backendCores, 2)})` : fmt(x.proxyCores, 2),
           x.cpuMsPer1k,
           String(x.errors),
           x.cpuBusy,
