@@ -9,6 +9,8 @@ import { workloadCert } from '../../certs/testing.js';
 import { ErrorCode, isWeftError } from '../../core/errors.js';
 import { eventually } from '../../test/support/eventually.js';
 import { connectTcp } from '../capture/tcp.js';
+import { H2Connection } from '../http2/connection.js';
+import { H2Error } from '../http2/frames.js';
 import type { MeshTls } from '../transport/tls.js';
 import { HboneClient, type Dial, type HboneStream } from './client.js';
 import {
@@ -249,5 +251,33 @@ describe('HBONE client interop with a node:http2 server', () => {
     server.streams.at(-1)!.close(http2.constants.NGHTTP2_CONNECT_ERROR);
     expect((await failed).message).toMatch(/NGHTTP2_CONNECT_ERROR/);
     await eventually(() => expect(c.describe().map((r) => r.streams)).toEqual([0]));
+  });
+
+});
+
+describe('HBONE client, the server’s RST_STREAM(NO_ERROR)', () => {
+  it('ends and closes the tunnel when the server resets it with NO_ERROR, without END_STREAM', async () => {
+    // A server that answers 200, sends two bytes, then RST_STREAM(NO_ERROR) ("I want no more";
+    // RFC 9113 §8.1): Weft's own engine, which can send that reset alone.
+    const tlsServer = mesh('server').createServer((socket) => {
+      const conn = new H2Connection(socket, {
+        role: 'server',
+        onStream: (stream) => {
+          stream.handler = { onHead() {}, onData: (st, _b, from, to) => st.consumed(to - from), onEnd() {}, onClose() {}, onWritable() {} };
+          stream.sendHead([':status', '200'], false);
+          stream.write(Buffer.from('hi'));
+          setTimeout(() => stream.reset(H2Error.NoError), 20);
+        },
+      });
+      conn.start();
+    });
+    await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => tlsServer.close(() => r())));
+    const port = (tlsServer.address() as net.AddressInfo).port;
+    const t = await client().connect(mesh('alice'), { host: '127.0.0.1', port, identity: SERVER_ID, authority: '127.0.0.1:9', connectTimeoutMs: 3000 });
+    const closed = new Promise<void>((resolve) => t.once('close', () => resolve()));
+    expect(await readAll(t)).toBe('hi'); // resolves at 'end': the server's bytes are over
+    t.end();
+    await closed;
   });
 });

@@ -475,7 +475,7 @@ class Tunnel extends Duplex implements StreamHandler {
     this.push(null);
   }
 
-  onClose(_s: H2Stream, code: number): void {
+  onClose(s: H2Stream, code: number): void {
     this.rstCode = code;
     this.session?.release();
     this.session = undefined;
@@ -483,8 +483,12 @@ class Tunnel extends Duplex implements StreamHandler {
     if (this.answered) return this.answered(undefined, code);
     const done = this.writeDone;
     this.writeDone = undefined;
-    // Both sides ended: the Duplex closes by itself once its reader and writer are done too.
-    if (code === H2Error.NoError) return void done?.();
+    // Both sides ended (or the server said it wants no more, RST_STREAM NO_ERROR, which ends
+    // its bytes too): the Duplex closes by itself once its reader and writer are done as well.
+    if (code === H2Error.NoError) {
+      if (!s.remoteEnded) this.push(null);
+      return void done?.();
+    }
     if (!this.handedOut || code === H2Error.Cancel) return void this.destroy();
     const err = Object.assign(new Error(`Stream closed with error code ${errorName(code)}`), { code: 'ERR_HTTP2_STREAM_ERROR' });
     this.destroy(err);
