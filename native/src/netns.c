@@ -93,46 +93,49 @@ static int get_string(napi_env env, napi_value value, char *buf, size_t size, co
 }
 
 #ifdef __linux__
-/* Moves the calling thread into the network namespace at path. On success *orig holds an fd of
+/* An fd of the calling thread's own network namespace, opened on first use and kept: every
+ * socket made in a pod returns here, and opening /proc/self/task/<tid>/ns/net cost about as much
+ * as the two setns calls together. One per thread (setns acts on the calling thread only). */
+static __thread int own_netns = -1;
+
+/* Moves the calling thread into the network namespace at path. On success *orig holds the fd of
  * the thread's previous namespace, to be given to leave_netns; on failure the thread has not
- * moved, nothing is left open, *what names the failed step and the errno is returned. */
+ * moved, *what names the failed step and the errno is returned. */
 static int enter_netns(const char *path, int *orig, const char **what) {
-  char self[64];
-  /* The thread's own namespace, not the process's: setns acts on this thread only. */
-  snprintf(self, sizeof self, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
-  int own = open(self, O_RDONLY | O_CLOEXEC);
-  if (own < 0) {
-    *what = "open(/proc/self/task/<tid>/ns/net)";
-    return errno;
+  if (own_netns < 0) {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
+    own_netns = open(self, O_RDONLY | O_CLOEXEC);
+    if (own_netns < 0) {
+      *what = "open(/proc/self/task/<tid>/ns/net)";
+      return errno;
+    }
   }
   int target = open(path, O_RDONLY | O_CLOEXEC);
   if (target < 0) {
-    int err = errno;
-    close(own);
     *what = "open";
-    return err;
+    return errno;
   }
   if (setns(target, CLONE_NEWNET) != 0) {
     int err = errno;
     close(target);
-    close(own);
     *what = err == EINVAL ? "setns (is it a network namespace?)" : "setns";
     return err;
   }
   close(target);
-  *orig = own;
+  *orig = own_netns;
   return 0;
 }
 
-/* Returns the thread to its namespace. Failing here would leave Node's main thread, and every
- * socket it makes from then on, inside a pod: there is no safe way to continue. */
+/* Returns the thread to its namespace (the fd stays open for the next time). Failing here would
+ * leave Node's main thread, and every socket it makes from then on, inside a pod: there is no
+ * safe way to continue. */
 static void leave_netns(int orig) {
   if (setns(orig, CLONE_NEWNET) != 0) {
     char message[256];
     snprintf(message, sizeof message, "cannot return to the node's network namespace after entering a pod's: %s", strerror(errno));
     napi_fatal_error("weft netns", NAPI_AUTO_LENGTH, message, NAPI_AUTO_LENGTH);
   }
-  close(orig);
 }
 
 /* A non-blocking, close-on-exec TCP socket of `family` with SO_MARK `mark` (0: none), made in
