@@ -429,8 +429,6 @@ class Tunnel extends Duplex implements StreamHandler {
   answered: ((head: string[] | undefined, code: number) => void) | undefined;
   readonly remoteAddress: string;
   readonly remotePort: number;
-  /** The stream's close code, once it closed (as node:http2 streams have it). */
-  rstCode: number | undefined;
   private stream!: H2Stream;
   private session: Session | undefined;
   /** Taken by the owner: from then on a reset is reported to it as an error. */
@@ -476,7 +474,6 @@ class Tunnel extends Duplex implements StreamHandler {
   }
 
   onClose(s: H2Stream, code: number): void {
-    this.rstCode = code;
     this.session?.release();
     this.session = undefined;
     if (this.idle) clearTimeout(this.idle);
