@@ -24,22 +24,29 @@ const NODE_NAME = 'bench-node';
 const MESH_NS = 'bench';
 const APP_PORT = 8080;
 const SERVICE_PORT = 80;
+/** The sidecar Service's second port, named tcp: both sidecars relay bytes (L4). */
+const TCP_SERVICE_PORT = 81;
 const PROXY_UID = 1337;
 const BODY = 'hello from the weft ambient bench\n';
 
-export type AmbientPath = 'direct' | 'ambient' | 'sidecar';
-const PATHS: readonly AmbientPath[] = ['direct', 'ambient', 'sidecar'];
+export type AmbientPath = 'direct' | 'ambient' | 'sidecar' | 'sidecar-tcp';
+/** Every path; the TCP one only in the new-connection rows (what it adds is a handshake per connection). */
+const PATHS: readonly AmbientPath[] = ['direct', 'ambient', 'sidecar', 'sidecar-tcp'];
 const LABEL: Record<AmbientPath, string> = {
   direct: 'direct (client pod → server pod)',
   ambient: 'ambient (node proxy, HBONE + mTLS)',
   sidecar: 'sidecar pair (2 captured sidecars + mTLS)',
+  'sidecar-tcp': 'sidecar pair, TCP port (L4: an mTLS connection between the sidecars per connection)',
 };
-/** Each path's pods, and (mesh paths) the Service VIP the client calls. */
-const PODS: Record<AmbientPath, { client: string; server: string; vip?: string }> = {
+/** Each path's pods, and (mesh paths) the Service VIP and port the client calls. */
+const PODS: Record<AmbientPath, { client: string; server: string; vip?: string; port?: number }> = {
   direct: { client: 'direct-client', server: 'direct-server' },
   ambient: { client: 'amb-client', server: 'amb-server', vip: '10.96.45.2' },
   sidecar: { client: 'sc-client', server: 'sc-server', vip: '10.96.45.3' },
+  'sidecar-tcp': { client: 'sc-client', server: 'sc-server', vip: '10.96.45.3', port: TCP_SERVICE_PORT },
 };
+/** The path whose backend (and server pod) a path shares. */
+const BACKEND_OF: Record<AmbientPath, AmbientPath> = { direct: 'direct', ambient: 'ambient', sidecar: 'sidecar', 'sidecar-tcp': 'sidecar' };
 
 export interface AmbientSettings {
   readonly seconds: number;
@@ -119,18 +126,18 @@ spec: { address: ${ip}, nodeName: ${NODE_NAME}, serviceAccount: ${name}, ports: 
 
 /** Services for the two mesh paths; the ambient pair enrolled or not; `idle` enrolled pods. */
 function meshYaml(lab: Lab, enrollPair: boolean, idle: readonly LabPod[]): string {
-  const service = (name: string, vip: string) => `apiVersion: v1
+  const service = (name: string, vip: string, tcp = false) => `apiVersion: v1
 kind: Service
 metadata: { name: ${name}, namespace: ${MESH_NS} }
 spec:
   clusterIP: ${vip}
   selector: { app: ${name} }
-  ports: [{ name: http, port: ${SERVICE_PORT}, targetPort: ${APP_PORT} }]
+  ports: [{ name: http, port: ${SERVICE_PORT}, targetPort: ${APP_PORT} }${tcp ? `, { name: tcp, port: ${TCP_SERVICE_PORT}, targetPort: ${APP_PORT} }` : ''}]
 `;
   const mode = { 'weft.dev/dataplane-mode': enrollPair ? 'ambient' : 'none' };
   return [
     service('echo-ambient', PODS.ambient.vip!),
-    service('echo-sidecar', PODS.sidecar.vip!),
+    service('echo-sidecar', PODS.sidecar.vip!, true),
     workload('amb-client', { app: 'amb-client', ...mode }, lab.pod('amb-client').ip, {}),
     workload('amb-server', { app: 'echo-ambient', ...mode }, lab.pod('amb-server').ip, { http: APP_PORT }),
     workload('sc-client', { app: 'sc-client' }, lab.pod('sc-client').ip, {}),
@@ -219,7 +226,7 @@ export async function ambientBench(dir: string, s: AmbientSettings, log: (line: 
   const cli = weftCli();
   if (!existsSync(cli)) throw new Error(`ambient bench: no Weft CLI at ${cli} (run npm run build)`);
   const maxIdle = Math.max(0, ...s.memoryPods);
-  const fixed = Object.values(PODS).flatMap((p) => [p.client, p.server]);
+  const fixed = [...new Set(Object.values(PODS).flatMap((p) => [p.client, p.server]))];
   const lab = await buildLab({
     prefix: LAB.prefix,
     podCidr: LAB.podCidr,
@@ -245,8 +252,10 @@ export async function ambientBench(dir: string, s: AmbientSettings, log: (line: 
     for (let run = 1; run <= s.runs; run++) {
       // Rotate the order of paths from run to run, so no path always goes first.
       for (const p of PATHS.map((_, i) => PATHS[(i + run - 1) % PATHS.length]!)) {
-        throughput.push(await throughputRun(bench, run, p, 'keep-alive'));
-        latency.push(await latencyRun(bench, run, p));
+        if (p !== 'sidecar-tcp') {
+          throughput.push(await throughputRun(bench, run, p, 'keep-alive'));
+          latency.push(await latencyRun(bench, run, p));
+        }
         throughput.push(await throughputRun(bench, run, p, 'close'));
       }
     }
@@ -263,7 +272,8 @@ export async function ambientBench(dir: string, s: AmbientSettings, log: (line: 
 
 const NOTES = [
   'Ambient is L4 here (no waypoint): the node proxy relays bytes over HBONE (HTTP/2 CONNECT over mTLS) between the two pods\' in-pod listeners; the sidecar pair parses HTTP/1.1 on both sides (the Service port is named http), so the two mesh rows do different work per request.',
-  'Both mesh paths call a Service ClusterIP (redirected inside the client pod); direct calls the server pod\'s IP (the lab runs no kube-proxy).',
+  `The TCP sidecar row calls the same Service on its second port (${TCP_SERVICE_PORT}, named tcp): both sidecars relay bytes, so each client connection is a new mTLS connection between them, resumed with a TLS 1.3 session ticket after the first (MeshTls).`,
+  'The mesh paths call a Service ClusterIP (redirected inside the client pod); direct calls the server pod\'s IP (the lab runs no kube-proxy).',
   'One node proxy carries both ambient pods, so its CPU is the whole cost of the ambient path; the sidecar path\'s is the sum of its two sidecars (all on the proxy CPU).',
   'CPUs busy: CPU 0 (load generator, backends, control plane) / CPU 1 (proxies), everything on the machine included; a proxy that used well under one core while CPU 1 was near 100 % was sharing it with other work.',
 ];
@@ -289,7 +299,7 @@ async function startMesh(b: Omit<Bench, 'backends' | 'sidecars' | 'nodeProxy'>, 
   // 2. A fixed-response HTTP server in each server pod.
   const backends = {} as Record<AmbientPath, Child>;
   writeFileSync(path.join(dir, 'ambient-backend.cfg'), haproxyConfig());
-  for (const p of PATHS) {
+  for (const p of PATHS.filter((x) => BACKEND_OF[x] === x)) {
     backends[p] = keep(start(`backend ${p}`, 'ip', ['netns', 'exec', lab.pod(PODS[p].server).ns, 'haproxy', '-db', '-f', path.join(dir, 'ambient-backend.cfg')],
       { cpu: s.cpus.load, logFile: path.join(dir, `ambient-backend-${p}.log`) }));
     await waitUntil(`backend in ${PODS[p].server}`, 10_000, async () => ((await httpInNetns(lab.pod(PODS[p].server).nsPath, APP_PORT, '/')).status === 200 ? true : undefined));
@@ -375,7 +385,7 @@ async function measureMemory(b: Bench): Promise<Pick<AmbientResults, 'memory' | 
 
 /** Where a path's client connects: the Service VIP (mesh paths) or the server pod (direct). */
 function target(b: Bench, p: AmbientPath): { host: string; port: number } {
-  return { host: PODS[p].vip ?? b.lab.pod(PODS[p].server).ip, port: PODS[p].vip ? SERVICE_PORT : APP_PORT };
+  return { host: PODS[p].vip ?? b.lab.pod(PODS[p].server).ip, port: PODS[p].port ?? (PODS[p].vip ? SERVICE_PORT : APP_PORT) };
 }
 
 /** The ambient pair enrolled (the idle pods released), the sidecars ready, and every path answering
@@ -404,9 +414,11 @@ const PROXY_ROLES: Record<AmbientPath, (b: Bench) => { role: string; child: Chil
   direct: () => [],
   ambient: (b) => [{ role: 'node proxy', child: b.nodeProxy }],
   sidecar: (b) => [{ role: 'client sidecar', child: b.sidecars[0]! }, { role: 'server sidecar', child: b.sidecars[1]! }],
+  'sidecar-tcp': (b) => PROXY_ROLES.sidecar(b),
 };
 
-const measuredPids = (b: Bench, p: AmbientPath) => [...PROXY_ROLES[p](b).map((x) => x.child.pid), b.backends[p].pid];
+const backend = (b: Bench, p: AmbientPath) => b.backends[BACKEND_OF[p]];
+const measuredPids = (b: Bench, p: AmbientPath) => [...PROXY_ROLES[p](b).map((x) => x.child.pid), backend(b, p).pid];
 
 /** wrk inside the client pod, closed loop, after an unmeasured warm-up; with `close`, every
  *  request on a new connection (wrk sends `Connection: close`). */
@@ -428,7 +440,7 @@ async function throughputRun(b: Bench, run: number, p: AmbientPath, connections:
   const proxies = costs(PROXY_ROLES[p](b), m, w.ok);
   const proxyCores = proxies.reduce((a, x) => a + x.cores, 0);
   b.log(`ambient run ${run} ${connections === 'close' ? 'new connections' : 'throughput'} ${p}: ${Math.round(w.rps)} req/s${proxies.length ? `, proxy ${proxyCores.toFixed(2)} cores` : ''}${w.errors ? `, ${w.errors} errors` : ''}`);
-  return { run, path: p, connections, rps: w.rps, errors: w.errors, proxies, proxyCores, backendCores: (m.cpu.get(b.backends[p].pid) ?? NaN) / m.wallSeconds, coreBusy: m.cores };
+  return { run, path: p, connections, rps: w.rps, errors: w.errors, proxies, proxyCores, backendCores: (m.cpu.get(backend(b, p).pid) ?? NaN) / m.wallSeconds, coreBusy: m.cores };
 }
 
 /** The open-loop generator inside the client pod, at the fixed rate. */
@@ -444,7 +456,7 @@ async function latencyRun(b: Bench, run: number, p: AmbientPath): Promise<Latenc
   b.log(`ambient run ${run} latency ${p}: p50 ${r.latencyMs.p50.toFixed(2)} p90 ${r.latencyMs.p90.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.failed + r.lost ? `, ${r.failed + r.lost} failed` : ''}`);
   return {
     run, path: p, latencyMs: r.latencyMs, ok: r.ok, failed: r.failed, lost: r.lost, sendLagP99Ms: r.sendLagMs.p99, servedRps: r.ok / s.seconds,
-    proxies: costs(PROXY_ROLES[p](b), m, r.ok), backendCores: (m.cpu.get(b.backends[p].pid) ?? NaN) / m.wallSeconds, coreBusy: m.cores,
+    proxies: costs(PROXY_ROLES[p](b), m, r.ok), backendCores: (m.cpu.get(backend(b, p).pid) ?? NaN) / m.wallSeconds, coreBusy: m.cores,
   };
 }
 

@@ -178,25 +178,62 @@ function clientTlsOptions(cert: WorkloadCert, appPort: number): tls.ConnectionOp
   };
 }
 
+/**
+ * New mTLS connections per second into the inbound listener: full handshakes (no session offered)
+ * against resumed ones (the session of an earlier connection offered, as MeshTls.connect does),
+ * alternating one-second slices of each so that drift on a shared machine hits both alike. CPU
+ * per connection counts both ends: client and listener share this process.
+ */
 async function benchHandshakes(port: number, opts: tls.ConnectionOptions, ms: number): Promise<BenchResult[]> {
-  const handshake = () =>
+  let session: Buffer | undefined;
+  let resumedCount = 0;
+  const handshake = (offer: boolean) => () =>
     new Promise<void>((resolve, reject) => {
-      const s = tls.connect({ ...opts, port, ALPNProtocols: ['http/1.1'] }, () => {
-        s.destroy();
-        resolve();
+      const s = tls.connect({ ...opts, port, ALPNProtocols: ['http/1.1'], ...(offer && session ? { session } : {}) }, () => {
+        if (s.isSessionReused()) resumedCount++;
+        // The ticket comes after the handshake: keep the first socket until it has one.
+        if (offer && !session) s.once('session', (x: Buffer) => ((session = x), s.destroy(), resolve()));
+        else {
+          s.destroy();
+          resolve();
+        }
       });
       s.once('error', reject);
       s.setTimeout(5_000, () => s.destroy(new Error('handshake timed out')));
     });
-  await handshake();
-  const r = await rate(ms, 8, handshake);
+  await handshake(false)();
+  await handshake(true)();
+  const kinds = { full: { count: 0, errors: 0, ms: 0, cpuUs: 0 }, resumed: { count: 0, errors: 0, ms: 0, cpuUs: 0 } };
+  const slice = 1000;
+  for (let i = 0; i < Math.max(2, Math.round(ms / slice)); i++) {
+    const kind = i % 2 === 0 ? 'full' : 'resumed';
+    const k = kinds[kind];
+    const cpu0 = process.cpuUsage();
+    const r = await rate(slice, 8, handshake(kind === 'resumed'));
+    const cpu = process.cpuUsage(cpu0);
+    k.count += r.count;
+    k.errors += r.errors;
+    k.ms += (r.count * 1000) / r.perSecond;
+    k.cpuUs += cpu.user + cpu.system;
+  }
+  const perSecond = (k: typeof kinds.full) => (k.count * 1000) / k.ms;
+  const note = (k: typeof kinds.full) => `${k.count} in ${(k.ms / 1000).toFixed(1)} s, 8 concurrent new connections, ${k.errors} errors; client in the same process`;
   return [
     {
       name: 'inbound listener: mTLS handshakes per second (TLS 1.3, ECDSA P-256, client certificate verified)',
-      value: Math.round(r.perSecond),
+      value: Math.round(perSecond(kinds.full)),
       unit: 'handshakes/s',
-      note: `${r.count} in ${(ms / 1000).toFixed(0)} s, 8 concurrent new connections, ${r.errors} errors; client in the same process`,
+      note: note(kinds.full),
     },
+    {
+      name: 'inbound listener: resumed mTLS handshakes per second (TLS 1.3 session ticket, PSK with ECDHE)',
+      value: Math.round(perSecond(kinds.resumed)),
+      unit: 'handshakes/s',
+      note: `${note(kinds.resumed)}; ${resumedCount} resumed`,
+    },
+    { name: 'resumed / full handshakes per second', value: Math.round((perSecond(kinds.resumed) / perSecond(kinds.full)) * 100) / 100, unit: 'x' },
+    { name: 'CPU per full handshake, both ends', value: Math.round(kinds.full.cpuUs / kinds.full.count), unit: 'µs' },
+    { name: 'CPU per resumed handshake, both ends', value: Math.round(kinds.resumed.cpuUs / kinds.resumed.count), unit: 'µs' },
   ];
 }
 

@@ -3,11 +3,13 @@
 import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CertificateAuthority } from '../../certs/ca.js';
 import { eventually, testCa, testIdentity, workloadCert, type TestWorkloadCert } from '../../certs/testing.js';
 import { ErrorCode, isWeftError } from '../../core/errors.js';
-import { MeshTls, parseTargetPortFromSni, sniForTargetPort, type IdentitySource } from './tls.js';
+import { createLogger } from '../../core/log.js';
+import { createMeshServer } from './mesh.js';
+import { MeshTls, SESSION_LIFETIME_S, parseTargetPortFromSni, sniForTargetPort, type IdentitySource } from './tls.js';
 
 const REVIEWS = testIdentity('default', 'reviews');
 const RATINGS = testIdentity('default', 'ratings');
@@ -249,6 +251,106 @@ describe('rotation', () => {
     const accepted = await newcomer.connect({ host: '127.0.0.1', port: server.port, expectedIdentity: RATINGS, targetPort: 8080 });
     closers.push(() => accepted.destroy());
     expect(await readLine(accepted)).toMatch(new RegExp(`^peer=${REVIEWS} `));
+  });
+});
+
+describe('session resumption', () => {
+  /**
+   * Connects and reads the server's greeting. Node emits a TLS 1.3 session ticket after the first
+   * data, so a full handshake waits for its ticket too (the next connection can resume then).
+   */
+  async function greet(client: MeshTls, port: number) {
+    const socket = await client.connect({ host: '127.0.0.1', port, expectedIdentity: RATINGS, targetPort: 9080 });
+    closers.push(() => socket.destroy());
+    const resumed = socket.isSessionReused();
+    const ticket = resumed ? undefined : new Promise((resolve) => socket.once('session', resolve));
+    const line = await readLine(socket);
+    await ticket;
+    return { socket, line, resumed };
+  }
+
+  it('resumes the next connection to the same peer, and both sides still know who the other is', async () => {
+    const server = await serve(mesh(ratings).mesh);
+    const client = mesh(reviews).mesh;
+    const first = await greet(client, server.port);
+    const second = await greet(client, server.port);
+    expect(first.resumed).toBe(false);
+    expect(second.resumed).toBe(true);
+    expect(second.line).toBe(`peer=${REVIEWS} port=9080 alpn=h2`);
+    expect(client.peerIdentity(second.socket)).toBe(RATINGS);
+    expect(client.peerCertificate(second.socket)?.serialNumber).toBe(serialOf(ratings));
+  });
+
+  it('the inbound mTLS server lets a resumed client in, knowing who it is', async () => {
+    const serverMesh = mesh(ratings).mesh;
+    const seen: Array<string | undefined> = [];
+    const server = createMeshServer(serverMesh, createLogger('test'), (s) => {
+      seen.push(serverMesh.peerIdentity(s));
+      s.end('hello\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => server.close());
+    const client = mesh(reviews).mesh;
+    const port = (server.address() as AddressInfo).port;
+    expect((await greet(client, port)).resumed).toBe(false);
+    expect((await greet(client, port)).resumed).toBe(true);
+    expect(seen).toEqual([REVIEWS, REVIEWS]);
+  });
+
+  it('does not resume after its own certificate changed: the server sees the new one', async () => {
+    const server = await serve(mesh(ratings).mesh);
+    const clientSide = mesh(reviews);
+    await greet(clientSide.mesh, server.port);
+    const newReviews = await workloadCert(ca, REVIEWS);
+    clientSide.source.set(newReviews);
+    const after = await greet(clientSide.mesh, server.port);
+    expect(after.resumed).toBe(false);
+    const seenByServer = server.accepted.at(-1) as tls.TLSSocket;
+    expect(mesh(ratings).mesh.peerCertificate(seenByServer)?.serialNumber).toBe(serialOf(newReviews));
+  });
+
+  it("a server's new trust bundle invalidates every ticket it handed out", async () => {
+    const serverSide = mesh(ratings);
+    const server = await serve(serverSide.mesh);
+    const client = mesh(reviews).mesh;
+    await greet(client, server.port);
+    expect((await greet(client, server.port)).resumed).toBe(true);
+    serverSide.source.set(ratings, [...ca.roots(), ...foreignCa.roots()]);
+    const after = await greet(client, server.port);
+    expect(after.resumed).toBe(false);
+    expect(after.line).toBe(`peer=${REVIEWS} port=9080 alpn=h2`);
+  });
+
+  it('does not offer a session older than the ticket lifetime', async () => {
+    const server = await serve(mesh(ratings).mesh);
+    const client = mesh(reviews).mesh;
+    await greet(client, server.port);
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + (SESSION_LIFETIME_S + 1) * 1000 });
+    try {
+      expect((await greet(client, server.port)).resumed).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('an endpoint taken over by another workload is refused, whatever session the client holds', async () => {
+    const listen = async (server: tls.Server, port = 0) => {
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+      closers.push(() => server.close());
+      return (server.address() as AddressInfo).port;
+    };
+    const original = mesh(ratings).mesh.createServer((s) => s.end('hello\n'));
+    const port = await listen(original);
+    const client = mesh(reviews).mesh;
+    const { socket } = await greet(client, port);
+    socket.destroy();
+    await new Promise((resolve) => original.close(resolve));
+
+    const details = testIdentity('default', 'details');
+    await listen(mesh(await workloadCert(ca, details)).mesh.createServer((s) => s.end('hello\n')), port);
+    const err = await connectError(client, { host: '127.0.0.1', port, expectedIdentity: RATINGS, targetPort: 9080 });
+    expect(isWeftError(err, ErrorCode.IDENTITY_MISMATCH)).toBe(true);
+    expect(err.message).toBe(`127.0.0.1:${port} presented identity ${details} but ${RATINGS} was expected`);
   });
 });
 

@@ -49,6 +49,15 @@ export interface ConnectOptions {
   readonly socket?: net.Socket;
 }
 
+/**
+ * How long a server's session tickets stay valid (its `sessionTimeout`), and so how long a client
+ * keeps a session to resume. Short, so that a resumed connection never rests on a proof much
+ * older than the certificates themselves are rotated.
+ */
+export const SESSION_LIFETIME_S = 300;
+/** Peers (host, port, SNI, identity, ALPN) a client keeps a session for; the oldest goes first. */
+const SESSION_CACHE_SIZE = 1024;
+
 const ALPN = ['h2', 'http/1.1'];
 
 interface VerifiedPeer {
@@ -60,10 +69,50 @@ interface VerifiedPeer {
 // handshake completes and kept for the socket's life.
 const verifiedPeers = new WeakMap<tls.TLSSocket, VerifiedPeer>();
 
+/** A session a client may resume, and the peer the full handshake it came from proved. */
+interface ResumableSession {
+  readonly session: Buffer;
+  readonly peer: VerifiedPeer;
+  readonly expiresAt: number;
+}
+
+/**
+ * TLS 1.3 sessions a client resumes instead of running a full handshake: the server's ticket
+ * (a PSK, with a fresh ECDHE exchange on every resumption) replaces both certificate chains,
+ * their verification and both signatures, which are most of a handshake's cost. One session per
+ * peer, the newest ticket; bounded, least recently used first out.
+ */
+class SessionCache {
+  private readonly entries = new Map<string, ResumableSession>();
+
+  get(key: string, now: number): ResumableSession | undefined {
+    const entry = this.entries.get(key);
+    if (entry && entry.expiresAt <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  set(key: string, session: Buffer, peer: VerifiedPeer, now: number): void {
+    // Never past the peer certificate's own expiry: a resumed handshake does not look at it again.
+    const expiresAt = Math.min(now + SESSION_LIFETIME_S * 1000, Date.parse(peer.certificate.validTo));
+    this.entries.delete(key);
+    if (this.entries.size >= SESSION_CACHE_SIZE) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(key, { session, peer, expiresAt });
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+}
+
 export class MeshTls {
   private context: tls.SecureContext | undefined;
   private contextIdentity: string | undefined;
   private readonly servers = new Set<tls.Server>();
+  /** Replaced (so emptied) whenever our certificate or trust bundle changes: see rebuild(). */
+  private sessions = new SessionCache();
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
 
@@ -94,6 +143,9 @@ export class MeshTls {
       requestCert: true,
       rejectUnauthorized: true,
       ALPNProtocols: ALPN,
+      // Tickets are sealed with keys of the server's own context, which rebuild() replaces: a
+      // new certificate or trust bundle invalidates every ticket handed out before it.
+      sessionTimeout: SESSION_LIFETIME_S,
       SNICallback: (_servername, cb) => {
         if (this.context) cb(null, this.context);
         else cb(new WeftError(ErrorCode.CERT_INVALID, 'no workload certificate yet'), undefined);
@@ -136,14 +188,19 @@ export class MeshTls {
     if (!context) {
       return Promise.reject(new WeftError(ErrorCode.CERT_INVALID, `cannot connect to ${where}: no workload certificate yet`));
     }
+    const alpn = opts.alpn ?? ALPN;
+    const sessions = this.sessions;
+    const sessionKey = `${where}|${opts.targetPort ?? ''}|${opts.expectedIdentity}|${alpn.join(',')}`;
+    const resumable = sessions.get(sessionKey, Date.now());
     return new Promise((resolve, reject) => {
       const socket = tls.connect({
         host: opts.host,
         port: opts.port,
         ...(opts.socket ? { socket: opts.socket } : {}),
         secureContext: context,
+        ...(resumable ? { session: resumable.session } : {}),
         ...(opts.targetPort !== undefined ? { servername: sniForTargetPort(opts.targetPort) } : {}),
-        ALPNProtocols: [...(opts.alpn ?? ALPN)],
+        ALPNProtocols: [...alpn],
         // Verification failures are turned into errors below, once the peer's certificate can
         // still be read, so that the message names the identity it presented. Nothing is
         // written and the promise does not resolve unless the checks pass.
@@ -156,35 +213,53 @@ export class MeshTls {
       // Requests and responses are small writes a sidecar relays at once: never wait for Nagle.
       socket.setNoDelay(true);
       let settled = false;
+      let verified: VerifiedPeer | undefined;
       const fail = (err: Error) => {
         if (settled) return;
         settled = true;
+        sessions.delete(sessionKey);
         socket.destroy();
         reject(err);
       };
+      // TLS 1.3 tickets arrive after the handshake; each replaces the peer's session. `sessions`
+      // is the cache of the context this handshake used: one from before a rotation is dropped.
+      socket.on('session', (session: Buffer) => {
+        if (verified) sessions.set(sessionKey, session, verified, Date.now());
+      });
       socket.setTimeout(opts.timeoutMs ?? 10_000, () =>
         fail(new WeftError(ErrorCode.UPSTREAM_TIMEOUT, `TLS handshake with ${where} (${opts.expectedIdentity}) timed out`)),
       );
       socket.once('secureConnect', () => {
         socket.setTimeout(0);
-        const peer = socket.getPeerX509Certificate();
-        const actual = peer ? spiffeIdOf(peer) : undefined;
-        if (!socket.authorized) {
-          const reason = String(socket.authorizationError ?? 'unverified');
-          if (reason === ErrorCode.IDENTITY_MISMATCH) return fail(mismatch(where, opts.expectedIdentity, actual));
-          return fail(
-            new WeftError(
-              ErrorCode.CERT_INVALID,
-              `${where} presented ${actual ?? 'a certificate without a SPIFFE ID'} (expected ${opts.expectedIdentity}), ` +
-                `which does not verify against the trust bundle: ${describeVerifyError(reason, peer)}`,
-              { hint: 'the peer may belong to another mesh, or one side misses a rotated root' },
-            ),
-          );
+        if (socket.isSessionReused()) {
+          // Only the server that issued the ticket can complete a resumed handshake, and it
+          // proved `resumable.peer` in the full handshake the session came from, against the
+          // trust bundle we still hold (a new one empties the cache). Node has no peer
+          // certificate to show for a resumed client socket; the proof is the cached one.
+          if (!resumable || resumable.peer.identity !== opts.expectedIdentity) {
+            return fail(mismatch(where, opts.expectedIdentity, resumable?.peer.identity));
+          }
+          verified = resumable.peer;
+        } else {
+          const peer = socket.getPeerX509Certificate();
+          const actual = peer ? spiffeIdOf(peer) : undefined;
+          if (!socket.authorized || !peer) {
+            const reason = String(socket.authorizationError ?? 'unverified');
+            if (reason === ErrorCode.IDENTITY_MISMATCH) return fail(mismatch(where, opts.expectedIdentity, actual));
+            return fail(
+              new WeftError(
+                ErrorCode.CERT_INVALID,
+                `${where} presented ${actual ?? 'a certificate without a SPIFFE ID'} (expected ${opts.expectedIdentity}), ` +
+                  `which does not verify against the trust bundle: ${describeVerifyError(reason, peer)}`,
+                { hint: 'the peer may belong to another mesh, or one side misses a rotated root' },
+              ),
+            );
+          }
+          if (actual !== opts.expectedIdentity) return fail(mismatch(where, opts.expectedIdentity, actual));
+          verified = { identity: actual, certificate: peer };
         }
-        // Session resumption skips checkServerIdentity; check again so nothing depends on it.
-        if (actual !== opts.expectedIdentity) return fail(mismatch(where, opts.expectedIdentity, actual));
         settled = true;
-        if (peer) verifiedPeers.set(socket, { identity: actual, certificate: peer });
+        verifiedPeers.set(socket, verified);
         socket.removeListener('error', onError);
         resolve(socket);
       });
@@ -244,6 +319,9 @@ export class MeshTls {
       const options = this.contextOptions();
       this.context = tls.createSecureContext(options);
       this.contextIdentity = cert.identity;
+      // A resumed session would carry our previous certificate, and a peer proof made against
+      // the previous trust bundle: forget them all.
+      this.sessions = new SessionCache();
       for (const server of this.servers) server.setSecureContext(options);
     } catch (err) {
       // Keep serving with the previous context rather than with none.
