@@ -169,9 +169,8 @@ async function startApp(): Promise<{ port: number; close(): Promise<void> }> {
 function clientTlsOptions(cert: WorkloadCert, appPort: number): tls.ConnectionOptions {
   return {
     host: '127.0.0.1',
-    key: cert.keyPem,
-    cert: cert.chainPem.slice(0, -1).join(''),
-    ca: cert.chainPem.slice(-1),
+    // Built once, as a sidecar's MeshTls does: key, chain and roots are not parsed per connection.
+    secureContext: tls.createSecureContext({ key: cert.keyPem, cert: cert.chainPem.slice(0, -1).join(''), ca: cert.chainPem.slice(-1), minVersion: 'TLSv1.3' }),
     servername: `${appPort}.inbound.weft.internal`,
     checkServerIdentity: () => undefined, // the SPIFFE ID, not a DNS name, identifies the server
     minVersion: 'TLSv1.3',
