@@ -42,6 +42,12 @@ function verifyFailure(code: string, socket: tls.TLSSocket): string {
  */
 export function inboundRefusal(meshTls: MeshTls, socket: tls.TLSSocket): string | undefined {
   if (!socket.authorized) return verifyFailure(String(socket.authorizationError ?? 'unverified'), socket);
+  // A resumed session carries the verdict of the full handshake it came from, which may be
+  // minutes old (SESSION_LIFETIME_S): the certificate may have expired since.
+  if (socket.isSessionReused()) {
+    const validTo = meshTls.peerCertificate(socket)?.validTo;
+    if (validTo === undefined || !(Date.parse(validTo) > Date.now())) return `client certificate expired at ${validTo ?? '?'} (a resumed session)`;
+  }
   const peer = meshTls.peerIdentity(socket);
   if (!peer) return 'client certificate carries no single SPIFFE ID (URI SAN)';
   const ours = trustDomainOf(meshTls.localIdentity());

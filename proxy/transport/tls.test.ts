@@ -297,6 +297,31 @@ describe('session resumption', () => {
     expect(seen).toEqual([REVIEWS, REVIEWS]);
   });
 
+  it('the inbound mTLS server refuses a resumed session whose client certificate has expired since', async () => {
+    const serverMesh = mesh(ratings).mesh;
+    let accepted = 0;
+    const server = createMeshServer(serverMesh, createLogger('test'), (s) => {
+      accepted++;
+      s.end('hello\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => server.close());
+    const port = (server.address() as AddressInfo).port;
+    const client = mesh(await workloadCert(ca, REVIEWS, 120)).mesh;
+    await greet(client, port);
+    // Past the client certificate's end, within the ticket's lifetime (OpenSSL's clock is real).
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 121_000 });
+    try {
+      const socket = await client.connect({ host: '127.0.0.1', port, expectedIdentity: RATINGS, targetPort: 9080 });
+      closers.push(() => socket.destroy());
+      expect(socket.isSessionReused()).toBe(true);
+      await expect(readLine(socket)).rejects.toThrow(/closed before a line/);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(accepted).toBe(1);
+  });
+
   it('does not resume after its own certificate changed: the server sees the new one', async () => {
     const server = await serve(mesh(ratings).mesh);
     const clientSide = mesh(reviews);
