@@ -20,7 +20,7 @@ import { IdentityManager } from './identity/manager.js';
 import { createInboundListener } from './inbound/listener.js';
 import { createOutboundListener, ProxyStats } from './outbound/index.js';
 import { ProxyState } from './state/state.js';
-import { MeshMetrics, openAccessLog, Telemetry } from './telemetry/index.js';
+import { MeshMetrics, openAccessLog, registerTlsHandshakes, Telemetry } from './telemetry/index.js';
 import { MeshTls } from './transport/tls.js';
 import { tlsTransports } from './transport/mesh.js';
 import { plainUpstreamTransport } from './transport/plain.js';
@@ -64,10 +64,12 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   const getConfig = () => state.config.get();
 
   // 3. Telemetry: Istio metrics always; traces when a collector is set; access log when asked.
+  const metrics = new MeshMetrics({ processMetrics: true });
+  registerTlsHandshakes(metrics.registry, tls.handshakes);
   const telemetry = new Telemetry({
     workload: cfg.workload,
     identity: () => identity.current()?.identity,
-    metrics: new MeshMetrics({ processMetrics: true }),
+    metrics,
     tracing: cfg.otlpEndpoint
       ? await (await import('./telemetry/tracing.js')).Tracing.create({ endpoint: cfg.otlpEndpoint, rootSampleRate: cfg.traceSamplingPercent / 100, workload: cfg.workload, namespace })
       : undefined,

@@ -20,7 +20,8 @@ import { HboneClient } from '../hbone/client.js';
 import { CaClient } from '../identity/ca-client.js';
 import { IdentityManager } from '../identity/manager.js';
 import { ProxyState } from '../state/state.js';
-import { MeshMetrics } from '../telemetry/metrics.js';
+import { MeshMetrics, registerTlsHandshakes } from '../telemetry/metrics.js';
+import { newHandshakeCounts } from '../transport/tls.js';
 import { NodeAgent, type EnrolledPod, type PodListeners } from './agent.js';
 import type { NodeProxyOptions } from './config.js';
 import { PodRuntime } from './pod.js';
@@ -53,6 +54,8 @@ export async function startNodeProxy(cfg: NodeProxyOptions & { readonly xdsProto
   const hbone = new HboneClient({ log: log.child('hbone') });
   const streams = new TcpStreams();
   const metrics = new MeshMetrics({ processMetrics: true });
+  const handshakes = newHandshakeCounts();
+  registerTlsHandshakes(metrics.registry, handshakes);
 
   // 3. Pods: one runtime each, made when the agent first finds the pod's namespace. Their
   // identities share one CA channel.
@@ -79,6 +82,7 @@ export async function startNodeProxy(cfg: NodeProxyOptions & { readonly xdsProto
       originalDst: cfg.originalDst ?? kernelOriginalDst,
       ports: cfg.ports,
       connectTimeoutMs: cfg.connectTimeoutMs,
+      handshakes,
       log: log.child('pod'),
     });
   };

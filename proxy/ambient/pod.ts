@@ -13,7 +13,7 @@ import { NOTHING_READ, relay, reset, WEFT_TCP_ALPN, type TcpStreams } from '../c
 import type { HboneClient } from '../hbone/client.js';
 import { createHboneServer, type HboneAnswer, type HboneRequest, type HboneServer } from '../hbone/server.js';
 import type { IdentityManager } from '../identity/manager.js';
-import { MeshTls } from '../transport/tls.js';
+import { MeshTls, type HandshakeCounts } from '../transport/tls.js';
 import { ambientOutbound, type AmbientOutboundDeps, type PodDialer } from './outbound.js';
 import { connectInNetns, listenInNetns, PROXY_MARK } from './netns.js';
 import type { LocalPod } from './workloads.js';
@@ -31,6 +31,8 @@ export interface PodRuntimeDeps extends AmbientOutboundDeps {
   readonly originalDst: (socket: net.Socket) => OriginalDestination | undefined;
   readonly ports: PodPorts;
   readonly connectTimeoutMs: number;
+  /** mTLS handshakes, counted for every pod together (the node proxy's metric). */
+  readonly handshakes: HandshakeCounts;
 }
 
 /** What happened to a pod's connections, for its metrics. */
@@ -57,7 +59,7 @@ export class PodRuntime {
     private readonly deps: PodRuntimeDeps,
   ) {
     this.log = deps.log.child(pod.key);
-    this.tls = new MeshTls(identity, { log: this.log.child('tls') });
+    this.tls = new MeshTls(identity, { log: this.log.child('tls'), handshakes: deps.handshakes });
   }
 
   /** The netns the listeners live in (undefined until opened). */

@@ -3,7 +3,8 @@
 // are. Label sets are resolved once per peer and outcome and cached with their counters: the
 // per-request path does two or three Map lookups and bumps numbers, it builds no label object;
 // prom-client's Registry renders the text format at scrape time.
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import type { HandshakeCounts } from '../transport/tls.js';
 
 /** Istio's default buckets: milliseconds for durations, bytes for sizes. */
 const DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
@@ -234,4 +235,25 @@ export class MeshMetrics {
   async exposition(): Promise<{ body: string; contentType: string }> {
     return { body: await this.registry.metrics(), contentType: this.registry.contentType };
   }
+}
+
+/**
+ * `weft_tls_handshakes_total{side, resumed}`: the mTLS handshakes `counts` has seen, read at scrape
+ * time (client: connections this proxy opened; server: clients it accepted). A low resumed share
+ * on the client side means peers churn (new endpoints, restarts) or connections are rare.
+ */
+export function registerTlsHandshakes(registry: Registry, counts: HandshakeCounts): void {
+  new Counter({
+    name: 'weft_tls_handshakes_total',
+    help: 'mTLS handshakes completed, by side (client, server) and whether a TLS session was resumed',
+    labelNames: ['side', 'resumed'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const side of ['client', 'server'] as const) {
+        this.inc({ side, resumed: 'false' }, counts[side].full);
+        this.inc({ side, resumed: 'true' }, counts[side].resumed);
+      }
+    },
+  });
 }

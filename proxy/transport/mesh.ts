@@ -138,6 +138,7 @@ export function createMeshServer(
       socket.destroy();
       return;
     }
+    meshTls.countAccepted(socket);
     log.debug('accepted an mTLS client', { client, peer: meshTls.peerIdentity(socket), serial: meshTls.peerCertificate(socket)?.serialNumber });
     onSocket(socket);
   });

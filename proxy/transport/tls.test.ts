@@ -3,11 +3,13 @@
 import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { Registry } from 'prom-client';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CertificateAuthority } from '../../certs/ca.js';
 import { eventually, testCa, testIdentity, workloadCert, type TestWorkloadCert } from '../../certs/testing.js';
 import { ErrorCode, isWeftError } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
+import { registerTlsHandshakes } from '../telemetry/metrics.js';
 import { createMeshServer } from './mesh.js';
 import { MeshTls, SESSION_LIFETIME_S, parseTargetPortFromSni, sniForTargetPort, type IdentitySource } from './tls.js';
 
@@ -279,6 +281,20 @@ describe('session resumption', () => {
     expect(second.line).toBe(`peer=${REVIEWS} port=9080 alpn=h2`);
     expect(client.peerIdentity(second.socket)).toBe(RATINGS);
     expect(client.peerCertificate(second.socket)?.serialNumber).toBe(serialOf(ratings));
+    expect(client.handshakes.client).toEqual({ full: 1, resumed: 1 });
+  });
+
+  it('counts handshakes by side and resumption, as weft_tls_handshakes_total reports them', async () => {
+    const serverMesh = mesh(ratings).mesh;
+    const server = await serve(serverMesh);
+    const client = mesh(reviews).mesh;
+    for (let i = 0; i < 3; i++) await greet(client, server.port);
+    const registry = new Registry();
+    registerTlsHandshakes(registry, client.handshakes);
+    const text = await registry.metrics();
+    expect(text).toMatch(/^weft_tls_handshakes_total\{side="client",resumed="false"\} 1$/m);
+    expect(text).toMatch(/^weft_tls_handshakes_total\{side="client",resumed="true"\} 2$/m);
+    await eventually(() => expect(serverMesh.handshakes.server).toEqual({ full: 1, resumed: 2 }));
   });
 
   it('the inbound mTLS server lets a resumed client in, knowing who it is', async () => {

@@ -69,6 +69,16 @@ interface VerifiedPeer {
 // handshake completes and kept for the socket's life.
 const verifiedPeers = new WeakMap<tls.TLSSocket, VerifiedPeer>();
 
+/** mTLS handshakes completed, by side and by whether a session was resumed (for metrics). */
+export interface HandshakeCounts {
+  readonly client: { full: number; resumed: number };
+  readonly server: { full: number; resumed: number };
+}
+
+export function newHandshakeCounts(): HandshakeCounts {
+  return { client: { full: 0, resumed: 0 }, server: { full: 0, resumed: 0 } };
+}
+
 /** A session a client may resume, and the peer the full handshake it came from proved. */
 interface ResumableSession {
   readonly session: Buffer;
@@ -115,12 +125,15 @@ export class MeshTls {
   private sessions = new SessionCache();
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
+  /** Counted by connect() (client) and by the servers' accept paths (countAccepted). */
+  readonly handshakes: HandshakeCounts;
 
   constructor(
     private readonly source: IdentitySource,
-    opts: { log?: Logger } = {},
+    opts: { log?: Logger; handshakes?: HandshakeCounts } = {},
   ) {
     this.log = opts.log ?? createLogger('tls');
+    this.handshakes = opts.handshakes ?? newHandshakeCounts();
     this.rebuild();
     this.unsubscribe = source.subscribe(() => this.rebuild());
   }
@@ -158,10 +171,19 @@ export class MeshTls {
    * closes. `onSecureConnection` gets each socket whose client certificate verified.
    */
   createServer(onSecureConnection: (socket: tls.TLSSocket) => void): tls.Server {
-    const server = tls.createServer(this.serverOptions(), onSecureConnection);
+    const server = tls.createServer(this.serverOptions(), (socket) => {
+      this.countAccepted(socket);
+      onSecureConnection(socket);
+    });
     const detach = this.attachServer(server);
     server.once('close', detach);
     return server;
+  }
+
+  /** Counts an inbound handshake whose client was accepted. */
+  countAccepted(socket: tls.TLSSocket): void {
+    if (socket.isSessionReused()) this.handshakes.server.resumed++;
+    else this.handshakes.server.full++;
   }
 
   /** The app port a peer asked for in its SNI (same as the module function). */
@@ -231,7 +253,8 @@ export class MeshTls {
       );
       socket.once('secureConnect', () => {
         socket.setTimeout(0);
-        if (socket.isSessionReused()) {
+        const resumedNow = socket.isSessionReused();
+        if (resumedNow) {
           // Only the server that issued the ticket can complete a resumed handshake, and it
           // proved `resumable.peer` in the full handshake the session came from, against the
           // trust bundle we still hold (a new one empties the cache). Node has no peer
@@ -260,6 +283,8 @@ export class MeshTls {
         }
         settled = true;
         verifiedPeers.set(socket, verified);
+        if (resumedNow) this.handshakes.client.resumed++;
+        else this.handshakes.client.full++;
         socket.removeListener('error', onError);
         resolve(socket);
       });

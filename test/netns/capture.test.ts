@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpInNetns } from '../../cli/lab/netns-io.js';
 import { eventually } from '../support/eventually.js';
 import { buildCluster, type Cluster, type ClusterOptions, type Layout, type PodSpec, type ServiceSpec } from './support/cluster.js';
 import { assertPrerequisites, namespacesWith, nsh, sh } from './support/host.js';
@@ -164,12 +165,22 @@ describe.each(LAYOUTS)('pod networking, $layout layout (kube-proxy rules in ipta
       expect(r.ms).toBeLessThan(DETECT_TIMEOUT_MS);
     }));
 
-  it('carries plain TCP (a line-echo server) through both sidecars', () =>
+  it('carries plain TCP (a line-echo server) through both sidecars, resuming their TLS session for the next connection', () =>
     withLogs(async () => {
       const client = await cluster.agent('client');
       const r = await client.tcp('echo', 7000, ['one', 'two', 'three']);
       expect(r.error).toBeUndefined();
       expect(r.replies).toEqual(['one peer=127.0.0.6', 'two peer=127.0.0.6', 'three peer=127.0.0.6']);
+      // Each captured TCP connection is an mTLS connection of its own between the sidecars; the
+      // next one resumes the session of the last, as the sidecars' metrics show.
+      const again = await client.tcp('echo', 7000, ['four']);
+      expect(again.replies).toEqual(['four peer=127.0.0.6']);
+      const resumed = async (pod: string, side: 'client' | 'server') => {
+        const stats = await httpInNetns(`/run/netns/${cluster.pods.get(pod)!.ns}`, 15020, '/stats/prometheus', { host: ip(pod) });
+        return Number(new RegExp(`^weft_tls_handshakes_total\\{side="${side}",resumed="true"\\} (\\d+)$`, 'm').exec(stats.body)?.[1] ?? NaN);
+      };
+      expect(await resumed('client', 'client')).toBeGreaterThanOrEqual(1);
+      expect(await resumed('echo', 'server')).toBeGreaterThanOrEqual(1);
     }));
 
   it('puts only mTLS on the wire between pods (tcpdump in both nodes)', () =>
