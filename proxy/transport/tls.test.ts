@@ -11,7 +11,7 @@ import { ErrorCode, isWeftError } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
 import { registerTlsHandshakes } from '../telemetry/metrics.js';
 import { createMeshServer } from './mesh.js';
-import { MeshTls, SESSION_LIFETIME_S, parseTargetPortFromSni, sniForTargetPort, type IdentitySource } from './tls.js';
+import { MeshTls, SESSION_LIFETIME_S, SessionCache, parseTargetPortFromSni, sniForTargetPort, type IdentitySource } from './tls.js';
 
 const REVIEWS = testIdentity('default', 'reviews');
 const RATINGS = testIdentity('default', 'ratings');
@@ -392,6 +392,37 @@ describe('session resumption', () => {
     const err = await connectError(client, { host: '127.0.0.1', port, expectedIdentity: RATINGS, targetPort: 9080 });
     expect(isWeftError(err, ErrorCode.IDENTITY_MISMATCH)).toBe(true);
     expect(err.message).toBe(`127.0.0.1:${port} presented identity ${details} but ${RATINGS} was expected`);
+  });
+});
+
+describe('SessionCache', () => {
+  const peer = () => ({ identity: RATINGS, certificate: new X509Certificate(ratings.chainPem[0] as string) });
+  const ticket = (n: number) => Buffer.from([n]);
+
+  it('evicts the peer used least recently, a lookup counting as a use', () => {
+    const cache = new SessionCache(2);
+    const now = Date.now();
+    cache.set('a', ticket(1), peer(), now);
+    cache.set('b', ticket(2), peer(), now);
+    expect(cache.get('a', now)?.session).toEqual(ticket(1));
+    cache.set('c', ticket(3), peer(), now);
+    expect(cache.get('b', now)).toBeUndefined();
+    expect(cache.get('a', now)?.session).toEqual(ticket(1));
+    expect(cache.get('c', now)?.session).toEqual(ticket(3));
+  });
+
+  it("keeps a session for the ticket lifetime, never past the peer certificate's end", async () => {
+    const now = Date.now();
+    const long = new SessionCache();
+    long.set('a', ticket(1), peer(), now);
+    expect(long.get('a', now + SESSION_LIFETIME_S * 1000 - 1)).toBeDefined();
+    expect(long.get('a', now + SESSION_LIFETIME_S * 1000)).toBeUndefined();
+    const shortLived = await workloadCert(ca, RATINGS, 60);
+    const validTo = Date.parse(new X509Certificate(shortLived.chainPem[0] as string).validTo);
+    const short = new SessionCache();
+    short.set('a', ticket(1), { identity: RATINGS, certificate: new X509Certificate(shortLived.chainPem[0] as string) }, now);
+    expect(short.get('a', validTo - 1)).toBeDefined();
+    expect(short.get('a', validTo)).toBeUndefined();
   });
 });
 

@@ -55,12 +55,13 @@ export interface ConnectOptions {
  * older than the certificates themselves are rotated.
  */
 export const SESSION_LIFETIME_S = 300;
-/** Peers (host, port, SNI, identity, ALPN) a client keeps a session for; the oldest goes first. */
-const SESSION_CACHE_SIZE = 1024;
+/** Peers (host, port, SNI, identity, ALPN) a client keeps a session for, the least recently
+ *  used going first: a session is ~1.7 KB and its peer certificate about as much again. */
+const SESSION_CACHE_SIZE = 256;
 
 const ALPN = ['h2', 'http/1.1'];
 
-interface VerifiedPeer {
+export interface VerifiedPeer {
   readonly identity: string | undefined;
   readonly certificate: X509Certificate;
 }
@@ -92,15 +93,17 @@ interface ResumableSession {
  * their verification and both signatures, which are most of a handshake's cost. One session per
  * peer, the newest ticket; bounded, least recently used first out.
  */
-class SessionCache {
+export class SessionCache {
   private readonly entries = new Map<string, ResumableSession>();
+
+  constructor(private readonly capacity = SESSION_CACHE_SIZE) {}
 
   get(key: string, now: number): ResumableSession | undefined {
     const entry = this.entries.get(key);
-    if (entry && entry.expiresAt <= now) {
-      this.entries.delete(key);
-      return undefined;
-    }
+    if (!entry) return undefined;
+    this.entries.delete(key);
+    if (entry.expiresAt <= now) return undefined;
+    this.entries.set(key, entry); // most recently used last: eviction takes the first
     return entry;
   }
 
@@ -108,7 +111,7 @@ class SessionCache {
     // Never past the peer certificate's own expiry: a resumed handshake does not look at it again.
     const expiresAt = Math.min(now + SESSION_LIFETIME_S * 1000, Date.parse(peer.certificate.validTo));
     this.entries.delete(key);
-    if (this.entries.size >= SESSION_CACHE_SIZE) this.entries.delete(this.entries.keys().next().value as string);
+    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(key, { session, peer, expiresAt });
   }
 
