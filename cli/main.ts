@@ -176,7 +176,7 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
     .option('--bind-address <addr>', 'address the listeners bind to', PROXY_DEFAULTS.bindAddress)
     .option('--outbound-port <port>', 'outbound listener', int('--outbound-port'), PROXY_DEFAULTS.outboundPort)
     .option('--inbound-port <port>', 'inbound listener', int('--inbound-port'), PROXY_DEFAULTS.inboundPort)
-    .option('--hbone-port <port>', 'waypoint: HBONE listener', int('--hbone-port'), PROXY_DEFAULTS.hbonePort)
+    .option('--hbone-port <port>', 'HBONE listener (waypoint, and sidecars with --capture: peers tunnel TCP to the app there)', int('--hbone-port'), PROXY_DEFAULTS.hbonePort)
     .option('--admin-port <port>', 'admin (127.0.0.1 only)', int('--admin-port'), PROXY_DEFAULTS.adminPort)
     .option('--stats-port <port>', 'Prometheus stats', int('--stats-port'), PROXY_DEFAULTS.statsPort)
     .option('--health-port <port>', '/healthz/ready for probes', int('--health-port'), PROXY_DEFAULTS.healthPort)

@@ -50,6 +50,8 @@ interface ConnectedSidecar {
   readonly info: ProxyInfo;
   readonly node: ProxyNode;
   readonly inboundPort: number | undefined;
+  /** Where it takes HBONE tunnels (a captured sidecar); its endpoint for L4 ports. */
+  readonly hbonePort: number | undefined;
 }
 
 export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = createLogger('control-plane')): Promise<ControlPlane> {
@@ -97,7 +99,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   /** Which workloads have a sidecar, and its inbound port (node proxies and waypoints are not sidecars). */
   const directory = (workload: string) => {
     const s = sidecars.get(workload);
-    if (s?.inboundPort !== undefined) return { inboundPort: s.inboundPort };
+    if (s?.inboundPort !== undefined) return { inboundPort: s.inboundPort, ...(s.hbonePort !== undefined ? { hbonePort: s.hbonePort } : {}) };
     // In a cluster a ready pod's sidecar is an endpoint even if it is connected to another replica.
     if (kubeMode && kube) return kubeMode.podSidecar(model, workload);
     const remembered = memory?.inboundPort(workload);
@@ -181,7 +183,9 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
         const port = Number(info.metadata.INBOUND_PORT);
         // Only a sidecar is its workload's endpoint; a waypoint's and a node proxy's come from the model.
         const inboundPort = info.mode !== 'ambient' && info.mode !== 'waypoint' && Number.isInteger(port) && port > 0 ? port : undefined;
-        sidecars.set(info.id, { info, node: proxyNodeOf(info), inboundPort });
+        const hbone = Number(info.metadata.HBONE_PORT);
+        const hbonePort = inboundPort !== undefined && Number.isInteger(hbone) && hbone > 0 && hbone < 65536 ? hbone : undefined;
+        sidecars.set(info.id, { info, node: proxyNodeOf(info), inboundPort, hbonePort });
         if (info.mode !== 'ambient') memory?.connected(info.id, inboundPort);
         metrics.connected.set(xds.connectedProxies());
         // Its own snapshot now; everyone else's (its new endpoint) with the next debounced

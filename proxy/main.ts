@@ -150,15 +150,34 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
   });
   const outboundAddr = await outbound.listen();
   const inboundAddr = await inbound.listen();
-  const hbone = waypointParts ? waypointParts.createWaypointEntry({ meshTls: tls, getConfig, outbound: () => outboundServer, log: log.child('waypoint') }) : undefined;
+  // HBONE: a waypoint's entry; and a captured sidecar's, where peers tunnel TCP to its app (the
+  // control plane sends L4 ports there: streams on one pooled mTLS connection per peer, instead
+  // of a TLS handshake per TCP connection).
+  const hbone = waypointParts
+    ? waypointParts.createWaypointEntry({ meshTls: tls, getConfig, outbound: () => outboundServer, log: log.child('waypoint') })
+    : capture
+      ? (await import('./hbone/server.js')).createHboneServer(tls, capture.hbone, { log: log.child('hbone') })
+      : undefined;
   if (hbone) await new Promise<void>((resolve, reject) => hbone.server.once('error', reject).listen(cfg.hbonePort, cfg.bindAddress, () => resolve()));
+  const hbonePort = hbone ? (hbone.server.address() as net.AddressInfo).port : undefined;
 
   // 5. xDS: the inbound port we really got goes into the node metadata; it is our endpoint.
   const ads = new AdsClient({
     target: cfg.xds,
     credentials: xdsCredentials,
     channelOptions,
-    node: { id: cfg.workload, metadata: { WORKLOAD: cfg.workload, NAMESPACE: namespace, NAME: name, INBOUND_PORT: inboundAddr.port, MODE: cfg.mode } },
+    node: {
+      id: cfg.workload,
+      metadata: {
+        WORKLOAD: cfg.workload,
+        NAMESPACE: namespace,
+        NAME: name,
+        INBOUND_PORT: inboundAddr.port,
+        MODE: cfg.mode,
+        // Where a sidecar takes HBONE tunnels (captured mode); its L4 endpoint.
+        ...(hbonePort !== undefined && !waypoint ? { HBONE_PORT: hbonePort } : {}),
+      },
+    },
     token: readToken,
     types: RESOURCE_TYPES,
     localSecrets: new Set(['default']),
@@ -247,7 +266,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
       admin: admin.address.port,
       stats: statsServer.address.port,
       health: healthServer.address.port,
-      ...(hbone ? { hbone: (hbone.server.address() as net.AddressInfo).port } : {}),
+      ...(hbonePort !== undefined ? { hbone: hbonePort } : {}),
     },
     ready: () => readiness().ready,
     readiness,

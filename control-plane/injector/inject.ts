@@ -46,6 +46,8 @@ export interface InjectionStatus {
   readonly image: string;
   readonly nativeSidecar: boolean;
   readonly inboundPort: number;
+  /** Where the sidecar takes HBONE tunnels; absent in records of versions without it. */
+  readonly hbonePort?: number;
   readonly initContainers: readonly string[];
   readonly containers: readonly string[];
   readonly volumes: readonly string[];
@@ -146,6 +148,7 @@ export function injectPod(pod: JsonObject, ctx: InjectionContext): InjectionResu
     image: ctx.settings.image,
     nativeSidecar: native,
     inboundPort: PORTS.inbound,
+    hbonePort: PORTS.hbone,
     initContainers: native ? [INIT_CONTAINER, PROXY_CONTAINER] : [INIT_CONTAINER],
     containers: native ? [] : [PROXY_CONTAINER],
     volumes: Object.values(VOLUMES),

@@ -57,6 +57,8 @@ export const PORTS = {
   admin: 15000,
   stats: 15020,
   health: 15021,
+  /** HBONE: where peers tunnel TCP to the pod's app ports. */
+  hbone: 15008,
 } as const;
 
 export const DEFAULT_REVISION = 'default';
@@ -66,3 +68,5 @@ export const DEFAULT_REVISION = 'default';
  * the port its sidecar accepts mTLS on (other replicas of the control plane learn it this way).
  */
 export const SIDECAR_PORT_ANNOTATION = 'weft.dev/sidecar-inbound-port';
+/** Beside it, from the same injection record: the port its sidecar takes HBONE tunnels on. */
+export const SIDECAR_HBONE_PORT_ANNOTATION = 'weft.dev/sidecar-hbone-port';

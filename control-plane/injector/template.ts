@@ -103,6 +103,8 @@ export function proxyContainer(settings: InjectorSettings, overrides: Overrides,
       String(PORTS.admin),
       '--stats-port',
       String(PORTS.stats),
+      '--hbone-port',
+      String(PORTS.hbone),
       // Captured mode: the pod's TCP arrives through weft-init's redirect rules.
       '--capture',
       ...(overrides.proxyConcurrency && overrides.proxyConcurrency > 1 ? ['--concurrency', String(overrides.proxyConcurrency)] : []),

@@ -12,7 +12,7 @@ import { TypeUrl } from '../../api/types.js';
 import { modelFromYaml } from '../model/testing.js';
 import { buildSnapshot, checkConsistency } from '../snapshot/snapshot.js';
 import { directoryOf } from './fixtures.js';
-import { translate, type ProxyNode, type ResourceSet } from './index.js';
+import { translate, type ProxyNode, type ResourceSet, type SidecarDirectory } from './index.js';
 import { l4Policy } from './ambient.js';
 import { roundTrip } from './testing.js';
 
@@ -104,6 +104,37 @@ function decoded<T>(typeUrl: TypeUrl, plain: Plain): T {
 
 const REVIEWS = 'outbound|9080||reviews.shop.svc.cluster.local';
 const RATINGS = 'outbound|9080||ratings.shop.svc.cluster.local';
+
+describe('endpoints of a captured sidecar (it reports an HBONE port)', () => {
+  const db = modelFromYaml(`apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: shop }
+spec:
+  selector: { app: db }
+  ports: [{ name: tcp-pg, port: 5432 }, { name: http-admin, port: 8080 }, { name: stats, port: 9090 }]
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: { name: db-1, namespace: shop, labels: { app: db } }
+spec: { address: 10.1.0.20, serviceAccount: db }
+`);
+  const withSidecar = (hbonePort?: number): SidecarDirectory => (key) =>
+    key === 'db-1.shop' ? { inboundPort: 15006, ...(hbonePort !== undefined ? { hbonePort } : {}) } : undefined;
+  const at = (hbonePort: number | undefined, port: number) =>
+    endpoints(translate(db, sidecar('db-1', 'shop'), withSidecar(hbonePort), OPTS), `outbound|${port}||db.shop.svc.cluster.local`);
+  const weft = (port: number) => ({ workload: 'db-1.shop', identity: 'spiffe://cluster.local/ns/shop/sa/db', target_port: port });
+
+  it('an L4 port is reached on its HBONE port, as a tunnel; HTTP and undeclared ports on its inbound port', () => {
+    expect(at(15008, 5432)).toEqual([{ address: '10.1.0.20:15008', weft: { ...weft(5432), tunnel: 'hbone' } }]);
+    expect(at(15008, 8080)).toEqual([{ address: '10.1.0.20:15006', weft: weft(8080) }]);
+    // Unknown protocol: the client decides per connection, and HTTP must reach the inbound listener.
+    expect(at(15008, 9090)).toEqual([{ address: '10.1.0.20:15006', weft: weft(9090) }]);
+  });
+
+  it('a sidecar without an HBONE port (not captured, or older) is reached on its inbound port for L4 too', () => {
+    expect(at(undefined, 5432)).toEqual([{ address: '10.1.0.20:15006', weft: weft(5432) }]);
+  });
+});
 
 describe('endpoints of ambient workloads (every proxy)', () => {
   it('are the pod IP on 15008 with workload, identity, target port and tunnel hbone', () => {

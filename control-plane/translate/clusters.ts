@@ -4,7 +4,7 @@
 // (cluster-policy.ts), and one STATIC inbound cluster per app port of the proxy's own workload.
 import type { Plain } from '../../api/codec.js';
 import { HTTP_PROTOCOL_OPTIONS_TYPE_URL } from '../../api/types.js';
-import { portProtocol, usesHttp2, workloadKey, type Model, type Service, type ServicePort, type WorkloadEntry } from '../model/index.js';
+import { portProtocol, usesHttp2, workloadKey, type Model, type PortProtocol, type Service, type ServicePort, type WorkloadEntry } from '../model/index.js';
 import {
   ADS_CONFIG_SOURCE,
   duration,
@@ -71,9 +71,10 @@ export function lbEndpoint(e: EndpointSpec): Plain {
 }
 
 /**
- * A workload as the endpoint for app port `appPort`: its sidecar if one is connected, else its
- * node proxy's HBONE port if it is ambient and on a node; otherwise none (it cannot be reached
- * with mTLS, and it is never reached without).
+ * A workload as the endpoint for app port `appPort`: its sidecar if one is connected (for an L4
+ * port, its HBONE port when it has one: TCP connections then share one mTLS connection per peer
+ * instead of a handshake each), else its node proxy's HBONE port if it is ambient and on a node;
+ * otherwise none (it cannot be reached with mTLS, and it is never reached without).
  */
 function workloadEndpoint(
   model: Model,
@@ -81,6 +82,7 @@ function workloadEndpoint(
   appPort: number,
   directory: SidecarDirectory,
   trustDomain: string,
+  l4: boolean,
 ): EndpointSpec | undefined {
   const sidecar = directory(workloadKey(w));
   const weft = {
@@ -88,10 +90,15 @@ function workloadEndpoint(
     identity: spiffeId(trustDomain, w.metadata.namespace, w.spec.serviceAccount),
     target_port: appPort,
   };
+  if (sidecar && l4 && sidecar.hbonePort !== undefined) return { address: w.spec.address, port: sidecar.hbonePort, weft: { ...weft, tunnel: 'hbone' } };
   if (sidecar) return { address: w.spec.address, port: sidecar.inboundPort, weft };
   if (w.spec.nodeName === undefined || model.dataplaneMode(w, false) !== 'ambient') return undefined;
   return { address: w.spec.address, port: HBONE_PORT, weft: { ...weft, tunnel: 'hbone' } };
 }
+
+/** Ports whose bytes the sidecars relay without reading them: a tcp_proxy chain and no HTTP one
+ *  (listeners.ts; `unknown` has both, and its HTTP must reach the inbound listener). */
+const L4_PROTOCOLS: ReadonlySet<PortProtocol> = new Set(['tcp', 'tls', 'https', 'mongo', 'mysql', 'redis']);
 
 /** The app port a Service port reaches on a workload: a number as is, a name via spec.ports. */
 export function targetPortOn(w: WorkloadEntry, port: ServicePort): number | undefined {
@@ -108,10 +115,11 @@ export function serviceEndpoints(
 ): EndpointSpec[] {
   const ns = service.metadata.namespace;
   const out: EndpointSpec[] = [];
+  const l4 = L4_PROTOCOLS.has(portProtocol(port));
   if (service.spec.selector) {
     for (const w of model.selectWorkloads(ns, service.spec.selector)) {
       const appPort = targetPortOn(w, port);
-      const e = appPort === undefined ? undefined : workloadEndpoint(model, w, appPort, directory, trustDomain);
+      const e = appPort === undefined ? undefined : workloadEndpoint(model, w, appPort, directory, trustDomain, l4);
       if (e) out.push(e);
     }
   }
@@ -125,7 +133,7 @@ export function serviceEndpoints(
       const w = ref?.kind === 'WorkloadEntry' ? model.workloadEntry(ref.namespace, ref.name) : undefined;
       if (w) {
         // A meshed workload: reach it through its sidecar or node proxy (or not at all while down).
-        const e = workloadEndpoint(model, w, slicePort.port, directory, trustDomain);
+        const e = workloadEndpoint(model, w, slicePort.port, directory, trustDomain, l4);
         if (e) out.push(e);
         continue;
       }

@@ -21,11 +21,12 @@ export interface ProxyNode {
 }
 
 /**
- * Which meshed workloads have a connected sidecar, and the inbound port it reported.
+ * Which meshed workloads have a connected sidecar, with the inbound port it reported and, for a
+ * captured sidecar, the HBONE port where it takes tunnels (its L4 ports are reached there).
  * Keyed by `name.namespace`; undefined means "no sidecar": the workload gets no endpoints,
  * unless it is enrolled in ambient mode (then its node proxy is its endpoint, over HBONE).
  */
-export type SidecarDirectory = (workloadKey: string) => { readonly inboundPort: number } | undefined;
+export type SidecarDirectory = (workloadKey: string) => { readonly inboundPort: number; readonly hbonePort?: number } | undefined;
 
 export interface TranslateOptions extends Partial<RouteSemanticsOptions> {
   /** SPIFFE trust domain for endpoint identities, e.g. `cluster.local`. */

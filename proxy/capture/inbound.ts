@@ -8,6 +8,7 @@ import type { Logger } from '../../core/log.js';
 import { endpointsOf } from '../balance/registry.js';
 import { evaluateRbac } from '../inbound/authz.js';
 import { selectFilterChain } from '../inbound/chain.js';
+import type { HboneAnswer, HboneRequest } from '../hbone/server.js';
 import { countError, type ProxyStats } from '../http/stats.js';
 import type { ProxyConfig } from '../state/types.js';
 import type { InboundTransport, UpstreamTransport } from '../transport/index.js';
@@ -89,27 +90,53 @@ export interface TcpToAppDeps {
   readonly listenerName?: string;
 }
 
-/** A peer's authenticated TCP stream, authorized, then relayed to our app's `port`. */
-export async function tcpToApp(deps: TcpToAppDeps, client: Duplex, port: number | undefined, start: ClientStart, peer: string | undefined): Promise<void> {
+type AppStream =
+  | { readonly kind: 'connected'; readonly upstream: Duplex; readonly counters: ReturnType<ProxyStats['cluster']> }
+  | { readonly kind: 'refused'; readonly status: 403 | 404; readonly reason: string }
+  | { readonly kind: 'failed'; readonly reason: string };
+
+/** Authorizes `peer`'s stream to our app's `port` and connects it (counted in `inbound|port||`). */
+async function connectApp(deps: TcpToAppDeps, port: number | undefined, peer: string | undefined): Promise<AppStream> {
   const config = deps.getConfig();
-  const name = `inbound|${port ?? '?'}||`;
-  const counters = deps.stats.cluster(name);
+  const counters = deps.stats.cluster(`inbound|${port ?? '?'}||`);
   counters.requests++;
   const target = port === undefined ? undefined : appAddress(config, port);
   const refusal = port === undefined || !target ? `this workload serves no port ${port ?? '(none named)'}` : tcpRefusal(config, deps.listenerName ?? 'inbound', port, peer);
   if (refusal || !target) {
-    countError(counters.errors, refusal?.startsWith('denied') ? 'permission_denied' : 'cluster_not_found');
+    const denied = refusal?.startsWith('denied') === true;
+    countError(counters.errors, denied ? 'permission_denied' : 'cluster_not_found');
     deps.log.info('refused a TCP stream', { port, peer: peer ?? 'unauthenticated', reason: refusal });
-    return reset(client);
+    return { kind: 'refused', status: denied ? 403 : 404, reason: refusal ?? 'refused' };
   }
   try {
-    const upstream = await deps.app.connect({ host: target.host, port: target.port, alpn: [] });
-    if (client.destroyed) return void upstream.destroy();
-    counters.inFlight++;
-    relay(client, upstream, start, () => counters.inFlight--, deps.streams);
+    return { kind: 'connected', upstream: await deps.app.connect({ host: target.host, port: target.port, alpn: [] }), counters };
   } catch (err) {
     countError(counters.errors, 'upstream_connect');
     deps.log.warn('TCP stream to the app failed', { app: `${target.host}:${target.port}`, peer, error: err });
-    reset(client);
+    return { kind: 'failed', reason: `the app at ${target.host}:${target.port} refused the connection` };
   }
+}
+
+/** A peer's authenticated TCP stream, authorized, then relayed to our app's `port`. */
+export async function tcpToApp(deps: TcpToAppDeps, client: Duplex, port: number | undefined, start: ClientStart, peer: string | undefined): Promise<void> {
+  const app = await connectApp(deps, port, peer);
+  if (app.kind !== 'connected') return reset(client);
+  if (client.destroyed) return void app.upstream.destroy();
+  app.counters.inFlight++;
+  relay(client, app.upstream, start, () => app.counters.inFlight--, deps.streams);
+}
+
+/**
+ * A peer's HBONE tunnel to this sidecar (15008): its `:authority` port is our app's port, which
+ * it may reach as over mTLS with ALPN weft-tcp (the same authorization, the same counters). The
+ * authority's host is not dialled: a tunnel ends at our own app, whatever address it names.
+ * The HBONE server relays the bytes.
+ */
+export async function hboneToApp(deps: TcpToAppDeps, req: HboneRequest): Promise<HboneAnswer> {
+  const app = await connectApp(deps, req.target.port, req.peer);
+  if (app.kind === 'refused') return { status: app.status, reason: app.reason };
+  if (app.kind === 'failed') return { status: 503, reason: app.reason };
+  app.counters.inFlight++;
+  app.upstream.once('close', () => app.counters.inFlight--);
+  return { status: 200, upstream: app.upstream };
 }

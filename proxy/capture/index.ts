@@ -9,7 +9,8 @@ import type { ProxyConfig } from '../state/types.js';
 import type { InboundTransport, UpstreamTransport } from '../transport/index.js';
 import type { MeshTls } from '../transport/tls.js';
 import type { PlanFn } from '../upstream/carry-out.js';
-import { capturedMeshInbound, tcpToApp } from './inbound.js';
+import type { HboneHandler } from '../hbone/server.js';
+import { capturedMeshInbound, hboneToApp, tcpToApp } from './inbound.js';
 import { INBOUND_PASSTHROUGH_SOURCE } from './iptables.js';
 import { assertOriginalDstAvailable, originalDst as kernelOriginalDst, type OriginalDestination } from './original-dst.js';
 import { capturedOutboundServer, planForCaptured } from './outbound.js';
@@ -47,6 +48,9 @@ export interface Capture {
   readonly inboundTransport: InboundTransport;
   /** `plainTransport` of the inbound pools: the hop to the app leaves from 127.0.0.6. */
   readonly appTransport: UpstreamTransport;
+  /** The sidecar's HBONE listener (15008): a peer's tunnel to one of our app ports, authorized
+   *  as its mTLS TCP streams are. */
+  readonly hbone: HboneHandler;
   /** Lets the TCP relays run for up to `deadlineMs`, then cuts them (call it with the
    *  listeners' close: their servers finish closing only when these have ended). */
   drain(deadlineMs: number): Promise<void>;
@@ -61,6 +65,7 @@ export function createCapture(opts: CaptureOptions): Capture {
   const appTransport = appHopTransport(INBOUND_PASSTHROUGH_SOURCE[4]);
   const streams = new TcpStreams();
   const tcp = { getConfig: opts.getConfig, balancers, mesh: opts.transports.upstream, stats: opts.stats, streams, log: opts.log.child('tcp') };
+  const toApp = { getConfig: opts.getConfig, app: appTransport, stats: opts.stats, streams, log: opts.log.child('inbound') };
   return {
     outbound: {
       createServer: capturedOutboundServer({
@@ -77,12 +82,12 @@ export function createCapture(opts: CaptureOptions): Capture {
     inboundTransport: capturedMeshInbound(
       opts.meshTls,
       opts.transports.inbound,
-      (socket, port, start, peer) =>
-        void tcpToApp({ getConfig: opts.getConfig, app: appTransport, stats: opts.stats, streams, log: opts.log.child('inbound') }, socket, port, start, peer),
+      (socket, port, start, peer) => void tcpToApp(toApp, socket, port, start, peer),
       originalDst,
       opts.log.child('inbound'),
     ),
     appTransport,
+    hbone: (req) => hboneToApp(toApp, req),
     drain: (deadlineMs) => streams.drain(deadlineMs),
   };
 }

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../core/log.js';
 import { KubernetesSource } from '../../control-plane/sources/kubernetes/source.js';
 import { watchedKinds } from '../../control-plane/sources/kubernetes/kinds.js';
+import { podSidecar } from '../../control-plane/sources/kubernetes/mode.js';
 import { eventually } from '../support/eventually.js';
 import { meshedPod, startStandInCluster, type StandInCluster } from './harness.js';
 
@@ -149,6 +150,9 @@ describe('KubernetesSource (stand-in API server)', () => {
     const w = model.workloadEntry('bookinfo', 'reviews-v1-abc');
     expect(w?.spec).toMatchObject({ address: '10.1.0.5', ports: { http: 9080 }, serviceAccount: 'bookinfo-reviews' });
     expect(w?.metadata.annotations['weft.dev/sidecar-inbound-port']).toBe('15006');
+    // From the injection record: where its sidecar takes HBONE tunnels (its L4 endpoint).
+    expect(w?.metadata.annotations['weft.dev/sidecar-hbone-port']).toBe('15008');
+    expect(podSidecar(model, 'reviews-v1-abc.bookinfo')).toEqual({ inboundPort: 15006, hbonePort: 15008 });
     expect(model.workloadEntry('bookinfo', 'reviews-v1-new')?.metadata.annotations['weft.dev/sidecar-inbound-port']).toBeUndefined();
     expect(model.workloadEntry('bookinfo', 'plain')).toBeUndefined();
     const slice = model.endpointSlices('bookinfo', 'reviews')[0];

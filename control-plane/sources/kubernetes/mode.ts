@@ -12,7 +12,7 @@ import type { Logger } from '../../../core/log.js';
 import type { Authenticator } from '../../ca/authenticator.js';
 import { kubernetesTokenReviewer, TokenReviewAuthenticator } from '../../ca/tokenreview.js';
 import type { ControlPlaneConfig, KubernetesSettings } from '../../config.js';
-import { CA_TOKEN_AUDIENCE, SIDECAR_PORT_ANNOTATION } from '../../injector/names.js';
+import { CA_TOKEN_AUDIENCE, SIDECAR_HBONE_PORT_ANNOTATION, SIDECAR_PORT_ANNOTATION } from '../../injector/names.js';
 import { controlPlaneServiceName, injectorSettings, type InjectorSettings } from '../../injector/settings.js';
 import { startWebhookServer, type WebhookServer } from '../../injector/webhook.js';
 import type { Model } from '../../model/index.js';
@@ -46,9 +46,12 @@ export interface KubernetesMode {
 }
 
 /** The sidecar of a meshed pod that the source saw ready, for workloads not connected to this replica. */
-export function podSidecar(model: Model, workloadKey: string): { inboundPort: number } | undefined {
-  const port = Number(model.workloadByKey(workloadKey)?.metadata.annotations[SIDECAR_PORT_ANNOTATION]);
-  return Number.isInteger(port) && port > 0 ? { inboundPort: port } : undefined;
+export function podSidecar(model: Model, workloadKey: string): { inboundPort: number; hbonePort?: number } | undefined {
+  const annotations = model.workloadByKey(workloadKey)?.metadata.annotations;
+  const port = Number(annotations?.[SIDECAR_PORT_ANNOTATION]);
+  const hbone = Number(annotations?.[SIDECAR_HBONE_PORT_ANNOTATION]);
+  if (!(Number.isInteger(port) && port > 0)) return undefined;
+  return { inboundPort: port, ...(Number.isInteger(hbone) && hbone > 0 && hbone < 65536 ? { hbonePort: hbone } : {}) };
 }
 
 export function serviceNames(k: KubernetesSettings): string[] {

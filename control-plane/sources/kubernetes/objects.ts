@@ -3,7 +3,7 @@
 // document, the same kind local mode uses, with the Pod's node), an EndpointSlice endpoint that
 // points at a meshed Pod points at that workload, and empty lists the API sends as null become
 // empty lists. Everything else is passed through for parseObject to read and validate.
-import { PORTS, PROXY_CONTAINER, SIDECAR_PORT_ANNOTATION, STATUS_ANNOTATION } from '../../injector/names.js';
+import { PORTS, PROXY_CONTAINER, SIDECAR_HBONE_PORT_ANNOTATION, SIDECAR_PORT_ANNOTATION, STATUS_ANNOTATION } from '../../injector/names.js';
 import { DATAPLANE_MODE_LABEL, GATEWAY_NAME_LABEL, SIDECAR_INJECTED_ANNOTATION } from '../../model/index.js';
 import type { RawObject } from './reflector.js';
 
@@ -48,14 +48,22 @@ export function isWaypointPod(pod: RawObject): boolean {
   return !!(pod as PodShape).metadata?.labels?.[GATEWAY_NAME_LABEL];
 }
 
-/** The inbound port the injected proxy listens on, from the injection record (default 15006). */
-function injectedInboundPort(pod: PodShape): number {
+/** The ports the injected proxy listens on, from the injection record: inbound (default 15006),
+ *  and HBONE if the record has one (injected by a version whose sidecars take tunnels). */
+function injectedPorts(pod: PodShape): { inbound: number; hbone?: number } {
   try {
-    const status = JSON.parse(pod.metadata?.annotations?.[STATUS_ANNOTATION] ?? '{}') as { inboundPort?: unknown };
-    return typeof status.inboundPort === 'number' ? status.inboundPort : PORTS.inbound;
+    const status = JSON.parse(pod.metadata?.annotations?.[STATUS_ANNOTATION] ?? '{}') as { inboundPort?: unknown; hbonePort?: unknown };
+    return {
+      inbound: typeof status.inboundPort === 'number' ? status.inboundPort : PORTS.inbound,
+      ...(typeof status.hbonePort === 'number' ? { hbone: status.hbonePort } : {}),
+    };
   } catch {
-    return PORTS.inbound;
+    return { inbound: PORTS.inbound };
   }
+}
+
+function sidecarPortAnnotations(ports: { inbound: number; hbone?: number }): Record<string, string> {
+  return { [SIDECAR_PORT_ANNOTATION]: String(ports.inbound), ...(ports.hbone !== undefined ? { [SIDECAR_HBONE_PORT_ANNOTATION]: String(ports.hbone) } : {}) };
 }
 
 /**
@@ -92,7 +100,7 @@ export function podWorkload(raw: RawObject, namespaceLabels?: Readonly<Record<st
       // injected pod is a sidecar workload even before that (never carried by a node proxy).
       annotations: {
         ...(injected ? { [SIDECAR_INJECTED_ANNOTATION]: meta.annotations?.[STATUS_ANNOTATION] ?? '' } : {}),
-        ...(injected && proxyReady ? { [SIDECAR_PORT_ANNOTATION]: String(injectedInboundPort(pod)) } : {}),
+        ...(injected && proxyReady ? sidecarPortAnnotations(injectedPorts(pod)) : {}),
       },
       ...(meta.creationTimestamp ? { creationTimestamp: meta.creationTimestamp } : {}),
     },
