@@ -134,6 +134,11 @@ spec: { address: 10.1.0.20, serviceAccount: db }
   it('a sidecar without an HBONE port (not captured, or older) is reached on its inbound port for L4 too', () => {
     expect(at(undefined, 5432)).toEqual([{ address: '10.1.0.20:15006', weft: weft(5432) }]);
   });
+
+  it('with mesh mTLS off (HBONE is mTLS), on its inbound port', () => {
+    const set = translate(db, sidecar('db-1', 'shop'), withSidecar(15008), { ...OPTS, mtls: false });
+    expect(endpoints(set, 'outbound|5432||db.shop.svc.cluster.local').map((e) => e.address)).toEqual(['10.1.0.20:15006']);
+  });
 });
 
 describe('endpoints of ambient workloads (every proxy)', () => {

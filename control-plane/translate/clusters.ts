@@ -112,10 +112,12 @@ export function serviceEndpoints(
   port: ServicePort,
   directory: SidecarDirectory,
   trustDomain: string,
+  mtls = true,
 ): EndpointSpec[] {
   const ns = service.metadata.namespace;
   const out: EndpointSpec[] = [];
-  const l4 = L4_PROTOCOLS.has(portProtocol(port));
+  // HBONE is mTLS: with mesh mTLS off (--no-mtls) a sidecar's L4 ports stay on its inbound port.
+  const l4 = mtls && L4_PROTOCOLS.has(portProtocol(port));
   if (service.spec.selector) {
     for (const w of model.selectWorkloads(ns, service.spec.selector)) {
       const appPort = targetPortOn(w, port);
@@ -168,7 +170,7 @@ export function outboundClusters(
     for (const port of meshPorts(service)) {
       const name = outboundClusterName(port.port, service.metadata.name, service.metadata.namespace);
       clusters.set(name, { ...edsCluster(name, usesHttp2(portProtocol(port)), options.mtls), ...clusterPolicy(service, port) });
-      assignments.set(name, loadAssignment(name, serviceEndpoints(model, service, port, directory, options.trustDomain)));
+      assignments.set(name, loadAssignment(name, serviceEndpoints(model, service, port, directory, options.trustDomain, options.mtls)));
     }
   }
   return { clusters, assignments };
