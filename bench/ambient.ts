@@ -36,7 +36,7 @@ const LABEL: Record<AmbientPath, string> = {
   direct: 'direct (client pod → server pod)',
   ambient: 'ambient (node proxy, HBONE + mTLS)',
   sidecar: 'sidecar pair (2 captured sidecars + mTLS)',
-  'sidecar-tcp': 'sidecar pair, TCP port (L4: an mTLS connection between the sidecars per connection)',
+  'sidecar-tcp': 'sidecar pair, TCP port (L4: HBONE streams between the sidecars)',
 };
 /** Each path's pods, and (mesh paths) the Service VIP and port the client calls. */
 const PODS: Record<AmbientPath, { client: string; server: string; vip?: string; port?: number }> = {
@@ -272,7 +272,7 @@ export async function ambientBench(dir: string, s: AmbientSettings, log: (line: 
 
 const NOTES = [
   'Ambient is L4 here (no waypoint): the node proxy relays bytes over HBONE (HTTP/2 CONNECT over mTLS) between the two pods\' in-pod listeners; the sidecar pair parses HTTP/1.1 on both sides (the Service port is named http), so the two mesh rows do different work per request.',
-  `The TCP sidecar row calls the same Service on its second port (${TCP_SERVICE_PORT}, named tcp): both sidecars relay bytes, so each client connection is a new mTLS connection between them, resumed with a TLS 1.3 session ticket after the first (MeshTls).`,
+  `The TCP sidecar row calls the same Service on its second port (${TCP_SERVICE_PORT}, named tcp): both sidecars relay bytes, each client connection an HBONE stream (HTTP/2 CONNECT) on the client sidecar's pooled mTLS connection to the server sidecar's 15008.`,
   'The mesh paths call a Service ClusterIP (redirected inside the client pod); direct calls the server pod\'s IP (the lab runs no kube-proxy).',
   'One node proxy carries both ambient pods, so its CPU is the whole cost of the ambient path; the sidecar path\'s is the sum of its two sidecars (all on the proxy CPU).',
   'CPUs busy: CPU 0 (load generator, backends, control plane) / CPU 1 (proxies), everything on the machine included; a proxy that used well under one core while CPU 1 was near 100 % was sharing it with other work.',
