@@ -24,19 +24,28 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/**
+ * A relay whose client sent its last bytes and FIN, then closed while the upstream (a slow side)
+ * still held them unwritten: the case where the relay's close waits for a flush. Fake timers.
+ */
+async function closedWhileFlushing(): Promise<{ side: Duplex; flush: () => void }> {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  const client = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
+  const upstream = slowSide();
+  relay(client, upstream.side, NOTHING_READ);
+  client.push('last bytes');
+  client.push(null);
+  await ticks();
+  expect(upstream.side.writableEnded).toBe(true);
+  expect(upstream.side.writableFinished).toBe(false);
+  client.destroy();
+  await ticks();
+  return upstream;
+}
+
 describe('relay', () => {
   it('lets an ended side flush after the other closes, then closes it and drops its timer', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const client = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
-    const upstream = slowSide();
-    relay(client, upstream.side, NOTHING_READ);
-    client.push('last bytes');
-    client.push(null);
-    await ticks();
-    expect(upstream.side.writableEnded).toBe(true);
-    expect(upstream.side.writableFinished).toBe(false);
-    client.destroy();
-    await ticks();
+    const upstream = await closedWhileFlushing();
     expect(upstream.side.destroyed).toBe(false);
     expect(vi.getTimerCount()).toBe(1);
     upstream.flush();
@@ -46,15 +55,7 @@ describe('relay', () => {
   });
 
   it('gives a side that never flushes five seconds', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const client = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
-    const upstream = slowSide();
-    relay(client, upstream.side, NOTHING_READ);
-    client.push('stuck');
-    client.push(null);
-    await ticks();
-    client.destroy();
-    await ticks();
+    const upstream = await closedWhileFlushing();
     vi.advanceTimersByTime(4_999);
     expect(upstream.side.destroyed).toBe(false);
     vi.advanceTimersByTime(1);
