@@ -1,6 +1,7 @@
 // EDS: ClusterLoadAssignment → EndpointAssignment (addresses, health, weights, and Weft's
 // `weft` endpoint metadata: workload, SPIFFE identity, target port behind the sidecar, HBONE
 // tunnel and waypoint flags).
+import { portNumber } from '../core/port.js';
 import type { Plain } from './codec.js';
 import type { Endpoint, EndpointAssignment } from './domain.js';
 import type { ResourceType } from './resource.js';
@@ -79,8 +80,8 @@ function weftMetadata(md: Plain | undefined, path: string, p: Problems): Pick<En
     else p.add(`${at}.identity`, `identity must be a SPIFFE ID (spiffe://...), got ${JSON.stringify(m.identity)}`);
   }
   if (m.target_port !== undefined && m.target_port !== null) {
-    const port = typeof m.target_port === 'string' && /^\d+$/.test(m.target_port) ? Number(m.target_port) : m.target_port;
-    if (typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65535) out.targetPort = port;
+    const port = portNumber(m.target_port);
+    if (port !== undefined) out.targetPort = port;
     else p.add(`${at}.target_port`, `target_port must be a port number, got ${JSON.stringify(m.target_port)}`);
   }
   if (m.tunnel !== undefined && m.tunnel !== null) {

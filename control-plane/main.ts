@@ -10,6 +10,7 @@ import { selfSignedDir } from '../certs/ca-store.js';
 import { errorMessage } from '../core/errors.js';
 import { serveEndpoints, type EndpointServer } from '../core/http-server.js';
 import { createLogger, type Logger } from '../core/log.js';
+import { portNumber } from '../core/port.js';
 import { LocalTokenAuthenticator, type Authenticator } from './ca/authenticator.js';
 import { rootsAcked, watchCaDir } from './ca/rotation.js';
 import { startServingCredentials, type ServingCredentials } from './ca/serving.js';
@@ -26,7 +27,7 @@ import { FileSource } from './sources/file.js';
 import type { KubernetesServices } from './sources/kubernetes/mode.js';
 import { routeStatuses } from './status/index.js';
 import { NackLedger, withProxyRejections } from './status/nacks.js';
-import { translateShared, type ProxyNode } from './translate/index.js';
+import { translateShared, type ProxyNode, type SidecarPorts } from './translate/index.js';
 import { identifyProxy, proxyNodeOf } from './xds-server/proxy-node.js';
 import { preparedAdsService } from './xds-server/encode.js';
 import { XdsServer, type ProxyInfo } from './xds-server/server.js';
@@ -49,9 +50,8 @@ export interface ControlPlane {
 interface ConnectedSidecar {
   readonly info: ProxyInfo;
   readonly node: ProxyNode;
-  readonly inboundPort: number | undefined;
-  /** Where it takes HBONE tunnels (a captured sidecar); its endpoint for L4 ports. */
-  readonly hbonePort: number | undefined;
+  /** Undefined for node proxies and waypoints, which are not their workload's endpoint. */
+  readonly ports: SidecarPorts | undefined;
 }
 
 export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = createLogger('control-plane')): Promise<ControlPlane> {
@@ -96,14 +96,14 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
   const convergence = new ConvergenceTracker((s) => metrics.convergence.observe(s), () => xds.awaitingAck());
   const nacks = new NackLedger();
 
-  /** Which workloads have a sidecar, and its inbound port (node proxies and waypoints are not sidecars). */
-  const directory = (workload: string) => {
-    const s = sidecars.get(workload);
-    if (s?.inboundPort !== undefined) return { inboundPort: s.inboundPort, ...(s.hbonePort !== undefined ? { hbonePort: s.hbonePort } : {}) };
+  /** Which workloads have a sidecar, and its ports: inbound, and HBONE for a captured one
+   *  (node proxies and waypoints are not sidecars). */
+  const directory = (workload: string): SidecarPorts | undefined => {
+    const s = sidecars.get(workload)?.ports;
+    if (s) return s;
     // In a cluster a ready pod's sidecar is an endpoint even if it is connected to another replica.
     if (kubeMode && kube) return kubeMode.podSidecar(model, workload);
-    const remembered = memory?.inboundPort(workload);
-    return remembered === undefined ? undefined : { inboundPort: remembered };
+    return memory?.ports(workload);
   };
 
   // What every sidecar shares is translated once per rebuild, each proxy's own part only when
@@ -180,13 +180,9 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
       // A sidecar or waypoint proves its workload, a node proxy its node (xds-server/proxy-node.ts).
       authenticate: async (node, md) => identifyProxy(node, await authenticator.authenticate(bearer(md) ?? '', {})),
       connected: (info) => {
-        const port = Number(info.metadata.INBOUND_PORT);
-        // Only a sidecar is its workload's endpoint; a waypoint's and a node proxy's come from the model.
-        const inboundPort = info.mode !== 'ambient' && info.mode !== 'waypoint' && Number.isInteger(port) && port > 0 ? port : undefined;
-        const hbone = Number(info.metadata.HBONE_PORT);
-        const hbonePort = inboundPort !== undefined && Number.isInteger(hbone) && hbone > 0 && hbone < 65536 ? hbone : undefined;
-        sidecars.set(info.id, { info, node: proxyNodeOf(info), inboundPort, hbonePort });
-        if (info.mode !== 'ambient') memory?.connected(info.id, inboundPort);
+        const ports = sidecarPorts(info);
+        sidecars.set(info.id, { info, node: proxyNodeOf(info), ports });
+        if (info.mode !== 'ambient') memory?.connected(info.id, ports);
         metrics.connected.set(xds.connectedProxies());
         // Its own snapshot now; everyone else's (its new endpoint) with the next debounced
         // rebuild, so that many sidecars connecting at once cost one rebuild, not one each.
@@ -350,4 +346,14 @@ function dumpSnapshot(snapshot: Snapshot): unknown {
     };
   }
   return out;
+}
+
+/** The ports a sidecar reports in its node metadata. Only a sidecar is its workload's endpoint:
+ *  a waypoint's and a node proxy's come from the model. */
+function sidecarPorts(info: ProxyInfo): SidecarPorts | undefined {
+  if (info.mode === 'ambient' || info.mode === 'waypoint') return undefined;
+  const inboundPort = portNumber(info.metadata.INBOUND_PORT);
+  if (inboundPort === undefined) return undefined;
+  const hbonePort = portNumber(info.metadata.HBONE_PORT);
+  return hbonePort === undefined ? { inboundPort } : { inboundPort, hbonePort };
 }

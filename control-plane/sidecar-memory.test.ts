@@ -1,7 +1,7 @@
 // Sidecars remembered across a control-plane restart: saved as they connect and leave (in one
 // debounced write for a burst), served as endpoints for the grace period after a restart, not
 // forgotten when the control plane itself shuts down.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,8 +21,8 @@ describe('SidecarMemory', () => {
     const log = createLogger('test');
     let now = 0;
     const first = new SidecarMemory({ stateDir, log, now: () => now, graceMs: 1000 });
-    first.connected('a.default', 15006);
-    first.connected('b.default', 15007);
+    first.connected('a.default', { inboundPort: 15006, hbonePort: 15008 });
+    first.connected('b.default', { inboundPort: 15007 });
     first.disconnected('b.default');
     // Shutdown closes every stream: that must not erase what we know.
     first.freeze();
@@ -30,12 +30,34 @@ describe('SidecarMemory', () => {
 
     const second = new SidecarMemory({ stateDir, log, now: () => now, graceMs: 1000 });
     expect(second.graceDeadline).toBe(1000);
-    expect(second.inboundPort('a.default')).toBe(15006);
-    expect(second.inboundPort('b.default')).toBeUndefined();
+    // Both ports come back: a captured sidecar stays reachable over HBONE for its L4 ports.
+    expect(second.ports('a.default')).toEqual({ inboundPort: 15006, hbonePort: 15008 });
+    expect(second.ports('b.default')).toBeUndefined();
     now = 1000;
-    expect(second.inboundPort('a.default')).toBeUndefined();
-    second.connected('a.default', 16000);
-    expect(second.inboundPort('a.default')).toBe(16000);
+    expect(second.ports('a.default')).toBeUndefined();
+    second.connected('a.default', { inboundPort: 16000 });
+    expect(second.ports('a.default')).toEqual({ inboundPort: 16000 });
+  });
+
+  it('reads what an older version saved (bare inbound ports) and skips entries that are not ports', () => {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'weft-sidecars-'));
+    dirs.push(stateDir);
+    writeFileSync(
+      path.join(stateDir, 'sidecars.json'),
+      JSON.stringify({
+        'old.default': 15006,
+        'new.default': { inboundPort: 15006, hbonePort: 15008 },
+        'bad-hbone.default': { inboundPort: 15006, hbonePort: 70000 },
+        'zero.default': 0,
+        'text.default': '15006',
+        'nothing.default': { hbonePort: 15008 },
+      }),
+    );
+    const memory = new SidecarMemory({ stateDir, log: createLogger('test'), now: () => 0, graceMs: 1000 });
+    expect(memory.ports('old.default')).toEqual({ inboundPort: 15006 });
+    expect(memory.ports('new.default')).toEqual({ inboundPort: 15006, hbonePort: 15008 });
+    expect(memory.ports('bad-hbone.default')).toEqual({ inboundPort: 15006 });
+    for (const w of ['zero.default', 'text.default', 'nothing.default']) expect(memory.ports(w)).toBeUndefined();
   });
 });
 
@@ -46,7 +68,7 @@ describe('SidecarMemory saving', () => {
     const log = createLogger('test');
     const file = path.join(stateDir, 'sidecars.json');
     const memory = new SidecarMemory({ stateDir, log, saveDebounceMs: 50 });
-    for (let i = 0; i < 100; i++) memory.connected(`w${i}.default`, 20000 + i);
+    for (let i = 0; i < 100; i++) memory.connected(`w${i}.default`, { inboundPort: 20000 + i });
     // Nothing is written while connections keep coming (the event loop is not blocked on disk).
     expect(existsSync(file)).toBe(false);
     await eventually(() => expect(Object.keys(JSON.parse(readFileSync(file, 'utf8')) as object)).toHaveLength(100));

@@ -1,6 +1,6 @@
 // Local mode's endpoints come from connected sidecars, so a restarted control plane would
 // first see none and push empty endpoint sets to the proxies that reconnect first. This keeps
-// the last known sidecars (workload → inbound port) in the state dir: after a restart they
+// the last known sidecars (workload → its inbound and HBONE ports) in the state dir: after a restart they
 // count as connected for a grace period, the rebuilt snapshots equal the ones served before
 // (content-hashed versions, so reconnecting proxies see no change), and a sidecar that has
 // not come back when the grace period ends is dropped. Saves are debounced and asynchronous
@@ -9,6 +9,8 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../core/log.js';
+import { portNumber } from '../core/port.js';
+import type { SidecarPorts } from './translate/index.js';
 
 /** Proxies reconnect with a backoff of at most ~10 s; give them twice that. */
 export const RESYNC_GRACE_MS = 20_000;
@@ -26,8 +28,8 @@ export interface SidecarMemoryOptions {
 }
 
 export class SidecarMemory {
-  private readonly live = new Map<string, number>();
-  private readonly remembered = new Map<string, number>();
+  private readonly live = new Map<string, SidecarPorts>();
+  private readonly remembered = new Map<string, SidecarPorts>();
   private readonly graceEnds: number;
   private frozen = false;
   private saveTimer: NodeJS.Timeout | undefined;
@@ -41,8 +43,9 @@ export class SidecarMemory {
     this.graceEnds = now() + (opts.graceMs ?? RESYNC_GRACE_MS);
     try {
       const saved = JSON.parse(readFileSync(path.join(opts.stateDir, FILE), 'utf8')) as Record<string, unknown>;
-      for (const [workload, port] of Object.entries(saved)) {
-        if (typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536) this.remembered.set(workload, port);
+      for (const [workload, entry] of Object.entries(saved)) {
+        const ports = savedPorts(entry);
+        if (ports) this.remembered.set(workload, ports);
       }
       if (this.remembered.size > 0) opts.log.info('expecting sidecars from before the restart', { sidecars: this.remembered.size, graceMs: opts.graceMs ?? RESYNC_GRACE_MS });
     } catch {
@@ -55,15 +58,15 @@ export class SidecarMemory {
     return this.remembered.size > 0 ? this.graceEnds : undefined;
   }
 
-  /** The inbound port of a connected sidecar, or of one remembered and still within grace. */
-  inboundPort(workload: string, now = (this.opts.now ?? Date.now)()): number | undefined {
+  /** The ports of a connected sidecar, or of one remembered and still within grace. */
+  ports(workload: string, now = (this.opts.now ?? Date.now)()): SidecarPorts | undefined {
     return this.live.get(workload) ?? (now < this.graceEnds ? this.remembered.get(workload) : undefined);
   }
 
-  connected(workload: string, inboundPort: number | undefined): void {
+  connected(workload: string, ports: SidecarPorts | undefined): void {
     this.remembered.delete(workload);
-    if (inboundPort === undefined) this.live.delete(workload);
-    else this.live.set(workload, inboundPort);
+    if (ports === undefined) this.live.delete(workload);
+    else this.live.set(workload, ports);
     this.save();
   }
 
@@ -144,4 +147,20 @@ export class SidecarMemory {
     this.dirty = true;
     this.opts.log.warn('could not save the connected sidecars; a restart will re-learn them', { error: (err as Error).message });
   }
+}
+
+/** One saved sidecar: `{inboundPort, hbonePort?}`, or a bare inbound port (what versions before
+ *  HBONE into sidecars saved). Anything else is skipped: that sidecar is re-learned when it
+ *  reconnects. */
+function savedPorts(entry: unknown): SidecarPorts | undefined {
+  if (typeof entry === 'number') {
+    const inboundPort = portNumber(entry);
+    return inboundPort === undefined ? undefined : { inboundPort };
+  }
+  if (typeof entry !== 'object' || entry === null) return undefined;
+  const { inboundPort: inbound, hbonePort: hbone } = entry as Record<string, unknown>;
+  const inboundPort = portNumber(inbound);
+  if (inboundPort === undefined) return undefined;
+  const hbonePort = portNumber(hbone);
+  return hbonePort === undefined ? { inboundPort } : { inboundPort, hbonePort };
 }

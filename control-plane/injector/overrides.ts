@@ -2,6 +2,7 @@
 // one is reported with the annotation's name and value, and the pod is rejected rather than
 // injected with a setting the user did not ask for.
 import { isIP } from 'node:net';
+import { portNumber } from '../../core/port.js';
 import { ANNOTATIONS, INJECT_ANNOTATION, STATUS_ANNOTATION } from './names.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -39,8 +40,8 @@ function list(value: string): string[] {
 function ports(annotation: string, value: string, problems: AnnotationProblem[]): number[] {
   const out: number[] = [];
   for (const item of list(value)) {
-    const n = /^\d+$/.test(item) ? Number(item) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    const n = portNumber(item);
+    if (n === undefined) {
       problems.push({ annotation, value, message: `"${item}" is not a port number (1-65535); write ports separated by commas, e.g. "8080,9090"` });
     } else if (!out.includes(n)) {
       out.push(n);

@@ -4,6 +4,7 @@
 // and HTTP probes of another host, are the kubelet's own business and stay as they are. A probe
 // on a named port that the container does not declare is left alone too: the kubelet reports it.
 import { appProbePath, PROBE_KINDS, type ProbeField } from '../../core/app-probes.js';
+import { portNumber } from '../../core/port.js';
 import { PORTS } from './names.js';
 import type { Json } from './patch.js';
 
@@ -13,9 +14,8 @@ const obj = (v: Json | undefined): JsonObject | undefined => (typeof v === 'obje
 
 /** A probe's port (number or the name of one of the container's ports), resolved. */
 function resolvePort(port: Json | undefined, container: JsonObject): number | undefined {
-  if (typeof port === 'number') return Number.isInteger(port) && port >= 1 && port <= 65535 ? port : undefined;
+  if (typeof port === 'number' || /^\d+$/.test(String(port))) return portNumber(port);
   if (typeof port !== 'string') return undefined;
-  if (/^\d+$/.test(port)) return resolvePort(Number(port), container);
   for (const p of Array.isArray(container.ports) ? container.ports : []) {
     const o = obj(p);
     if (o?.name === port && typeof o.containerPort === 'number') return o.containerPort;

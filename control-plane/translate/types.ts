@@ -26,7 +26,13 @@ export interface ProxyNode {
  * Keyed by `name.namespace`; undefined means "no sidecar": the workload gets no endpoints,
  * unless it is enrolled in ambient mode (then its node proxy is its endpoint, over HBONE).
  */
-export type SidecarDirectory = (workloadKey: string) => { readonly inboundPort: number; readonly hbonePort?: number } | undefined;
+/** Where a sidecar takes mesh traffic: its inbound listener, and (a captured sidecar) HBONE. */
+export interface SidecarPorts {
+  readonly inboundPort: number;
+  readonly hbonePort?: number;
+}
+
+export type SidecarDirectory = (workloadKey: string) => SidecarPorts | undefined;
 
 export interface TranslateOptions extends Partial<RouteSemanticsOptions> {
   /** SPIFFE trust domain for endpoint identities, e.g. `cluster.local`. */

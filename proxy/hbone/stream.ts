@@ -2,6 +2,7 @@
 // reason header, the `ip:port` authority). A TCP reset travels as RST_STREAM(CONNECT_ERROR)
 // (RFC 9113 §8.5), a FIN as END_STREAM: see client.ts's Tunnel and server.ts's.
 import net from 'node:net';
+import { portNumber } from '../../core/port.js';
 
 /**
  * The response header that says why a CONNECT was not answered 200 (a 400/403/404/405/502/503),
@@ -27,8 +28,8 @@ export function parseAuthority(authority: string | undefined): TunnelTarget | un
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(authority);
   if (!m) return undefined;
   const host = (m[1] ?? m[2]) as string;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
+  const port = portNumber(m[3]);
+  if (port === undefined) return undefined;
   if (m[1] !== undefined ? !net.isIPv6(host) : !net.isIPv4(host)) return undefined;
   return { host, port };
 }

@@ -2,6 +2,7 @@
 // request-target in origin-form, absolute-form (RFC 9112 §3.2.2: its authority wins over Host).
 import type http from 'node:http';
 import type http2 from 'node:http2';
+import { portNumber } from '../../core/port.js';
 import type { RequestFacts } from '../route/types.js';
 import { proxyErrors } from './errors.js';
 import { allValues, fieldValue, firstValue, isGrpc, isGrpcType, readRawHeaders, type HeaderMap } from './headers.js';
@@ -240,7 +241,7 @@ export function splitAuthority(authority: string, defaultPort: number): { host: 
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(authority);
   if (!m) return undefined;
   const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
-  const port = m[2] === undefined ? defaultPort : Number(m[2]);
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+  const port = m[2] === undefined ? defaultPort : portNumber(m[2]);
+  if (port === undefined) return undefined;
   return { host, port };
 }

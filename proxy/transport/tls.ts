@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import { spiffeIdOf } from '../../certs/bundle.js';
 import { ErrorCode, WeftError, errorMessage } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/log.js';
+import { portNumber } from '../../core/port.js';
 
 /** What MeshTls needs from the workload identity (IdentityManager implements it). */
 export interface IdentitySource {
@@ -30,8 +31,7 @@ export function sniForTargetPort(port: number): string {
 export function parseTargetPortFromSni(servername: string | false | null | undefined): number | undefined {
   if (!servername) return undefined;
   const m = /^(\d{1,5})\.inbound\.weft\.internal$/i.exec(servername);
-  const port = m ? Number(m[1]) : NaN;
-  return port >= 1 && port <= 65535 ? port : undefined;
+  return m ? portNumber(m[1]) : undefined;
 }
 
 export interface ConnectOptions {
