@@ -184,7 +184,7 @@ export class PodRuntime {
         : !chain
           ? `plaintext to port ${port} refused: the pod's mTLS mode is STRICT (or it serves no such port)`
           : (() => {
-              const d = evaluateRbac(chain.filter.rbac, { identity: undefined, method: '', path: '', port });
+              const d = evaluateRbac(chain.filter.rbac, { identity: undefined, method: undefined, path: undefined, port });
               return d.allow ? undefined : `denied by authorization policy: ${d.reason}`;
             })();
     if (refusal) {

@@ -68,14 +68,15 @@ export function appAddress(config: ProxyConfig, port: number): { host: string; p
 
 /**
  * Whether `peer` may open a TCP stream to `port`: the RBAC rules of the inbound filter chain
- * for that port (AuthorizationPolicy), with no method or path — so ALLOW rules that need L7
- * attributes never match a TCP stream. Undefined = allowed, else the reason.
+ * for that port (AuthorizationPolicy), with no method or path — so ALLOW rules that need them
+ * never match a stream, and DENY rules that name them deny it on their other conditions
+ * (inbound/authz.ts). Undefined = allowed, else the reason.
  */
 export function tcpRefusal(config: ProxyConfig, listenerName: string, port: number, peer: string | undefined): string | undefined {
   const listener = config.listeners.get(listenerName);
   const chain = listener && selectFilterChain(listener, { targetPort: port, secure: true });
   if (!chain) return `no inbound filter chain serves port ${port}`;
-  const decision = evaluateRbac(chain.filter.rbac, { identity: peer, method: '', path: '', port });
+  const decision = evaluateRbac(chain.filter.rbac, { identity: peer, method: undefined, path: undefined, port });
   return decision.allow ? undefined : `denied by authorization policy: ${decision.reason}`;
 }
 

@@ -38,9 +38,10 @@ export const allowAll: AuthorizeHook = () => ({ allow: true, reason: 'no authori
 export interface AuthzRequest {
   /** The peer's SPIFFE ID, when it proved one. */
   readonly identity: string | undefined;
-  readonly method: string;
-  /** Path without the query string. */
-  readonly path: string;
+  /** Undefined for a byte stream (TCP, an HBONE tunnel), which has no method or path. */
+  readonly method: string | undefined;
+  /** Path without the query string; undefined for a byte stream. */
+  readonly path: string | undefined;
   /** The app port the request is for. */
   readonly port: number | undefined;
 }
@@ -64,26 +65,39 @@ function principalPredicate(p: RbacPrincipalMatch): Predicate {
   return (r, ns) => r.identity !== undefined && (!principal || principal(r.identity)) && (!namespace || (ns !== undefined && namespace(ns)));
 }
 
-function permissionPredicate(p: RbacPermissionMatch): Predicate {
+/**
+ * A permission names HTTP attributes (methods, paths) that a byte stream does not have. Judged
+ * on a stream, as Istio's sidecars and ztunnel judge TCP: in an ALLOW list such a permission
+ * matches nothing (it allows less); in a DENY list its HTTP conditions are left out and the rest
+ * decides (it denies more). Otherwise a DENY on `/admin` would let a TCP or HBONE stream to the
+ * same port carry any request to `/admin` past it.
+ */
+function permissionPredicate(p: RbacPermissionMatch, action: RbacRules['action']): Predicate {
   if (p.any) return () => true;
   const methods = p.methods;
   const paths = p.paths?.map(str);
   const ports = p.ports;
-  return (r) =>
-    (!methods || methods.includes(r.method)) &&
-    (!paths || paths.some((m) => m(r.path))) &&
-    (!ports || (r.port !== undefined && ports.includes(r.port)));
+  const needsHttp = methods !== undefined || paths !== undefined;
+  return (r) => {
+    const { method, path } = r;
+    if (method === undefined || path === undefined) {
+      if (needsHttp && action !== 'DENY') return false;
+    } else if ((methods && !methods.includes(method)) || (paths && !paths.some((m) => m(path)))) {
+      return false;
+    }
+    return !ports || (r.port !== undefined && ports.includes(r.port));
+  };
 }
 
-function compilePolicy(policy: RbacPolicy): { name: string; matches: Predicate } {
+function compilePolicy(policy: RbacPolicy, action: RbacRules['action']): { name: string; matches: Predicate } {
   const principals = policy.principals.map(principalPredicate);
-  const permissions = policy.permissions.map(permissionPredicate);
+  const permissions = policy.permissions.map((p) => permissionPredicate(p, action));
   return { name: policy.name, matches: (r, ns) => principals.some((f) => f(r, ns)) && permissions.some((f) => f(r, ns)) };
 }
 
 function policiesOf(rules: RbacRules) {
   let c = compiled.get(rules);
-  if (!c) compiled.set(rules, (c = rules.policies.map(compilePolicy)));
+  if (!c) compiled.set(rules, (c = rules.policies.map((p) => compilePolicy(p, rules.action))));
   return c;
 }
 

@@ -126,6 +126,7 @@ describe('AuthorizationPolicy: Envoy RBAC in every inbound chain, evaluated by t
   const PROD = 'spiffe://cluster.local/ns/prod/sa/client';
   const req = (identity: string | undefined, more: Partial<AuthzRequest> = {}): AuthzRequest => ({ identity, method: 'GET', path: '/', port: 8080, ...more });
   const sel = 'selector: { matchLabels: { app: server } }';
+  const STREAM = { method: undefined, path: undefined };
 
   type Case = [string, string, AuthzRequest, boolean, string?];
   const cases: Case[] = [
@@ -166,6 +167,14 @@ describe('AuthorizationPolicy: Envoy RBAC in every inbound chain, evaluated by t
     ['mesh-wide in weft-system applies everywhere', authz('weft-system', 'mesh', `{ action: DENY, rules: [{ to: [{ operation: { methods: [DELETE] } }] }] }`), req(CLIENT, { method: 'DELETE' }), false, 'ns[weft-system]-policy[mesh]-rule[0]'],
     ['not* in an ALLOW rule: the rule is dropped (allows less)', authz('default', 'p', `{ rules: [{ to: [{ operation: { notPaths: [/secret] } }] }] }`), req(CLIENT, { path: '/open' }), false],
     ['not* in a DENY rule: the negation is ignored (denies more)', authz('default', 'd', `{ action: DENY, rules: [{ from: [{ source: { notPrincipals: [cluster.local/ns/default/sa/client] } }] }] }`), req(CLIENT), false],
+    // A byte stream (TCP, an HBONE tunnel) has no method or path: as Istio's sidecars and ztunnel do.
+    ['on a stream: an ALLOW rule that needs a path allows nothing', authz('default', 'p', `{ rules: [{ to: [{ operation: { paths: [/api] } }] }] }`), req(CLIENT, STREAM), false],
+    ['on a stream: an ALLOW rule on the caller alone still allows', authz('default', 'p', `{ rules: [{ from: [{ source: { principals: [cluster.local/ns/default/sa/client] } }] }] }`), req(CLIENT, STREAM), true],
+    ['on a stream: a DENY rule on a path denies the stream (its HTTP conditions left out)', authz('default', 'deny-admin', `{ action: DENY, rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }] }`), req(CLIENT, STREAM), false, 'ns[default]-policy[deny-admin]-rule[0]'],
+    ['on a stream: a DENY rule on a method denies the stream', authz('default', 'd', `{ action: DENY, rules: [{ to: [{ operation: { methods: [DELETE] } }] }] }`), req(CLIENT, STREAM), false],
+    ['on a stream: a DENY rule on a path and a port keeps its port', authz('default', 'd', `{ action: DENY, rules: [{ to: [{ operation: { paths: ["/admin*"], ports: [9090] } }] }] }`), req(CLIENT, STREAM), true],
+    ['on a stream: a DENY rule on a path and a port denies that port', authz('default', 'd', `{ action: DENY, rules: [{ to: [{ operation: { paths: ["/admin*"], ports: [9090] } }] }] }`), req(CLIENT, { ...STREAM, port: 9090 }), false],
+    ['on a stream: a DENY rule on a path keeps its caller condition', authz('default', 'd', `{ action: DENY, rules: [{ from: [{ source: { namespaces: [prod] } }], to: [{ operation: { paths: ["/admin*"] } }] }] }`), req(CLIENT, STREAM), true],
   ];
 
   it.each(cases)('%s', (_name, yaml, request, allow, policy) => {

@@ -212,9 +212,24 @@ describe.each(LAYOUTS)('pod networking, $layout layout (kube-proxy rules in ipta
       }
     }));
 
-  it('applies AuthorizationPolicy to TCP streams too', () =>
+  it('applies AuthorizationPolicy to TCP streams too; a DENY on HTTP paths denies the whole stream', () =>
     withLogs(async () => {
       const client = await cluster.agent('client');
+      // A stream could carry a request to /admin unseen: the rule's path is left out, not failed.
+      cluster.config(
+        'deny-admin.yaml',
+        `apiVersion: weft.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: deny-admin, namespace: default }
+spec:
+  selector: { matchLabels: { app: echo } }
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
+`,
+      );
+      await eventually(async () => expect((await client.tcp('echo', 7000, ['admin?'])).replies).toEqual([]), { timeoutMs: 15_000, message: 'TCP denied by a path rule' });
+      cluster.config('deny-admin.yaml', undefined);
+      await eventually(async () => expect((await client.tcp('echo', 7000, ['open'])).replies).toEqual(['open peer=127.0.0.6']), { timeoutMs: 15_000, message: 'TCP allowed' });
       cluster.config(
         'deny-client.yaml',
         `apiVersion: weft.dev/v1alpha1
