@@ -55,6 +55,9 @@ export interface ProxyConfigOptions {
   readonly endpointsAddress?: string;
   /** Worker processes sharing the listeners (proxy/workers.ts); 1: this process serves alone. */
   readonly concurrency: number;
+  /** In a worker, the secret its session-ticket keys come from, shared by every worker of the
+   *  sidecar (set by proxy/workers.ts, never a flag; see MeshTls). */
+  readonly ticketSecret?: Buffer;
 }
 
 export const PROXY_DEFAULTS = {

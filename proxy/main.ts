@@ -57,7 +57,7 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
     log: log.child('identity'),
   });
   identity.start();
-  const tls = new MeshTls(identity);
+  const tls = new MeshTls(identity, { ticketSecret: cfg.ticketSecret });
 
   // 2. Config: every accepted xDS update becomes a new immutable snapshot.
   const state = new ProxyState();

@@ -4,9 +4,11 @@
 // the supervisor holds the listening sockets and hands each new connection to the next worker.
 // The supervisor answers for the sidecar as one: readiness (every worker ready), one
 // Prometheus exposition (the workers' series summed), the app's probes, drain (all workers),
-// and replaces a worker that dies. Workers keep their admin and stats on loopback ports of their
+// and replaces a worker that dies. Its workers seal TLS session tickets with keys drawn from one
+// secret it makes at start-up, so a peer resumes its session at whichever worker it reaches next. Workers keep their admin and stats on loopback ports of their
 // own; the supervisor's admin port passes other requests to one of them (`?worker=I` picks).
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
 import { readinessAnswer, serveEndpoints, type EndpointServer, type Handler } from '../core/http-server.js';
@@ -17,6 +19,9 @@ import type { RunningProxy } from './main.js';
 
 /** Set in a worker's environment: its index. */
 export const WORKER_ENV = 'WEFT_PROXY_WORKER';
+/** Set in a worker's environment: the supervisor's session-ticket secret (hex), which the worker
+ *  takes out of its environment as it reads it (workerConfig). Never logged. */
+const TICKET_SECRET_ENV = 'WEFT_PROXY_TICKET_SECRET';
 
 type ToWorker = { weft: 'ask'; id: number; what: 'ready' | 'metrics' };
 type FromWorker =
@@ -32,10 +37,14 @@ export function isProxyWorker(): boolean {
 
 /**
  * A worker's settings: its admin, stats and health ports are its own, on loopback (the
- * supervisor serves the sidecar's); outbound, inbound and HBONE are shared through the supervisor.
+ * supervisor serves the sidecar's); outbound, inbound and HBONE are shared through the
+ * supervisor, and so are the keys of its session tickets.
  */
 export function workerConfig(cfg: ProxyConfigOptions): ProxyConfigOptions {
-  return { ...cfg, adminPort: 0, statsPort: 0, healthPort: 0, endpointsAddress: '127.0.0.1' };
+  const hex = process.env[TICKET_SECRET_ENV];
+  delete process.env[TICKET_SECRET_ENV];
+  const ticketSecret = hex !== undefined && /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, 'hex') : undefined;
+  return { ...cfg, adminPort: 0, statsPort: 0, healthPort: 0, endpointsAddress: '127.0.0.1', ...(ticketSecret ? { ticketSecret } : {}) };
 }
 
 /** In a worker: tells the supervisor where it listens, and answers its questions. */
@@ -80,6 +89,8 @@ export async function startProxyWorkers(cfg: ProxyConfigOptions, count: number, 
   let resolveStopped!: () => void;
   const stoppedPromise = new Promise<void>((r) => (resolveStopped = r));
 
+  // Every worker, replacements included, gets the same one: see TICKET_SECRET_ENV.
+  const ticketSecret = randomBytes(32).toString('hex');
   // A worker reads the same command line; the env var makes it a worker.
   cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2) });
 
@@ -104,7 +115,7 @@ export async function startProxyWorkers(cfg: ProxyConfigOptions, count: number, 
   let listening: (() => void) | undefined;
   /** Starts the slot's worker (again, after one died). */
   const run = (s: Slot): void => {
-    const worker = cluster.fork({ [WORKER_ENV]: String(s.index) });
+    const worker = cluster.fork({ [WORKER_ENV]: String(s.index), [TICKET_SECRET_ENV]: ticketSecret });
     s.worker = worker;
     s.ports = undefined;
     worker.on('message', (m: unknown) => {

@@ -1,6 +1,7 @@
 // MeshTls over real TLS sockets on 127.0.0.1: mutual authentication, identity checks, refusals
 // (wrong identity, foreign root, expired), and rotation without dropping open connections.
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { Registry } from 'prom-client';
@@ -129,9 +130,9 @@ beforeAll(async () => {
 
 const serialOf = (cert: TestWorkloadCert) => new X509Certificate(cert.chainPem[0] as string).serialNumber;
 
-function mesh(cert: TestWorkloadCert | undefined, roots: readonly string[] = ca.roots()): { mesh: MeshTls; source: ManualSource } {
+function mesh(cert: TestWorkloadCert | undefined, roots: readonly string[] = ca.roots(), ticketSecret?: Buffer): { mesh: MeshTls; source: ManualSource } {
   const source = new ManualSource(cert, roots);
-  const m = new MeshTls(source);
+  const m = new MeshTls(source, { ticketSecret });
   closers.push(() => m.close());
   return { mesh: m, source };
 }
@@ -348,6 +349,55 @@ describe('session resumption', () => {
     expect(after.resumed).toBe(false);
     const seenByServer = server.accepted.at(-1) as tls.TLSSocket;
     expect(mesh(ratings).mesh.peerCertificate(seenByServer)?.serialNumber).toBe(serialOf(newReviews));
+  });
+
+  /** Two servers behind one port taking its connections in turn, as a `--concurrency`
+   *  sidecar's workers take the connections its supervisor accepts. */
+  async function serveInTurn(meshes: readonly MeshTls[]): Promise<number> {
+    const accepted: tls.TLSSocket[] = [];
+    const servers = meshes.map((m) =>
+      m.createServer((socket) => {
+        accepted.push(socket);
+        socket.on('error', () => undefined);
+        socket.write(`peer=${m.peerIdentity(socket)} port=${parseTargetPortFromSni(socket.servername)} alpn=${socket.alpnProtocol}\n`);
+      }),
+    );
+    let next = 0;
+    const front = net.createServer((socket) => servers[next++ % servers.length]!.emit('connection', socket));
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    closers.push(() => {
+      for (const s of accepted) s.destroy();
+      front.close();
+      for (const m of meshes) m.close();
+    });
+    return (front.address() as AddressInfo).port;
+  }
+
+  it("servers that share a ticket secret (one sidecar's workers) resume each other's sessions, until their trust bundle changes", async () => {
+    // Each worker has a certificate of its own, for the same identity.
+    const secret = randomBytes(32);
+    const workers = [mesh(ratings, ca.roots(), secret), mesh(await workloadCert(ca, RATINGS), ca.roots(), secret)];
+    const port = await serveInTurn(workers.map((w) => w.mesh));
+    const client = mesh(reviews).mesh;
+    const resumed: boolean[] = [];
+    for (let i = 0; i < 4; i++) resumed.push((await greet(client, port)).resumed);
+    expect(resumed).toEqual([false, true, true, true]);
+    expect(workers.map((w) => w.mesh.handshakes.server)).toEqual([{ full: 1, resumed: 1 }, { full: 0, resumed: 2 }]);
+
+    // A new trust bundle ends every ticket, at every worker (each rebuilds on its own).
+    for (const w of workers) w.source.set(w.source.current(), [...ca.roots(), ...foreignCa.roots()]);
+    const after = [];
+    for (let i = 0; i < 3; i++) after.push(await greet(client, port));
+    expect(after.map((g) => g.resumed)).toEqual([false, true, true]);
+    expect(after[2]!.line).toBe(`peer=${REVIEWS} port=9080 alpn=h2`);
+  });
+
+  it('servers without a shared secret each refuse the tickets of the other', async () => {
+    const port = await serveInTurn([mesh(ratings).mesh, mesh(await workloadCert(ca, RATINGS)).mesh]);
+    const client = mesh(reviews).mesh;
+    const resumed: boolean[] = [];
+    for (let i = 0; i < 4; i++) resumed.push((await greet(client, port)).resumed);
+    expect(resumed).toEqual([false, false, false, false]);
   });
 
   it("a server's new trust bundle invalidates every ticket it handed out", async () => {

@@ -2,7 +2,7 @@
 // both built from the workload's current certificate and trust bundle. SecureContexts are rebuilt
 // when either changes; existing connections keep the context they were made with, new handshakes
 // get the new one (the server hands it out per handshake via SNICallback), so rotation drops nothing.
-import { X509Certificate } from 'node:crypto';
+import { createHash, hkdfSync, X509Certificate } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { spiffeIdOf } from '../../certs/bundle.js';
@@ -131,10 +131,21 @@ export class MeshTls {
   /** Counted by connect() (client) and by the servers' accept paths (countAccepted). */
   readonly handshakes: HandshakeCounts;
 
+  /** See the constructor's `ticketSecret`. */
+  private readonly ticketSecret: Buffer | undefined;
+
+  /**
+   * `ticketSecret`: a secret this process shares with others serving the same listeners (the
+   * workers of a `--concurrency` sidecar). The servers then seal session tickets with keys drawn
+   * from it and from the trust bundle, so a ticket one of them issued resumes at any other, and
+   * a new trust bundle still ends every ticket. Without it, each server context has random keys
+   * of its own (Node's default), which rebuild() replaces.
+   */
   constructor(
     private readonly source: IdentitySource,
-    opts: { log?: Logger; handshakes?: HandshakeCounts } = {},
+    opts: { log?: Logger; handshakes?: HandshakeCounts; ticketSecret?: Buffer } = {},
   ) {
+    this.ticketSecret = opts.ticketSecret;
     this.log = opts.log ?? createLogger('tls');
     this.handshakes = opts.handshakes ?? newHandshakeCounts();
     this.rebuild();
@@ -154,13 +165,14 @@ export class MeshTls {
    */
   serverOptions(): tls.TlsOptions {
     return {
-      ...this.contextOptions(),
+      ...this.serverContextOptions(),
       minVersion: 'TLSv1.3',
       requestCert: true,
       rejectUnauthorized: true,
       ALPNProtocols: ALPN,
       // Tickets are sealed with keys of the server's own context, which rebuild() replaces: a
-      // new certificate or trust bundle invalidates every ticket handed out before it.
+      // new certificate or trust bundle invalidates every ticket handed out before it (with a
+      // ticket secret, a new trust bundle: see serverContextOptions).
       sessionTimeout: SESSION_LIFETIME_S,
       SNICallback: (_servername, cb) => {
         if (this.context) cb(null, this.context);
@@ -323,6 +335,14 @@ export class MeshTls {
     this.servers.clear();
   }
 
+  /** The servers' context: ours, and with a ticket secret the keys that seal session tickets,
+   *  the same in every process that shares the secret until the trust bundle changes. */
+  private serverContextOptions(base = this.contextOptions()): tls.SecureContextOptions {
+    if (!this.ticketSecret || !base.ca) return base;
+    const bundle = createHash('sha256').update([base.ca].flat().join('')).digest();
+    return { ...base, ticketKeys: Buffer.from(hkdfSync('sha256', this.ticketSecret, bundle, 'weft session tickets', 48)) };
+  }
+
   private contextOptions(): tls.SecureContextOptions {
     const cert = this.source.current();
     if (!cert) return {};
@@ -350,7 +370,8 @@ export class MeshTls {
       // A resumed session would carry our previous certificate, and a peer proof made against
       // the previous trust bundle: forget them all.
       this.sessions = new SessionCache();
-      for (const server of this.servers) server.setSecureContext(options);
+      const serverOptions = this.serverContextOptions(options);
+      for (const server of this.servers) server.setSecureContext(serverOptions);
     } catch (err) {
       // Keep serving with the previous context rather than with none.
       this.log.error('could not build a TLS context from the new certificate; keeping the previous one', {

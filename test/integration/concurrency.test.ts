@@ -1,7 +1,8 @@
 // `weft proxy --concurrency 2` as a real process: two worker processes share the sidecar's
 // listeners and both serve; the supervisor answers for the sidecar as one (readiness, the summed
 // Prometheus series, /workers); a worker killed with SIGKILL is replaced while traffic goes on;
-// SIGTERM drains every worker and the whole sidecar exits.
+// SIGTERM drains every worker and the whole sidecar exits. With mTLS, a peer's session resumes
+// at either worker.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -10,8 +11,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.js';
-import { echoClientYaml, startTestMesh, type TestMesh } from '../support/mesh.js';
-import { samples, scrape } from '../support/prometheus.js';
+import { CertificateAuthority } from '../../certs/ca.js';
+import { workloadCert } from '../../certs/testing.js';
+import { createLogger } from '../../core/log.js';
+import { MeshTls } from '../../proxy/transport/tls.js';
+import { echoClientYaml, serverClientYaml, startTestMesh, type TestMesh } from '../support/mesh.js';
+import { samples, scrape, total } from '../support/prometheus.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = process.env.WEFT_TEST_CLI ?? path.join(ROOT, 'dist/cli/main.js');
@@ -46,39 +51,57 @@ function get(port: number): Promise<number> {
   });
 }
 
+interface Supervisor {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  readonly ports: { outbound: number; inbound: number; admin: number; stats: number; health: number };
+}
+
+/** `weft proxy --concurrency 2` for `workload` (name.default) in `mesh`, once its supervisor is ready. */
+async function startSupervisor(mesh: TestMesh, name: string): Promise<Supervisor> {
+  const child = spawn(process.execPath, [CLI, 'proxy', '--concurrency', '2', '--xds', `127.0.0.1:${mesh.cp.xdsAddress.port}`, '--workload', `${name}.default`,
+    '--token-file', path.join(mesh.stateDir, 'tokens', 'default', `${name}.token`), '--bind-address', '127.0.0.1',
+    '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0', '--drain-seconds', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const ports = await eventually(() => {
+    const m = /^weft-proxy-listening (\{.*\})$/m.exec(stdout);
+    if (!m) throw new Error(`no listening line yet; stderr: ${stderr.slice(-800)}`);
+    return JSON.parse(m[1]!) as Supervisor['ports'];
+  }, { timeoutMs: 30_000, message: 'supervisor listening' });
+  await eventually(async () => expect((await fetch(`http://127.0.0.1:${ports.health}/healthz/ready`)).status).toBe(200), { timeoutMs: 20_000 });
+  return { child, exited, ports };
+}
+
+async function stopSupervisor(s: Supervisor | undefined): Promise<void> {
+  if (s && s.child.exitCode === null) {
+    s.child.kill('SIGKILL');
+    await s.exited;
+  }
+}
+
 describe('a sidecar on two worker processes', () => {
   let backend: http.Server;
   let mesh: TestMesh;
   let child: ChildProcess;
   let exited: Promise<number | null>;
-  let stdout = '';
-  let stderr = '';
-  let ports: { outbound: number; admin: number; stats: number; health: number };
+  let ports: Supervisor['ports'];
+  let supervisor: Supervisor | undefined;
   const workers = async () => (await (await fetch(`http://127.0.0.1:${ports.admin}/workers`)).json()) as Worker[];
 
   beforeAll(async () => {
     backend = http.createServer((_req, res) => res.end('ok'));
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     mesh = await startTestMesh({ 'echo.yaml': echoClientYaml((backend.address() as AddressInfo).port) }, { mtls: false });
-    child = spawn(process.execPath, [CLI, 'proxy', '--concurrency', '2', '--xds', `127.0.0.1:${mesh.cp.xdsAddress.port}`, '--workload', 'client.default',
-      '--token-file', path.join(mesh.stateDir, 'tokens', 'default', 'client.token'), '--bind-address', '127.0.0.1',
-      '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0', '--drain-seconds', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
-    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    ports = await eventually(() => {
-      const m = /^weft-proxy-listening (\{.*\})$/m.exec(stdout);
-      if (!m) throw new Error(`no listening line yet; stderr: ${stderr.slice(-800)}`);
-      return JSON.parse(m[1]!) as typeof ports;
-    }, { timeoutMs: 30_000, message: 'supervisor listening' });
-    await eventually(async () => expect((await fetch(`http://127.0.0.1:${ports.health}/healthz/ready`)).status).toBe(200), { timeoutMs: 20_000 });
+    supervisor = await startSupervisor(mesh, 'client');
+    ({ child, exited, ports } = supervisor);
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
+    await stopSupervisor(supervisor);
     await mesh?.close();
     backend?.closeAllConnections();
     backend?.close();
@@ -148,6 +171,57 @@ describe('a sidecar on two worker processes', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
+
+describe('an mTLS sidecar on two worker processes', () => {
+  let backend: http.Server;
+  let mesh: TestMesh;
+  let supervisor: Supervisor | undefined;
+
+  beforeAll(async () => {
+    backend = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+    mesh = await startTestMesh({ 'mesh.yaml': serverClientYaml((backend.address() as AddressInfo).port) });
+    supervisor = await startSupervisor(mesh, 'server');
+  });
+
+  afterAll(async () => {
+    await stopSupervisor(supervisor);
+    await mesh?.close();
+    backend?.closeAllConnections();
+    backend?.close();
+  });
+
+  it("resumes a peer's TLS session at either worker: they seal tickets with the same keys", async () => {
+    // A peer sidecar as the mesh makes one: a certificate from the mesh's CA, its trust bundle.
+    const ca = await CertificateAuthority.loadOrCreate({ trustDomain: 'cluster.local', stateDir: mesh.stateDir, create: false, log: createLogger('test') });
+    const cert = await workloadCert(ca, 'spiffe://cluster.local/ns/default/sa/client');
+    const peer = new MeshTls({ current: () => cert, trustBundle: () => mesh.cp.trustBundle(), subscribe: () => () => undefined });
+    const appPort = (backend.address() as AddressInfo).port;
+    const resumed: boolean[] = [];
+    // One request per connection: the supervisor hands each connection to the next worker.
+    for (let i = 0; i < 4; i++) {
+      const socket = await peer.connect({ host: '127.0.0.1', port: supervisor!.ports.inbound, expectedIdentity: 'spiffe://cluster.local/ns/default/sa/server', targetPort: appPort, alpn: ['http/1.1'] });
+      resumed.push(socket.isSessionReused());
+      socket.setEncoding('latin1');
+      let response = '';
+      socket.on('data', (d: string) => (response += d));
+      // The ticket comes with the response; the next connection offers it.
+      const ticket = new Promise((resolve) => socket.once('session', resolve));
+      socket.write('GET / HTTP/1.1\r\nhost: server\r\nconnection: close\r\n\r\n');
+      await new Promise((resolve, reject) => {
+        socket.once('close', resolve);
+        socket.once('error', reject);
+      });
+      expect(response).toMatch(/^HTTP\/1\.1 200 /);
+      if (!resumed[i]) await ticket;
+    }
+    peer.close();
+    expect(resumed).toEqual([false, true, true, true]);
+    const { families } = await scrape(`http://127.0.0.1:${supervisor!.ports.stats}/stats/prometheus`);
+    expect(total(families, 'weft_tls_handshakes_total', { side: 'server', resumed: 'false' })).toBe(1);
+    expect(total(families, 'weft_tls_handshakes_total', { side: 'server', resumed: 'true' })).toBe(3);
   });
 });
 
