@@ -10,7 +10,7 @@ import type { RequestOutcome } from '../balance/types.js';
 import type { FastForward } from '../http1/exchange.js';
 import type { RequestRecord, Telemetry } from '../telemetry/index.js';
 import type { CarryOutDeps } from '../upstream/carry-out.js';
-import type { CircuitBreaker } from '../upstream/circuit-breaker.js';
+import type { Abortable, CircuitBreaker } from '../upstream/circuit-breaker.js';
 import { failedOutcome } from '../upstream/forward.js';
 import { targetFor } from '../upstream/target.js';
 import type { UpstreamTarget } from '../upstream/types.js';
@@ -132,11 +132,11 @@ export abstract class LeanExchange {
 
   /** A slot of the circuit breaker, then the pick: now, or once the breaker lets the request go
    *  (a wait ends with `signal`). */
-  protected acquire(signal: AbortSignal, now: number): void {
+  protected acquire(abort: Abortable, now: number): void {
     const breaker = (this.breaker = this.env.deps.pools.breaker(this.fwd.choice.cluster));
     let wait: Promise<void> | undefined;
     try {
-      wait = breaker.acquire(signal);
+      wait = breaker.acquire(abort);
     } catch (err) {
       return this.fail(err);
     }

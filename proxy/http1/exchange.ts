@@ -49,7 +49,8 @@ export interface ExchangeEnv extends LeanEnv {
 export interface Downstream {
   readonly socket: net.Socket;
   readonly info: ConnectionInfo;
-  /** Aborted when the client connection closes (a circuit-breaker wait ends with it). */
+  /** Aborted when the client connection closes (a circuit-breaker wait ends with it); made on
+   *  first read, which only a wait does. */
   readonly signal: AbortSignal;
   /** The listener is draining: the response says Connection: close. */
   closing(): boolean;
@@ -152,7 +153,7 @@ export class Exchange extends LeanExchange implements RawRequest, RawOutcome, Bo
     const checked = plan.requestHeaders.length > 0 || fwd.adjust !== undefined;
     this.headText = requestHead(info.method, plan.path, plan.authority, headers, this.framing === 'chunked', checked);
     this.admit();
-    this.acquire(this.down.signal, now);
+    this.acquire(this.down, now);
   }
 
   protected override slotRefused(err: unknown): void {

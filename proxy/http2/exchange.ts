@@ -37,6 +37,8 @@ export interface H2Host {
 
 /** UpstreamRequest wants a signal; a lean request is cancelled by resetting its stream. */
 const NEVER = new AbortController().signal;
+/** An HTTP/2 cluster's breaker never makes a request wait: nothing ends a wait. */
+const NEVER_ABORTED = { signal: NEVER };
 const EMPTY: string[] = [];
 /** The upstream head's pseudo-headers, names and values: :method, :scheme, :authority, :path. */
 const PSEUDO_FIELDS = 8;
@@ -183,7 +185,7 @@ export class H2Exchange extends LeanExchange implements StreamHandler {
       return this.fail(proxyErrors.badRequest(`invalid header "x-forwarded-client-cert" after the listener's adjustment`));
     }
     // An HTTP/2 cluster's breaker answers at once (it waits only for HTTP/1.1 connections).
-    this.acquire(NEVER, now);
+    this.acquire(NEVER_ABORTED, now);
   }
 
   // Steps that come from a promise or a timer, not a stream callback: a bug in one ends this

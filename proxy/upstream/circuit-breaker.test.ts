@@ -6,7 +6,7 @@ import { isProxyError, toClientAnswer } from '../http/errors.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { retryLimit } from './retry-budget.js';
 
-const never = new AbortController().signal;
+const never = new AbortController();
 
 function overflow(fn: () => unknown): string {
   try {
@@ -47,11 +47,23 @@ describe('CircuitBreaker', () => {
     expect(cb.inFlight).toBe(1);
   });
 
+  it('reads what ends a wait only when the request has to wait (a connection makes its AbortController on demand)', async () => {
+    const cb = new CircuitBreaker('c', { maxConnections: 1, maxPendingRequests: 5 }, true);
+    let made = 0;
+    const onDemand = { get signal() { made++; return never.signal; } };
+    expect(cb.acquire(onDemand)).toBeUndefined();
+    expect(made).toBe(0);
+    const waiting = cb.acquire(onDemand)!;
+    expect(made).toBe(1);
+    cb.release();
+    await waiting;
+  });
+
   it('drops a waiter whose request is abandoned', async () => {
     const cb = new CircuitBreaker('c', { maxConnections: 1, maxPendingRequests: 5 }, true);
     cb.acquire(never);
     const gone = new AbortController();
-    const waiting = cb.acquire(gone.signal)!;
+    const waiting = cb.acquire(gone)!;
     gone.abort(new Error('client left'));
     await expect(waiting).rejects.toThrow('client left');
     expect(cb.pending).toBe(0);

@@ -18,6 +18,12 @@ interface Waiter {
   readonly onAbort: () => void;
 }
 
+/** What ends a request's wait for a slot. Read only when the request has to wait: the HTTP/1.1
+ *  fast path makes its connection's AbortController on demand, and most requests never wait. */
+export interface Abortable {
+  readonly signal: AbortSignal;
+}
+
 export class CircuitBreaker {
   /** Tries in flight (each holds a connection over HTTP/1.1). */
   private active = 0;
@@ -70,7 +76,7 @@ export class CircuitBreaker {
    * (returns a promise), or not at all (throws upstream_overflow). Every slot taken must be
    * given back with release().
    */
-  acquire(signal: AbortSignal): Promise<void> | undefined {
+  acquire(abort: Abortable): Promise<void> | undefined {
     if (this.active < this.capacity && this.queue.length === 0) {
       this.active++;
       return undefined;
@@ -80,6 +86,7 @@ export class CircuitBreaker {
     }
     const maxPending = this.thresholds.maxPendingRequests ?? DEFAULT_LIMIT;
     if (this.queue.length >= maxPending) throw proxyErrors.upstreamOverflow(this.cluster, 'max_pending_requests', maxPending);
+    const signal = abort.signal;
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {

@@ -107,7 +107,7 @@ export async function forward(fr: ForwardRequest, res: DownstreamResponse, deps:
   let flag = '-';
   const retries: RetryState = { retrying: false };
   try {
-    const sent = await sendWithRetries(fr, whole, counters, deps, retries);
+    const sent = await sendWithRetries(fr, ended, counters, deps, retries);
     const { response } = sent;
     status = response.status;
     try {
@@ -169,7 +169,8 @@ function mayRetry(attempt: number, maxRetries: number, breaker: CircuitBreaker |
  * slot under the cluster's circuit breaker (503 UO when it is open); the first retry also needs
  * room in the retry budget, else the last failure stands.
  */
-async function sendWithRetries(fr: ForwardRequest, whole: AbortSignal, counters: ClusterCounters, deps: ForwardDeps, rs: RetryState): Promise<Sent> {
+async function sendWithRetries(fr: ForwardRequest, ended: AbortController, counters: ClusterCounters, deps: ForwardDeps, rs: RetryState): Promise<Sent> {
+  const whole = ended.signal;
   const tried = new Set<string>();
   const policy = fr.retry;
   const maxRetries = policy && isReplayable(fr.body) ? policy.numRetries : 0;
@@ -177,7 +178,7 @@ async function sendWithRetries(fr: ForwardRequest, whole: AbortSignal, counters:
   let lastError: unknown;
   for (let attempt = 0; ; attempt++) {
     if (breaker) {
-      const wait = breaker.acquire(whole);
+      const wait = breaker.acquire(ended);
       if (wait) await wait;
     }
     const endpoint = fr.choose.pick(tried, fr.hash);
