@@ -247,6 +247,9 @@ export interface Endpoint {
   /** The endpoint is a waypoint (EDS `weft.waypoint: true`): its CONNECT authority is the
    *  original Service VIP:port rather than `host:targetPort`. */
   readonly waypoint?: boolean;
+  /** The CONNECT authority to use (EDS `weft.authority`, `ip:port`): the Service VIP:port a
+   *  sidecar names when it sends a Service's traffic through that Service's waypoint. */
+  readonly authority?: string;
 }
 
 export interface Cluster {

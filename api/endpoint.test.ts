@@ -112,6 +112,23 @@ describe('endpointType.decode', () => {
     expect(r.ok ? [] : r.problems?.[0]?.message).toMatch(/tunnel must be "hbone".*"h2c"/);
   });
 
+  it("reads a waypoint endpoint's CONNECT authority, and rejects one that is not ip:port (NACK with the path)", () => {
+    const md = (authority: string | number) => ({ metadata: { filter_metadata: { weft: struct({ tunnel: 'hbone', waypoint: true, authority }) } } });
+    const ok = endpointType.decode(pack(TypeUrl.ClusterLoadAssignment, {
+      cluster_name: NAME,
+      endpoints: [{ lb_endpoints: [lbEndpoint('10.1.0.9', 15008, md('10.96.0.20:9080')), lbEndpoint('10.1.0.9', 15008, md('[fd00::20]:9080'))] }],
+    }));
+    if (!ok.ok) throw new Error(JSON.stringify(ok.problems));
+    expect(ok.value.endpoints.map((e) => e.authority)).toEqual(['10.96.0.20:9080', '[fd00::20]:9080']);
+    const bad = ['ratings:9080', '10.96.0.20', '10.96.0.20:0', '10.96.0.20:70000', '999.1.1.1:80', 'fd00::20:80', 9080];
+    const r = endpointType.decode(pack(TypeUrl.ClusterLoadAssignment, {
+      cluster_name: NAME,
+      endpoints: [{ lb_endpoints: bad.map((a) => lbEndpoint('10.1.0.9', 15008, md(a))) }],
+    }));
+    expect(problemFields(r)).toEqual(bad.map((_, i) => `endpoints[0].lb_endpoints[${i}].metadata.filter_metadata.weft.authority`));
+    expect(r.ok ? [] : r.problems?.[0]?.message).toBe('authority must be an IP address and port ("10.96.0.10:80", "[fd00::10]:80"), got "ratings:9080"');
+  });
+
   it('requires a cluster name', () => {
     expect(problemFields(endpointType.decode(pack(TypeUrl.ClusterLoadAssignment, {})))).toEqual(['cluster_name']);
   });

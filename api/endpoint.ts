@@ -1,6 +1,7 @@
 // EDS: ClusterLoadAssignment → EndpointAssignment (addresses, health, weights, and Weft's
 // `weft` endpoint metadata: workload, SPIFFE identity, target port behind the sidecar, HBONE
 // tunnel and waypoint flags).
+import { isIPv4, isIPv6 } from 'node:net';
 import { portNumber } from '../core/port.js';
 import type { Plain } from './codec.js';
 import type { Endpoint, EndpointAssignment } from './domain.js';
@@ -65,12 +66,12 @@ function readValue(v: Plain | undefined): unknown {
   return null;
 }
 
-function weftMetadata(md: Plain | undefined, path: string, p: Problems): Pick<Endpoint, 'workload' | 'identity' | 'targetPort' | 'tunnel' | 'waypoint'> {
+function weftMetadata(md: Plain | undefined, path: string, p: Problems): Pick<Endpoint, 'workload' | 'identity' | 'targetPort' | 'tunnel' | 'waypoint' | 'authority'> {
   const weft = obj(obj(md, 'filter_metadata'), 'weft');
   if (!weft) return {};
   const at = `${path}.filter_metadata.weft`;
   const m = readStruct(weft);
-  const out: { workload?: string; identity?: string; targetPort?: number; tunnel?: 'hbone'; waypoint?: boolean } = {};
+  const out: { workload?: string; identity?: string; targetPort?: number; tunnel?: 'hbone'; waypoint?: boolean; authority?: string } = {};
   if (m.workload !== undefined && m.workload !== null) {
     if (typeof m.workload === 'string' && m.workload) out.workload = m.workload;
     else p.add(`${at}.workload`, `workload must be a non-empty string, got ${JSON.stringify(m.workload)}`);
@@ -92,7 +93,19 @@ function weftMetadata(md: Plain | undefined, path: string, p: Problems): Pick<En
     if (typeof m.waypoint === 'boolean') out.waypoint = m.waypoint;
     else p.add(`${at}.waypoint`, `waypoint must be a boolean, got ${JSON.stringify(m.waypoint)}`);
   }
+  if (m.authority !== undefined && m.authority !== null) {
+    if (isIpAuthority(m.authority)) out.authority = m.authority;
+    else p.add(`${at}.authority`, `authority must be an IP address and port ("10.96.0.10:80", "[fd00::10]:80"), got ${JSON.stringify(m.authority)}`);
+  }
   return out;
+}
+
+/** `ip:port` or `[ipv6]:port`: what an HBONE CONNECT names. */
+function isIpAuthority(v: unknown): v is string {
+  if (typeof v !== 'string') return false;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(v);
+  if (!m || portNumber(m[3]) === undefined) return false;
+  return m[1] !== undefined ? isIPv6(m[1]) : isIPv4(m[2]!);
 }
 
 function localityName(l: Plain | undefined): string | undefined {

@@ -206,6 +206,9 @@ export class Rebuilder {
     }
     const clusters = keepEqual(fresh.outbound.clusters, before.outbound.clusters);
     const assignments = keepEqual(fresh.outbound.assignments, before.outbound.assignments);
+    // Without waypoints the sidecars' endpoints are the outbound ones themselves.
+    const sidecarAssignments =
+      fresh.sidecarAssignments === fresh.outbound.assignments ? assignments : keepEqual(fresh.sidecarAssignments, before.sidecarAssignments);
     const outboundListener = samePlain(fresh.outboundListener, before.outboundListener) ? before.outboundListener : fresh.outboundListener;
     const vipListeners = keepEqual(new Map(fresh.vipListeners), new Map(before.vipListeners));
     const unchanged =
@@ -214,6 +217,7 @@ export class Rebuilder {
       samePlain(fresh.options, before.options) &&
       clusters === before.outbound.clusters &&
       assignments === before.outbound.assignments &&
+      sidecarAssignments === before.sidecarAssignments &&
       outboundListener === before.outboundListener &&
       sameValues(vipListeners, before.vipListeners);
     if (unchanged) return before;
@@ -226,14 +230,16 @@ export class Rebuilder {
     const shared: SharedTranslation = {
       ...fresh,
       outbound: { ...fresh.outbound, clusters, assignments },
+      sidecarAssignments,
       outboundListener,
       vipListeners: [...vipListeners],
-      routeConfigFor(namespace: string): OutboundRoutes {
-        let rc = routeConfigs.get(namespace);
+      routeConfigFor(namespace: string, sidecar = true): OutboundRoutes {
+        const key = `${sidecar ? 'sidecar' : 'waypoint'}|${namespace}`;
+        let rc = routeConfigs.get(key);
         if (!rc) {
-          const made = translateRoutes.call(shared, namespace);
-          const old = kept.get(namespace);
-          kept.delete(namespace);
+          const made = translateRoutes.call(shared, namespace, sidecar);
+          const old = kept.get(key);
+          kept.delete(key);
           // Virtual hosts that came out equal keep their objects (and encodings): a route edit
           // makes one new VHDS resource, not a thousand.
           if (old) {
@@ -241,7 +247,7 @@ export class Rebuilder {
             const virtualHosts = keepEqual(made.virtualHosts, old.virtualHosts);
             rc = config === old.config && virtualHosts === old.virtualHosts ? old : { config, virtualHosts };
           } else rc = made;
-          routeConfigs.set(namespace, rc);
+          routeConfigs.set(key, rc);
         }
         return rc;
       },
@@ -257,7 +263,7 @@ export class Rebuilder {
 }
 
 /** The SharedTranslation fields kept across rebuilds; one this does not know disables it. */
-const KNOWN_FIELDS = new Set(['model', 'options', 'directory', 'outbound', 'outboundListener', 'vipListeners', 'routeConfigFor', 'ambient']);
+const KNOWN_FIELDS = new Set(['model', 'options', 'directory', 'outbound', 'sidecarAssignments', 'outboundListener', 'vipListeners', 'routeConfigFor', 'ambient']);
 const KNOWN_OUTBOUND = new Set(['clusters', 'assignments']);
 
 function knownShape(s: SharedTranslation): boolean {

@@ -185,6 +185,51 @@ describe('endpoints of ambient workloads (every proxy)', () => {
   });
 });
 
+describe("a sidecar sends a Service's traffic through the Service's waypoint", () => {
+  const WAYPOINT = { workload: 'wp-1.shop', identity: 'spiffe://cluster.local/ns/shop/sa/wp', tunnel: 'hbone', waypoint: true };
+
+  it('every port: the waypoint replicas on 15008, naming the Service VIP:port as the CONNECT authority', () => {
+    const set = run(sidecar('old-1', 'legacy'));
+    expect(endpoints(set, RATINGS)).toEqual([{ address: '10.1.0.9:15008', weft: { ...WAYPOINT, authority: '10.96.0.20:9080' } }]);
+    expect(endpoints(set, 'outbound|3306||ratings.shop.svc.cluster.local')).toEqual([{ address: '10.1.0.9:15008', weft: { ...WAYPOINT, authority: '10.96.0.20:3306' } }]);
+    // A Service without a waypoint: its own endpoints.
+    expect(endpoints(set, REVIEWS).map((e) => e.address)).toEqual(['10.1.0.5:15008', '10.1.0.6:15008']);
+    expect(checkConsistency(buildSnapshot(set))).toEqual([]);
+    const cla = set[TypeUrl.ClusterLoadAssignment].get(RATINGS)!;
+    expect(decoded<{ endpoints: { authority?: string }[] }>(TypeUrl.ClusterLoadAssignment, cla).endpoints[0]?.authority).toBe('10.96.0.20:9080');
+  });
+
+  it("leaves the Service's routes to the waypoint: the sidecar only forwards to the Service's cluster", () => {
+    const m = modelFromYaml(`${MESH}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: ratings-timeout, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: ratings, port: 9080 }]
+  rules: [{ backendRefs: [{ name: reviews, port: 9080 }] }]
+`);
+    const routesOf = (set: ResourceSet) => {
+      const vh = [...set[TypeUrl.VirtualHost].values()].find((v) => String(v.name).includes('ratings.shop.svc.cluster.local:9080'));
+      return ((vh?.routes as Plain[]) ?? []).map((r) => (r.route as Plain).cluster);
+    };
+    expect(routesOf(run(sidecar('old-1', 'legacy'), {}, m))).toEqual([RATINGS]);
+    expect(routesOf(run({ id: 'wp-1.shop', workload: 'wp-1', namespace: 'shop', mode: 'waypoint' }, {}, m))).toEqual([REVIEWS]);
+  });
+
+  it('the waypoint itself, and node proxies, still reach the pods', () => {
+    const waypoint = run({ id: 'wp-1.shop', workload: 'wp-1', namespace: 'shop', mode: 'waypoint' });
+    expect(endpoints(waypoint, RATINGS).map((e) => e.address)).toEqual(['10.1.0.7:15008']);
+    expect(endpoints(run(NODE_A), RATINGS).map((e) => e.address)).toEqual(['10.1.0.7:15008']);
+  });
+
+  it('not a Service without a VIP (nothing for the waypoint to route by), nor with mesh mTLS off', () => {
+    const noVip = modelFromYaml(MESH.replace('spec: { clusterIP: 10.96.0.20, selector: { app: ratings }', 'spec: { selector: { app: ratings }'));
+    expect(endpoints(run(sidecar('old-1', 'legacy'), {}, noVip), RATINGS).map((e) => e.address)).toEqual(['10.1.0.7:15008']);
+    const plain = translate(model, sidecar('old-1', 'legacy'), directoryOf({ 'ratings-v1.shop': 25001 }), { ...OPTS, mtls: false });
+    expect(endpoints(plain, RATINGS).map((e) => e.address)).toEqual(['10.1.0.7:25001']);
+  });
+});
+
 describe('a node proxy', () => {
   const set = run(NODE_A);
   const listeners = set[TypeUrl.Listener];

@@ -10,6 +10,7 @@ import {
   type AuthorizationOperation,
   type AuthorizationPolicy,
   type Model,
+  type Service,
   type Waypoint,
   type WorkloadEntry,
 } from '../model/index.js';
@@ -75,6 +76,43 @@ export function translateAmbientShared(model: Model, options: TranslateOptions):
     }
   }
   return { vipListeners, waypointClusters, waypointAssignments, l4Model: { ...model, authorizationPolicies: model.authorizationPolicies.map(l4Policy) } };
+}
+
+/**
+ * The endpoints sidecars are sent: `assignments`, except that a Service with a waypoint is
+ * reached through it, as ambient pods reach it (Istio's sidecar–waypoint interoperability): the
+ * waypoint's replicas over HBONE, each naming the Service VIP:port as the CONNECT authority. Going
+ * straight to the pods would skip what the waypoint enforces (L7 authorization, its routes). A
+ * Service without a VIP has nothing for the waypoint to route by and keeps its own endpoints; so
+ * does every Service with mesh mTLS off (HBONE is mTLS). The same map when no Service has a
+ * waypoint.
+ */
+export function sidecarAssignments(model: Model, assignments: ReadonlyMap<string, Plain>, options: TranslateOptions): ReadonlyMap<string, Plain> {
+  let out: Map<string, Plain> | undefined;
+  for (const service of model.services) {
+    const waypoint = sidecarWaypoint(model, service, options);
+    const vip = serviceVip(service);
+    if (!waypoint || vip === undefined) continue;
+    const endpoints = waypointEndpoints(waypoint, options.trustDomain);
+    for (const port of meshPorts(service)) {
+      const name = outboundClusterName(port.port, service.metadata.name, service.metadata.namespace);
+      const authority = formatAuthority(vip, port.port);
+      out ??= new Map(assignments);
+      out.set(name, loadAssignment(name, endpoints.map((e) => ({ ...e, weft: { ...e.weft, authority } }))));
+    }
+  }
+  return out ?? assignments;
+}
+
+/** The waypoint sidecars send `service`'s traffic to (see sidecarAssignments), if any. */
+export function sidecarWaypoint(model: Model, service: Service, options: TranslateOptions): Waypoint | undefined {
+  if (!options.mtls || serviceVip(service) === undefined) return undefined;
+  return model.waypointFor(service);
+}
+
+/** `ip:port`, an IPv6 address in brackets. */
+function formatAuthority(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 /** A waypoint's replicas as HBONE endpoints; the CONNECT authority is the Service VIP:port. */

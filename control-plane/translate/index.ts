@@ -2,8 +2,8 @@
 // Envoy resources that proxy should hold, exactly as ARCHITECTURE.md's xDS contract describes.
 import type { Plain } from '../../api/codec.js';
 import { TypeUrl } from '../../api/types.js';
-import { DEFAULT_ROUTE_SEMANTICS, waypointNameOf, type Model, type WorkloadEntry } from '../model/index.js';
-import { translateAmbientShared, translateNodeProxy, waypointVipListeners, type AmbientShared } from './ambient.js';
+import { DEFAULT_ROUTE_SEMANTICS, waypointNameOf, type Model, type Service, type WorkloadEntry } from '../model/index.js';
+import { sidecarAssignments, sidecarWaypoint, translateAmbientShared, translateNodeProxy, waypointVipListeners, type AmbientShared } from './ambient.js';
 import { appPorts, inboundClusters, outboundClusters } from './clusters.js';
 import { inboundListener, outboundListener, serviceVipListeners } from './listeners.js';
 import { outboundRoutes, type OutboundRoutes } from './route-config.js';
@@ -40,10 +40,14 @@ export interface SharedTranslation {
   readonly options: TranslateOptions;
   readonly directory: SidecarDirectory;
   readonly outbound: ReturnType<typeof outboundClusters>;
+  /** The outbound endpoints as sidecars get them: through waypoints where Services have one. */
+  readonly sidecarAssignments: ReadonlyMap<string, Plain>;
   readonly outboundListener: Plain;
   readonly vipListeners: ReadonlyArray<[string, Plain]>;
-  /** The `outbound` route configuration and its VHDS virtual hosts for clients in a namespace (memoised). */
-  routeConfigFor(namespace: string): OutboundRoutes;
+  /** The `outbound` route configuration and its VHDS virtual hosts for clients in a namespace
+   *  (memoised): a sidecar's by default, a waypoint's with `sidecar` false (they differ only for
+   *  Services with a waypoint, whose routes the waypoint applies). */
+  routeConfigFor(namespace: string, sidecar?: boolean): OutboundRoutes;
   /** What every node proxy shares (memoised; computed only once a node proxy asks). */
   ambient(): AmbientShared;
 }
@@ -52,6 +56,8 @@ export function translateShared(model: Model, directory: SidecarDirectory, optio
   const semantics = { ...DEFAULT_ROUTE_SEMANTICS, ...options };
   const routeConfigs = new Map<string, OutboundRoutes>();
   let ambient: AmbientShared | undefined;
+  const throughWaypoint = (service: Service) => sidecarWaypoint(model, service, options) !== undefined;
+  const anyWaypoint = model.services.some(throughWaypoint);
   // Sorted by name once here: most proxies then hold these very maps (sorting 1000 clusters per
   // proxy was most of a rebuild). Read-only from here on.
   const unsorted = outboundClusters(model, directory, options);
@@ -61,11 +67,15 @@ export function translateShared(model: Model, directory: SidecarDirectory, optio
     options,
     directory,
     outbound,
+    // In the same (sorted) order: overridden entries keep their places.
+    sidecarAssignments: sidecarAssignments(model, outbound.assignments, options),
     outboundListener: outboundListener(),
     vipListeners: serviceVipListeners(model),
-    routeConfigFor(namespace) {
-      let rc = routeConfigs.get(namespace);
-      if (!rc) routeConfigs.set(namespace, (rc = outboundRoutes(model, namespace, semantics)));
+    routeConfigFor(namespace, sidecar = true) {
+      const viaWaypoint = sidecar && anyWaypoint;
+      const key = viaWaypoint ? `sidecar|${namespace}` : namespace;
+      let rc = routeConfigs.get(key);
+      if (!rc) routeConfigs.set(key, (rc = outboundRoutes(model, namespace, semantics, viaWaypoint ? throughWaypoint : undefined)));
       return rc;
     },
     ambient: () => (ambient ??= translateAmbientShared(model, options)),
@@ -84,7 +94,7 @@ export function translateProxy(shared: SharedTranslation, proxy: ProxyNode): Res
   // Most proxies add nothing to the shared clusters: they get the sorted map all share.
   const inbound = workload ? [...inboundClusters(workload, ports)] : [];
   const clusters = inbound.length === 0 ? shared.outbound.clusters : byName([...shared.outbound.clusters, ...inbound]);
-  const routes = shared.routeConfigFor(proxy.namespace);
+  const routes = shared.routeConfigFor(proxy.namespace, proxy.mode !== 'waypoint');
   return {
     // A workload that serves no port (a pure client) gets no inbound listener: Envoy rejects a
     // listener without filter chains, and there is nothing for one to forward to.
@@ -98,7 +108,8 @@ export function translateProxy(shared: SharedTranslation, proxy: ProxyNode): Res
     [TypeUrl.RouteConfiguration]: new Map([[routes.config.name as string, routes.config]]),
     [TypeUrl.VirtualHost]: routes.virtualHosts,
     [TypeUrl.Cluster]: clusters,
-    [TypeUrl.ClusterLoadAssignment]: shared.outbound.assignments,
+    // A waypoint itself sends to the pods (it is what the sidecars' waypoint endpoints lead to).
+    [TypeUrl.ClusterLoadAssignment]: proxy.mode === 'waypoint' ? shared.outbound.assignments : shared.sidecarAssignments,
     [TypeUrl.Secret]: new Map(),
   };
 }

@@ -95,9 +95,14 @@ export function domainsFor(service: Service, port: number, clientNs: string): st
 }
 
 /** The `outbound` routes for clients in `clientNs`, as VHDS resources (see the top of this file). */
-export function outboundRoutes(model: Model, clientNs: string, semantics: RouteSemanticsOptions): OutboundRoutes {
+/**
+ * `throughWaypoint`: Services a sidecar sends to their waypoint, which applies their routes (see
+ * ambient.ts sidecarAssignments): the sidecar's virtual host for them only forwards to the
+ * Service's cluster. Absent: every Service's routes (waypoints, analysis).
+ */
+export function outboundRoutes(model: Model, clientNs: string, semantics: RouteSemanticsOptions, throughWaypoint?: (service: Service) => boolean): OutboundRoutes {
   const virtualHosts = new Map<string, Plain>();
-  for (const vh of outboundVirtualHosts(model, clientNs, semantics)) {
+  for (const vh of outboundVirtualHosts(model, clientNs, semantics, throughWaypoint)) {
     const name = outboundVirtualHostName(vh.name as string);
     virtualHosts.set(name, { ...vh, name });
   }
@@ -109,7 +114,7 @@ export function outboundRouteConfiguration(model: Model, clientNs: string, seman
   return { name: OUTBOUND_ROUTE_CONFIG, virtual_hosts: outboundVirtualHosts(model, clientNs, semantics) };
 }
 
-function outboundVirtualHosts(model: Model, clientNs: string, semantics: RouteSemanticsOptions): Plain[] {
+function outboundVirtualHosts(model: Model, clientNs: string, semantics: RouteSemanticsOptions, throughWaypoint?: (service: Service) => boolean): Plain[] {
   const attachments = attachmentsByService(model);
   // Candidates depend only on the route and the Service port (redirects name the port), so each
   // (route, port) is translated once per call.
@@ -128,7 +133,7 @@ function outboundVirtualHosts(model: Model, clientNs: string, semantics: RouteSe
   const virtualHosts: Plain[] = [];
   for (const service of model.services) {
     const { name, namespace } = service.metadata;
-    const attached = attachments.get(`${namespace}/${name}`) ?? [];
+    const attached = throughWaypoint?.(service) ? [] : (attachments.get(`${namespace}/${name}`) ?? []);
     for (const port of meshPorts(service)) {
       const routes = applicableRoutes(attached, service, port.port, clientNs);
       const envoyRoutes =

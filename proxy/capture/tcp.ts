@@ -159,7 +159,7 @@ export async function tcpToCluster(deps: TcpDeps, client: Duplex, clusterName: s
   counters.requests++;
   const outcome = await connectToCluster(deps.balancers, deps.getConfig(), clusterName, client, deps.log, async (t) => {
     const upstream = t.mesh
-      ? await deps.mesh.connect({ host: t.host, port: t.port, identity: t.identity, targetPort: t.targetPort, alpn: [WEFT_TCP_ALPN], connectTimeoutMs: t.connectTimeoutMs, tunnel: t.tunnel })
+      ? await deps.mesh.connect({ host: t.host, port: t.port, identity: t.identity, targetPort: t.targetPort, alpn: [WEFT_TCP_ALPN], connectTimeoutMs: t.connectTimeoutMs, tunnel: t.tunnel, authority: t.authority })
       : await connectTcp(t.host, t.targetPort ?? t.port, { timeoutMs: t.connectTimeoutMs ?? 10_000 });
     const alpn = (upstream as { alpnProtocol?: string | false }).alpnProtocol;
     // An HBONE stream has no ALPN of its own: the CONNECT itself says "raw bytes follow".

@@ -46,6 +46,7 @@ export class Http1Upstream {
       alpn: ['http/1.1'],
       connectTimeoutMs: target.connectTimeoutMs,
       tunnel: target.tunnel,
+      authority: target.authority,
     };
     this.pool = new Pool(`http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`, {
       connections: target.maxConnections ?? null,

@@ -213,6 +213,7 @@ export class Http2Upstream {
         alpn: ['h2'],
         connectTimeoutMs: this.target.connectTimeoutMs,
         tunnel: this.target.tunnel,
+        authority: this.target.authority,
       });
     } catch (err) {
       throw isProxyError(err) ? err : proxyErrors.upstreamConnect(this.address, err);

@@ -127,6 +127,34 @@ describe('upstream pools', () => {
     expect(p.describe().map((d) => d.key.split('|')[1]).sort()).toEqual(['plain', 'tls']);
   });
 
+  it("keeps one pool per CONNECT authority to a waypoint, and dials each with its own (for both protocols)", async () => {
+    const [e1, e2] = await Promise.all([startEchoH1(), startEchoH2()]);
+    cleanups.push(() => e1.close(), () => e2.close());
+    const calls: UpstreamConnectTarget[] = [];
+    // Stands in for HBONE: what matters here is what the pools ask the transport for.
+    const mesh: UpstreamTransport = {
+      secure: true,
+      connect: (t) => {
+        calls.push(t);
+        return plainUpstreamTransport.connect(t);
+      },
+    };
+    const p = pools({ transport: mesh });
+    const via = (port: number, protocol: 'http1' | 'http2', authority: string): UpstreamTarget =>
+      ({ host: '127.0.0.1', port, mesh: true, protocol, tunnel: 'hbone', identity: 'spiffe://td/ns/a/sa/wp', authority });
+    for (const authority of ['10.96.0.20:9080', '10.96.0.30:80']) {
+      await text(p, via(e1.port, 'http1', authority));
+      await text(p, via(e2.port, 'http2', authority));
+    }
+    expect(calls.map((c) => [c.port, c.alpn[0], c.tunnel, c.authority])).toEqual([
+      [e1.port, 'http/1.1', 'hbone', '10.96.0.20:9080'],
+      [e2.port, 'h2', 'hbone', '10.96.0.20:9080'],
+      [e1.port, 'http/1.1', 'hbone', '10.96.0.30:80'],
+      [e2.port, 'h2', 'hbone', '10.96.0.30:80'],
+    ]);
+    expect(p.describe()).toHaveLength(4);
+  });
+
   it('rejects requests after close()', async () => {
     const p = pools();
     await p.close();

@@ -78,7 +78,7 @@ interface Entry {
 
 export function poolKey(t: UpstreamTarget, transport: UpstreamTransport): string {
   const key = [t.protocol, transport.secure ? 'tls' : 'plain', `${t.host}:${t.port}`, t.targetPort ?? '', t.identity ?? ''].join('|');
-  return t.tunnel ? `${key}|${t.tunnel}` : key;
+  return t.tunnel ? `${key}|${t.tunnel}|${t.authority ?? ''}` : key;
 }
 
 export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
@@ -207,6 +207,7 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
           alpn: ['http/1.1'],
           connectTimeoutMs: target.connectTimeoutMs,
           tunnel: target.tunnel,
+          authority: target.authority,
         });
       } catch (err) {
         throw isProxyError(err) ? err : proxyErrors.upstreamConnect(address, err);

@@ -38,6 +38,7 @@ export function targetFor(cluster: Cluster, endpoint: Endpoint): UpstreamTarget 
       targetPort: endpoint.targetPort,
       mesh: cluster.tls !== undefined || endpoint.tunnel === 'hbone',
       tunnel: endpoint.tunnel,
+      authority: endpoint.authority,
       protocol: cluster.protocol === 'http2' ? 'http2' : 'http1',
       connectTimeoutMs: cluster.connectTimeoutMs > 0 ? cluster.connectTimeoutMs : undefined,
       maxConnections: cluster.circuitBreakers?.maxConnections,

@@ -16,6 +16,9 @@ export interface UpstreamTarget {
   /** The endpoint is reached over HBONE (EDS `weft.tunnel`; mesh transport only): `host:port`
    *  is its HBONE listener, the CONNECT authority `host:targetPort`. Part of the pool key. */
   readonly tunnel?: 'hbone';
+  /** CONNECT authority instead of `host:targetPort` (EDS `weft.authority`: a waypoint's
+   *  Service VIP:port). Part of the pool key. */
+  readonly authority?: string;
   readonly protocol: 'http1' | 'http2';
   readonly connectTimeoutMs?: number;
   /** Cluster circuit breaker: most connections an HTTP/1.1 pool opens to this endpoint. */

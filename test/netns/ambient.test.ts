@@ -219,7 +219,7 @@ spec: { selector: { matchLabels: { app: ratings } }, mtls: { mode: STRICT } }
     expect(after.inboundPlain).toBe(before.inboundPlain);
   }, 60_000);
 
-  it('splits canary traffic through a waypoint and authorizes at L7 there', async () => {
+  it('splits canary traffic through a waypoint and authorizes at L7 there, for ambient and sidecar clients alike', async () => {
     cluster.setPodLabels('client', { 'weft.dev/dataplane-mode': 'ambient' });
     await eventually(() => enrolled(cluster, 1, 'client'), { timeoutMs: 30_000, intervalMs: 250 });
     const client = await cluster.agent('client');
@@ -258,7 +258,7 @@ metadata: { name: private, namespace: default }
 spec:
   targetRefs: [{ kind: Service, group: "", name: reviews }]
   action: DENY
-  rules: [{ from: [{ source: { principals: [cluster.local/ns/default/sa/client] } }], to: [{ operation: { paths: ["/private*"] } }] }]
+  rules: [{ from: [{ source: { principals: [cluster.local/ns/default/sa/client, cluster.local/ns/default/sa/legacy] } }], to: [{ operation: { paths: ["/private*"] } }] }]
 `,
       );
       await eventually(async () => {
@@ -266,6 +266,17 @@ spec:
         if (r.statuses['403'] !== 5) throw new Error(JSON.stringify(r));
       }, { timeoutMs: 20_000, intervalMs: 250, message: 'the waypoint denies /private to the client' });
       expect((await client.http('http://reviews:9080/public', 5, { fresh: true })).statuses).toEqual({ '200': 5 });
+      // A sidecar sends the Service's traffic to its waypoint too (it used to go straight to the
+      // pods, past this policy): the waypoint splits it and denies it the same way.
+      const legacy = await cluster.agent('legacy');
+      await eventually(async () => {
+        const r = await legacy.http('http://reviews:9080/private/1', 5, { fresh: true });
+        if (r.statuses['403'] !== 5) throw new Error(JSON.stringify(r));
+      }, { timeoutMs: 20_000, intervalMs: 250, message: "the waypoint denies /private to the legacy pod's sidecar" });
+      const split = await legacy.http('http://reviews:9080/public', 200, { fresh: true });
+      expect(split.statuses).toEqual({ '200': 200 });
+      expect(split.versions.v1).toBeGreaterThanOrEqual(137);
+      expect(split.versions.v1).toBeLessThanOrEqual(183);
     } finally {
       cluster.config('waypoint.yaml', undefined);
       cluster.config('waypoint-authz.yaml', undefined);
