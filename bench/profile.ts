@@ -8,8 +8,12 @@
 // `--heap`: also samples allocations over the measured window (profile-heap.ts), kept as
 // .heapprofile files beside the CPU profiles (profile-summary.js reads both).
 // gRPC (`--proto grpc`, with --rate only) goes to the data-plane bench's node:http2 gRPC server.
-// Usage: node dist/bench/profile.js [--proto http1|h2c|grpc] [--pair] [--rate N] [--duration 15]
-//          [--heap] [--node-args flag=v,…] [--weft cli/main.js] [--load-cpu 0] [--proxy-cpu 1] [--out bench/results]
+// `--close` (HTTP/1.1 closed loop): every request with `Connection: close`, a connection each.
+// `--no-cpu-prof`: no profiler, only the load and the sidecars' cost (and their logs, which hold
+// what `--node-args trace-gc-nvp` and the like print), for A/B runs with `--weft`.
+// Each sidecar's log is kept beside the profiles.
+// Usage: node dist/bench/profile.js [--proto http1|h2c|grpc] [--pair] [--rate N | --close] [--duration 15]
+//          [--heap] [--no-cpu-prof] [--node-args flag=v,…] [--weft cli/main.js] [--load-cpu 0] [--proxy-cpu 1] [--out bench/results]
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +36,8 @@ const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
 interface Profiled {
   readonly role: string;
+  /** Its log: `<work>/<name>.log` (bench/lib/mesh.ts). */
+  readonly log: string;
   readonly sidecar: BenchSidecar;
   readonly dir: string;
 }
@@ -63,6 +69,9 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const work = mkdtempSync(path.join(os.tmpdir(), 'weft-profile-'));
   const heap = f.get('heap') === 'true';
+  const cpuProf = f.get('no-cpu-prof') !== 'true';
+  const close = f.get('close') === 'true';
+  if (close && (rate !== undefined || proto !== 'http1')) throw new Error('--close is for the HTTP/1.1 closed loop (wrk): without --rate, with --proto http1');
   // `--node-args max-semi-space-size=32,…`: node/V8 flags (without their dashes, which the
   // argument parser would take for flags of ours) for the profiled sidecars: GC experiments.
   const extraNodeArgs = f.has('node-args') ? str(f, 'node-args').split(',').filter((x) => x !== '').map((x) => `--${x}`) : [];
@@ -79,7 +88,7 @@ async function main(): Promise<void> {
     const sidecar = async (role: string, name: string, cp: Awaited<ReturnType<typeof startBenchControlPlane>>, workload: string) => {
       const dir = path.join(work, `prof-${name}`);
       mkdirSync(dir);
-      const nodeArgs = ['--cpu-prof', '--cpu-prof-dir', dir, ...extraNodeArgs];
+      const nodeArgs = [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', dir] : []), ...extraNodeArgs];
       if (heap) {
         // The sampler's window: from about when the load's measured window starts, for its length.
         process.env.WEFT_HEAP_SAMPLE_DIR = dir;
@@ -88,7 +97,7 @@ async function main(): Promise<void> {
         nodeArgs.push('--import', HEAP_SAMPLER);
       }
       const s = await startBenchSidecar({ name, dir: work, cp, workload, cpu: cpus.proxy, nodeArgs });
-      profiled.push({ role, sidecar: s, dir });
+      profiled.push({ role, sidecar: s, dir, log: path.join(work, `${name}.log`) });
       return s;
     };
     let entry: BenchSidecar;
@@ -104,35 +113,44 @@ async function main(): Promise<void> {
     log(`profiling ${path_} (pids ${pids.join(', ')}) for ${seconds} s`);
     const run = rate !== undefined
       ? await openLoop(proto, entry, rate, seconds, cpus.load, pids)
-      : await closedLoop(proto, entry, seconds, cpus.load, pids, num(f, 'connections', proto === 'http1' ? 64 : 16));
+      : await closedLoop(proto, entry, seconds, cpus.load, pids, num(f, 'connections', proto === 'http1' ? 64 : 16), close);
     const costs = profiled.map((p) => {
       const cpu = run.measured.cpu.get(p.sidecar.child.pid) ?? NaN;
       return `${p.role} ${(cpu / run.measured.wallSeconds).toFixed(2)} cores, ${(cpu / run.measured.wallSeconds / (run.rps / 1000)).toFixed(3)} vCPU per 1000 req/s`;
     });
-    log(`${Math.round(run.rps)} req/s; ${costs.join('; ')}; stopping so V8 writes the profiles`);
+    log(`${Math.round(run.rps)} req/s; ${costs.join('; ')}; stopping${cpuProf ? ' so V8 writes the profiles' : ''}`);
     // SIGTERM: the CLI drains (up to its drain time) and exits, which writes the profile.
     await Promise.all(profiled.map((p) => p.sidecar.child.stop(20_000)));
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     let md = '';
     for (const p of profiled) {
-      const file = readdirSync(p.dir).find((x) => x.endsWith('.cpuprofile'));
-      if (!file) throw new Error(`no .cpuprofile written in ${p.dir} (${p.role})`);
       const suffix = profiled.length > 1 ? `-${p.role.split(' ')[0]}` : '';
-      const kept = path.join(outDir, `profile-${stamp}${suffix}.cpuprofile`);
-      copyFileSync(path.join(p.dir, file), kept);
-      // Only the measured run: start-up (module loading, first xDS config), warm-up and drain left out.
-      const summary = summariseProfile(JSON.parse(readFileSync(kept, 'utf8')) as CpuProfile, { window: { fromUs: run.fromUs, toUs: run.toUs } });
-      md += profileMarkdown(summary, `weft proxy, ${p.role} (${path_}), ${run.what}, ${seconds} s`) + `\nProfile: ${kept}\n\n`;
+      const base = path.join(outDir, `profile-${stamp}${suffix}`);
+      copyFileSync(p.log, `${base}.log`);
+      const collections = scavengeSummary(readFileSync(p.log, 'utf8'));
+      if (cpuProf) {
+        const file = readdirSync(p.dir).find((x) => x.endsWith('.cpuprofile'));
+        if (!file) throw new Error(`no .cpuprofile written in ${p.dir} (${p.role})`);
+        const kept = `${base}.cpuprofile`;
+        copyFileSync(path.join(p.dir, file), kept);
+        // Only the measured run: start-up (module loading, first xDS config), warm-up and drain left out.
+        const summary = summariseProfile(JSON.parse(readFileSync(kept, 'utf8')) as CpuProfile, { window: { fromUs: run.fromUs, toUs: run.toUs } });
+        md += profileMarkdown(summary, `weft proxy, ${p.role} (${path_}), ${run.what}, ${seconds} s`) + `\nProfile: ${kept}\n\n`;
+      } else {
+        md += `## weft proxy, ${p.role} (${path_}), ${run.what}, ${seconds} s\n\n`;
+      }
+      md += `Log: ${base}.log\n\n`;
+      if (collections) md += `Collections (node --trace-gc-nvp, the whole life of the process): ${collections}\n\n`;
       const heapFile = readdirSync(p.dir).find((x) => x.endsWith('.heapprofile'));
       if (heapFile) {
-        const keptHeap = kept.replace(/\.cpuprofile$/, '.heapprofile');
+        const keptHeap = `${base}.heapprofile`;
         copyFileSync(path.join(p.dir, heapFile), keptHeap);
         md += `Allocations (sampled, collected ones included): node dist/bench/profile-summary.js ${keptHeap}\n\n`;
         const gcFile = readdirSync(p.dir).find((x) => x.startsWith('gc-'));
         if (gcFile) md += `Collections in the sampled window (with the sampler on): ${readFileSync(path.join(p.dir, gcFile), 'utf8')}\n\n`;
       }
     }
-    md += `Load: ${Math.round(run.rps)} req/s; ${costs.join('; ')} (profiler on).\n`;
+    md += `Load: ${Math.round(run.rps)} req/s; ${costs.join('; ')}${cpuProf ? ' (profiler on)' : ''}.\n`;
     writeFileSync(path.join(outDir, `profile-${stamp}.md`), md);
     process.stdout.write(md);
   } finally {
@@ -141,7 +159,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function closedLoop(proto: 'http1' | 'h2c' | 'grpc', entry: BenchSidecar, seconds: number, cpu: string | undefined, pids: number[], connections: number): Promise<LoadRun> {
+async function closedLoop(proto: 'http1' | 'h2c' | 'grpc', entry: BenchSidecar, seconds: number, cpu: string | undefined, pids: number[], connections: number, close: boolean): Promise<LoadRun> {
   let fromUs = 0;
   const common = {
     onMeasureStart: () => (fromUs = nowUs()),
@@ -150,9 +168,9 @@ async function closedLoop(proto: 'http1' | 'h2c' | 'grpc', entry: BenchSidecar, 
   };
   const { result, measured } =
     proto === 'http1'
-      ? await wrk({ ...common, authority: ECHO.http1.authority, connections })
+      ? await wrk({ ...common, authority: ECHO.http1.authority, connections, close })
       : await h2load({ ...common, authority: ECHO.h2c.authority, connections, streams: 4 });
-  const what = proto === 'http1' ? `HTTP/1.1 keep-alive, wrk, ${connections} connections` : `h2c, h2load, ${connections} × 4 streams`;
+  const what = proto === 'http1' ? `HTTP/1.1 ${close ? 'Connection: close' : 'keep-alive'}, wrk, ${connections} connections` : `h2c, h2load, ${connections} × 4 streams`;
   return { rps: result.rps, measured, fromUs, toUs: nowUs(), what };
 }
 
@@ -181,3 +199,27 @@ main().then(
     process.exit(1);
   },
 );
+
+/**
+ * What `node --trace-gc-nvp` printed about scavenges in `log` (one line per collection,
+ * `key=value` pairs): how many, and per scavenge the bytes allocated since the last one, those
+ * promoted to the old generation, those kept in the young one, and the pause. Undefined when
+ * the log has none (the flag was not given).
+ */
+function scavengeSummary(log: string): string | undefined {
+  const sum = { allocated: 0, promoted: 0, new_space_survived: 0, pause: 0 };
+  let scavenges = 0;
+  let markCompacts = 0;
+  for (const line of log.split('\n')) {
+    if (/\bgc=mc\b/.test(line)) markCompacts++;
+    if (!/\bgc=s\b/.test(line)) continue;
+    scavenges++;
+    for (const key of Object.keys(sum) as (keyof typeof sum)[]) {
+      const m = new RegExp(`\\b${key}=([0-9.]+)`).exec(line);
+      if (m) sum[key] += Number(m[1]);
+    }
+  }
+  if (scavenges === 0) return undefined;
+  const kib = (x: number) => Math.round(x / scavenges / 1024);
+  return `${scavenges} scavenges (${markCompacts} mark-compacts); per scavenge ${kib(sum.allocated)} KiB allocated, ${kib(sum.promoted)} KiB promoted, ${kib(sum.new_space_survived)} KiB kept young, ${(sum.pause / scavenges).toFixed(2)} ms pause`;
+}

@@ -2,7 +2,7 @@
 // `weft proxy`) so each is its own process that can be pinned and measured: a control plane on a
 // generated config dir, and sidecars that wait until they hold a certificate and full config.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, LOOPBACK, waitHttp } from './net.js';
@@ -189,7 +189,8 @@ export async function startBenchSidecar(opts: {
   });
   try {
     const m = await waitForLine(child, /^weft-proxy-listening (\{.*\})$/, 30_000);
-    child.proc.stdout?.resume();
+    // The rest of stdout joins the log: node's own tracing (--trace-gc-nvp, ...) writes there.
+    child.proc.stdout?.pipe(createWriteStream(path.join(opts.dir, `${opts.name}.log`), { flags: 'a' }));
     const ports = JSON.parse(m[1]!) as BenchSidecar['ports'];
     await waitHttp(`http://${LOOPBACK}:${ports.admin}/ready`, { timeoutMs: 30_000 });
     return { child, ports };

@@ -24,11 +24,14 @@ export interface ClosedLoopOptions {
   readonly pids: readonly number[];
   /** Called as the measured run (after the warm-up) starts. */
   readonly onMeasureStart?: () => void;
+  /** wrk only: every request with `Connection: close`, so each is a new connection. */
+  readonly close?: boolean;
 }
 
-/** wrk, one thread, `connections` keep-alive connections; a short unmeasured warm-up run first. */
+/** wrk, one thread, `connections` keep-alive connections (or, with `close`, a new connection per
+ *  request); a short unmeasured warm-up run first. */
 export async function wrk(o: ClosedLoopOptions): Promise<{ result: ThroughputResult; measured: Measured }> {
-  const base = ['-t1', `-c${o.connections}`, '-H', `Host: ${o.authority}`];
+  const base = ['-t1', `-c${o.connections}`, '-H', `Host: ${o.authority}`, ...(o.close ? ['-H', 'Connection: close'] : [])];
   if (o.warmupSeconds > 0) {
     await runToEnd('wrk-warmup', 'wrk', [...base, `-d${o.warmupSeconds}s`, o.url], { cpu: o.cpu, timeoutMs: (o.warmupSeconds + 20) * 1000 });
   }

@@ -78,7 +78,8 @@ interface Entry {
 
 export function poolKey(t: UpstreamTarget, transport: UpstreamTransport): string {
   const key = [t.protocol, transport.secure ? 'tls' : 'plain', `${t.host}:${t.port}`, t.targetPort ?? '', t.identity ?? ''].join('|');
-  return t.tunnel ? `${key}|${t.tunnel}|${t.authority ?? ''}` : key;
+  if (!t.tunnel) return key;
+  return t.authority ? `${key}|${t.tunnel}|${t.authority}` : `${key}|${t.tunnel}`;
 }
 
 export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
