@@ -33,6 +33,19 @@ async function text(p: UpstreamPools, target: UpstreamTarget, path = '/'): Promi
   return Buffer.concat(chunks).toString();
 }
 
+/** A "mesh" transport that connects in plaintext and records what it was asked for. */
+function recordingMesh(): { calls: UpstreamConnectTarget[]; mesh: UpstreamTransport } {
+  const calls: UpstreamConnectTarget[] = [];
+  const mesh: UpstreamTransport = {
+    secure: true,
+    connect: (t) => {
+      calls.push(t);
+      return plainUpstreamTransport.connect(t);
+    },
+  };
+  return { calls, mesh };
+}
+
 const h1 = (port: number, more: Partial<UpstreamTarget> = {}): UpstreamTarget => ({ host: '127.0.0.1', port, mesh: false, protocol: 'http1', ...more });
 const h2 = (port: number): UpstreamTarget => ({ host: '127.0.0.1', port, mesh: false, protocol: 'http2' });
 
@@ -112,14 +125,7 @@ describe('upstream pools', () => {
   it('uses the mesh transport for mesh targets (passing identity and target port) and plaintext otherwise', async () => {
     const echo = await startEchoH1();
     cleanups.push(() => echo.close());
-    const calls: UpstreamConnectTarget[] = [];
-    const mesh: UpstreamTransport = {
-      secure: true,
-      connect: (t) => {
-        calls.push(t);
-        return plainUpstreamTransport.connect(t);
-      },
-    };
+    const { calls, mesh } = recordingMesh();
     const p = pools({ transport: mesh });
     await text(p, h1(echo.port, { mesh: true, identity: 'spiffe://td/ns/a/sa/b', targetPort: 9080 }));
     await text(p, h1(echo.port));
@@ -130,15 +136,8 @@ describe('upstream pools', () => {
   it("keeps one pool per CONNECT authority to a waypoint, and dials each with its own (for both protocols)", async () => {
     const [e1, e2] = await Promise.all([startEchoH1(), startEchoH2()]);
     cleanups.push(() => e1.close(), () => e2.close());
-    const calls: UpstreamConnectTarget[] = [];
     // Stands in for HBONE: what matters here is what the pools ask the transport for.
-    const mesh: UpstreamTransport = {
-      secure: true,
-      connect: (t) => {
-        calls.push(t);
-        return plainUpstreamTransport.connect(t);
-      },
-    };
+    const { calls, mesh } = recordingMesh();
     const p = pools({ transport: mesh });
     const via = (port: number, protocol: 'http1' | 'http2', authority: string): UpstreamTarget =>
       ({ host: '127.0.0.1', port, mesh: true, protocol, tunnel: 'hbone', identity: 'spiffe://td/ns/a/sa/wp', authority });

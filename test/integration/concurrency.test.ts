@@ -51,6 +51,24 @@ function get(port: number): Promise<number> {
   });
 }
 
+interface Backend {
+  readonly port: number;
+  close(): void;
+}
+
+/** The app: answers every request 200 "ok", on loopback. */
+async function okBackend(): Promise<Backend> {
+  const server = http.createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close() {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
 interface Supervisor {
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
@@ -84,7 +102,7 @@ async function stopSupervisor(s: Supervisor | undefined): Promise<void> {
 }
 
 describe('a sidecar on two worker processes', () => {
-  let backend: http.Server;
+  let backend: Backend | undefined;
   let mesh: TestMesh;
   let child: ChildProcess;
   let exited: Promise<number | null>;
@@ -93,9 +111,8 @@ describe('a sidecar on two worker processes', () => {
   const workers = async () => (await (await fetch(`http://127.0.0.1:${ports.admin}/workers`)).json()) as Worker[];
 
   beforeAll(async () => {
-    backend = http.createServer((_req, res) => res.end('ok'));
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    mesh = await startTestMesh({ 'echo.yaml': echoClientYaml((backend.address() as AddressInfo).port) }, { mtls: false });
+    backend = await okBackend();
+    mesh = await startTestMesh({ 'echo.yaml': echoClientYaml(backend.port) }, { mtls: false });
     supervisor = await startSupervisor(mesh, 'client');
     ({ child, exited, ports } = supervisor);
   });
@@ -103,7 +120,6 @@ describe('a sidecar on two worker processes', () => {
   afterAll(async () => {
     await stopSupervisor(supervisor);
     await mesh?.close();
-    backend?.closeAllConnections();
     backend?.close();
   });
 
@@ -175,21 +191,19 @@ describe('a sidecar on two worker processes', () => {
 });
 
 describe('an mTLS sidecar on two worker processes', () => {
-  let backend: http.Server;
+  let backend: Backend | undefined;
   let mesh: TestMesh;
   let supervisor: Supervisor | undefined;
 
   beforeAll(async () => {
-    backend = http.createServer((_req, res) => res.end('ok'));
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-    mesh = await startTestMesh({ 'mesh.yaml': serverClientYaml((backend.address() as AddressInfo).port) });
+    backend = await okBackend();
+    mesh = await startTestMesh({ 'mesh.yaml': serverClientYaml(backend.port) });
     supervisor = await startSupervisor(mesh, 'server');
   });
 
   afterAll(async () => {
     await stopSupervisor(supervisor);
     await mesh?.close();
-    backend?.closeAllConnections();
     backend?.close();
   });
 
@@ -198,7 +212,7 @@ describe('an mTLS sidecar on two worker processes', () => {
     const ca = await CertificateAuthority.loadOrCreate({ trustDomain: 'cluster.local', stateDir: mesh.stateDir, create: false, log: createLogger('test') });
     const cert = await workloadCert(ca, 'spiffe://cluster.local/ns/default/sa/client');
     const peer = new MeshTls({ current: () => cert, trustBundle: () => mesh.cp.trustBundle(), subscribe: () => () => undefined });
-    const appPort = (backend.address() as AddressInfo).port;
+    const appPort = backend!.port;
     const resumed: boolean[] = [];
     // One request per connection: the supervisor hands each connection to the next worker.
     for (let i = 0; i < 4; i++) {

@@ -215,38 +215,30 @@ describe.each(LAYOUTS)('pod networking, $layout layout (kube-proxy rules in ipta
   it('applies AuthorizationPolicy to TCP streams too; a DENY on HTTP paths denies the whole stream', () =>
     withLogs(async () => {
       const client = await cluster.agent('client');
-      // A stream could carry a request to /admin unseen: the rule's path is left out, not failed.
-      cluster.config(
-        'deny-admin.yaml',
-        `apiVersion: weft.dev/v1alpha1
+      const rules: Array<[name: string, rule: string]> = [
+        // A stream could carry a request to /admin unseen: the rule's path is left out, not failed.
+        ['deny-admin', '{ to: [{ operation: { paths: ["/admin*"] } }] }'],
+        ['deny-client', '{ from: [{ source: { principals: [cluster.local/ns/default/sa/client] } }] }'],
+      ];
+      for (const [name, rule] of rules) {
+        cluster.config(
+          `${name}.yaml`,
+          `apiVersion: weft.dev/v1alpha1
 kind: AuthorizationPolicy
-metadata: { name: deny-admin, namespace: default }
+metadata: { name: ${name}, namespace: default }
 spec:
   selector: { matchLabels: { app: echo } }
   action: DENY
-  rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
+  rules: [${rule}]
 `,
-      );
-      await eventually(async () => expect((await client.tcp('echo', 7000, ['admin?'])).replies).toEqual([]), { timeoutMs: 15_000, message: 'TCP denied by a path rule' });
-      cluster.config('deny-admin.yaml', undefined);
-      await eventually(async () => expect((await client.tcp('echo', 7000, ['open'])).replies).toEqual(['open peer=127.0.0.6']), { timeoutMs: 15_000, message: 'TCP allowed' });
-      cluster.config(
-        'deny-client.yaml',
-        `apiVersion: weft.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata: { name: deny-client, namespace: default }
-spec:
-  selector: { matchLabels: { app: echo } }
-  action: DENY
-  rules: [{ from: [{ source: { principals: [cluster.local/ns/default/sa/client] } }] }]
-`,
-      );
-      await eventually(async () => expect((await client.tcp('echo', 7000, ['denied?'])).replies).toEqual([]), { timeoutMs: 15_000, message: 'TCP denied' });
-      cluster.config('deny-client.yaml', undefined);
-      await eventually(async () => expect((await client.tcp('echo', 7000, ['again'])).replies).toEqual(['again peer=127.0.0.6']), {
-        timeoutMs: 15_000,
-        message: 'TCP allowed again',
-      });
+        );
+        await eventually(async () => expect((await client.tcp('echo', 7000, ['denied?'])).replies).toEqual([]), { timeoutMs: 15_000, message: `TCP denied by ${name}` });
+        cluster.config(`${name}.yaml`, undefined);
+        await eventually(async () => expect((await client.tcp('echo', 7000, ['again'])).replies).toEqual(['again peer=127.0.0.6']), {
+          timeoutMs: 15_000,
+          message: `TCP allowed again without ${name}`,
+        });
+      }
     }));
 
   it('does not delay a server-first protocol on a declared TCP port; bounds the delay on an unknown one', () =>
