@@ -4,9 +4,10 @@
 // the supervisor holds the listening sockets and hands each new connection to the next worker.
 // The supervisor answers for the sidecar as one: readiness (every worker ready), one
 // Prometheus exposition (the workers' series summed), the app's probes, drain (all workers),
-// and replaces a worker that dies. Its workers seal TLS session tickets with keys drawn from one
-// secret it makes at start-up, so a peer resumes its session at whichever worker it reaches next. Workers keep their admin and stats on loopback ports of their
+// and replaces a worker that dies. Workers keep their admin and stats on loopback ports of their
 // own; the supervisor's admin port passes other requests to one of them (`?worker=I` picks).
+// They seal TLS session tickets with keys drawn from one secret the supervisor makes at
+// start-up, so a peer resumes its session at whichever worker it reaches next.
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';

@@ -12,7 +12,7 @@ import { ErrorCode, isWeftError } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
 import { registerTlsHandshakes } from '../telemetry/metrics.js';
 import { createMeshServer } from './mesh.js';
-import { MeshTls, SESSION_LIFETIME_S, SessionCache, parseTargetPortFromSni, sniForTargetPort, type IdentitySource } from './tls.js';
+import { MeshTls, SESSION_LIFETIME_S, SessionCache, TICKET_KEY_PERIOD_MS, parseTargetPortFromSni, sniForTargetPort, type IdentitySource } from './tls.js';
 
 const REVIEWS = testIdentity('default', 'reviews');
 const RATINGS = testIdentity('default', 'ratings');
@@ -390,6 +390,24 @@ describe('session resumption', () => {
     for (let i = 0; i < 3; i++) after.push(await greet(client, port));
     expect(after.map((g) => g.resumed)).toEqual([false, true, true]);
     expect(after[2]!.line).toBe(`peer=${REVIEWS} port=9080 alpn=h2`);
+  });
+
+  it('with a ticket secret, the servers move to new ticket keys on the hour', async () => {
+    // One second before an hour's end: the client's session is still fresh after it.
+    const boundary = (Math.floor(Date.now() / TICKET_KEY_PERIOD_MS) + 1) * TICKET_KEY_PERIOD_MS;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: boundary - 1000 });
+    try {
+      const secret = randomBytes(32);
+      const port = await serveInTurn([mesh(ratings, ca.roots(), secret).mesh]);
+      const client = mesh(reviews).mesh;
+      await greet(client, port);
+      expect((await greet(client, port)).resumed).toBe(true);
+      vi.advanceTimersByTime(1000);
+      expect((await greet(client, port)).resumed).toBe(false);
+      expect((await greet(client, port)).resumed).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('servers without a shared secret each refuse the tickets of the other', async () => {

@@ -61,6 +61,13 @@ const SESSION_CACHE_SIZE = 256;
 
 const ALPN = ['h2', 'http/1.1'];
 
+/**
+ * With a ticket secret, how long one set of ticket keys seals tickets; every process sharing the
+ * secret moves to the next set at the same wall-clock boundary. A ticket issued in the last
+ * SESSION_LIFETIME_S before one no longer resumes after it: one full handshake per peer an hour.
+ */
+export const TICKET_KEY_PERIOD_MS = 3_600_000;
+
 export interface VerifiedPeer {
   readonly identity: string | undefined;
   readonly certificate: X509Certificate;
@@ -133,13 +140,16 @@ export class MeshTls {
 
   /** See the constructor's `ticketSecret`. */
   private readonly ticketSecret: Buffer | undefined;
+  /** With a ticket secret: moves the servers to the next period's ticket keys. */
+  private ticketTimer: NodeJS.Timeout | undefined;
 
   /**
    * `ticketSecret`: a secret this process shares with others serving the same listeners (the
    * workers of a `--concurrency` sidecar). The servers then seal session tickets with keys drawn
-   * from it and from the trust bundle, so a ticket one of them issued resumes at any other, and
-   * a new trust bundle still ends every ticket. Without it, each server context has random keys
-   * of its own (Node's default), which rebuild() replaces.
+   * from it, the trust bundle and the hour (TICKET_KEY_PERIOD_MS), so a ticket one of them issued
+   * resumes at any other, a new trust bundle still ends every ticket, and no key seals tickets
+   * for longer than an hour. Without it, each server context has random keys of its own (Node's
+   * default), which rebuild() replaces.
    */
   constructor(
     private readonly source: IdentitySource,
@@ -150,6 +160,7 @@ export class MeshTls {
     this.handshakes = opts.handshakes ?? newHandshakeCounts();
     this.rebuild();
     this.unsubscribe = source.subscribe(() => this.rebuild());
+    if (this.ticketSecret) this.scheduleTicketKeys();
   }
 
   /** The SPIFFE ID this proxy presents now, if it has a certificate. */
@@ -333,14 +344,27 @@ export class MeshTls {
   close(): void {
     this.unsubscribe();
     this.servers.clear();
+    clearTimeout(this.ticketTimer);
+  }
+
+  /** At each period's boundary, the servers take that period's ticket keys. */
+  private scheduleTicketKeys(): void {
+    const next = (Math.floor(Date.now() / TICKET_KEY_PERIOD_MS) + 1) * TICKET_KEY_PERIOD_MS;
+    this.ticketTimer = setTimeout(() => {
+      const keys = this.serverContextOptions().ticketKeys;
+      if (keys) for (const server of this.servers) server.setTicketKeys(keys);
+      this.scheduleTicketKeys();
+    }, next - Date.now());
+    this.ticketTimer.unref();
   }
 
   /** The servers' context: ours, and with a ticket secret the keys that seal session tickets,
-   *  the same in every process that shares the secret until the trust bundle changes. */
+   *  the same in every process that shares the secret, for this period and trust bundle. */
   private serverContextOptions(base = this.contextOptions()): tls.SecureContextOptions {
     if (!this.ticketSecret || !base.ca) return base;
     const bundle = createHash('sha256').update([base.ca].flat().join('')).digest();
-    return { ...base, ticketKeys: Buffer.from(hkdfSync('sha256', this.ticketSecret, bundle, 'weft session tickets', 48)) };
+    const period = Math.floor(Date.now() / TICKET_KEY_PERIOD_MS);
+    return { ...base, ticketKeys: Buffer.from(hkdfSync('sha256', this.ticketSecret, bundle, `weft session tickets ${period}`, 48)) };
   }
 
   private contextOptions(): tls.SecureContextOptions {
