@@ -10,7 +10,6 @@ import { selfSignedDir } from '../certs/ca-store.js';
 import { errorMessage } from '../core/errors.js';
 import { serveEndpoints, type EndpointServer } from '../core/http-server.js';
 import { createLogger, type Logger } from '../core/log.js';
-import { portNumber } from '../core/port.js';
 import { LocalTokenAuthenticator, type Authenticator } from './ca/authenticator.js';
 import { rootsAcked, watchCaDir } from './ca/rotation.js';
 import { startServingCredentials, type ServingCredentials } from './ca/serving.js';
@@ -27,7 +26,7 @@ import { FileSource } from './sources/file.js';
 import type { KubernetesServices } from './sources/kubernetes/mode.js';
 import { routeStatuses } from './status/index.js';
 import { NackLedger, withProxyRejections } from './status/nacks.js';
-import { translateShared, type ProxyNode, type SidecarPorts } from './translate/index.js';
+import { sidecarPortsOf, translateShared, type ProxyNode, type SidecarPorts } from './translate/index.js';
 import { identifyProxy, proxyNodeOf } from './xds-server/proxy-node.js';
 import { preparedAdsService } from './xds-server/encode.js';
 import { XdsServer, type ProxyInfo } from './xds-server/server.js';
@@ -352,8 +351,5 @@ function dumpSnapshot(snapshot: Snapshot): unknown {
  *  a waypoint's and a node proxy's come from the model. */
 function sidecarPorts(info: ProxyInfo): SidecarPorts | undefined {
   if (info.mode === 'ambient' || info.mode === 'waypoint') return undefined;
-  const inboundPort = portNumber(info.metadata.INBOUND_PORT);
-  if (inboundPort === undefined) return undefined;
-  const hbonePort = portNumber(info.metadata.HBONE_PORT);
-  return hbonePort === undefined ? { inboundPort } : { inboundPort, hbonePort };
+  return sidecarPortsOf(info.metadata.INBOUND_PORT, info.metadata.HBONE_PORT);
 }

@@ -1,7 +1,7 @@
 // Local mode's endpoints come from connected sidecars, so a restarted control plane would
 // first see none and push empty endpoint sets to the proxies that reconnect first. This keeps
-// the last known sidecars (workload → its inbound and HBONE ports) in the state dir: after a restart they
-// count as connected for a grace period, the rebuilt snapshots equal the ones served before
+// the last known sidecars (workload → its inbound and HBONE ports) in the state dir: after a
+// restart they count as connected for a grace period, the rebuilt snapshots equal the ones served before
 // (content-hashed versions, so reconnecting proxies see no change), and a sidecar that has
 // not come back when the grace period ends is dropped. Saves are debounced and asynchronous
 // (a thousand sidecars connecting make one write, off the event loop); shutting down saves at once.
@@ -9,8 +9,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../core/log.js';
-import { portNumber } from '../core/port.js';
-import type { SidecarPorts } from './translate/index.js';
+import { sidecarPortsOf, type SidecarPorts } from './translate/index.js';
 
 /** Proxies reconnect with a backoff of at most ~10 s; give them twice that. */
 export const RESYNC_GRACE_MS = 20_000;
@@ -153,14 +152,8 @@ export class SidecarMemory {
  *  HBONE into sidecars saved). Anything else is skipped: that sidecar is re-learned when it
  *  reconnects. */
 function savedPorts(entry: unknown): SidecarPorts | undefined {
-  if (typeof entry === 'number') {
-    const inboundPort = portNumber(entry);
-    return inboundPort === undefined ? undefined : { inboundPort };
-  }
+  if (typeof entry === 'number') return sidecarPortsOf(entry, undefined);
   if (typeof entry !== 'object' || entry === null) return undefined;
-  const { inboundPort: inbound, hbonePort: hbone } = entry as Record<string, unknown>;
-  const inboundPort = portNumber(inbound);
-  if (inboundPort === undefined) return undefined;
-  const hbonePort = portNumber(hbone);
-  return hbonePort === undefined ? { inboundPort } : { inboundPort, hbonePort };
+  const { inboundPort, hbonePort } = entry as Record<string, unknown>;
+  return sidecarPortsOf(inboundPort, hbonePort);
 }

@@ -11,6 +11,7 @@ import { inboundSecurity } from './security.js';
 import type { ProxyNode, ResourceSet, SidecarDirectory, TranslateOptions } from './types.js';
 
 export type { ProxyNode, ResourceSet, SidecarDirectory, SidecarPorts, TranslateOptions } from './types.js';
+export { sidecarPortsOf } from './types.js';
 export { spiffeId } from './clusters.js';
 export { outboundClusterName, inboundClusterName, serviceFqdn } from './envoy.js';
 export { ROOT_NAMESPACE, mtlsModeFor, rbacHttpFilters, rbacPolicyName } from './security.js';

@@ -2,6 +2,7 @@
 // set of plain Envoy resources (per type URL, by name) that `pack()` turns into xDS.
 import type { Plain } from '../../api/codec.js';
 import type { TypeUrl } from '../../api/types.js';
+import { portNumber } from '../../core/port.js';
 import type { RouteSemanticsOptions } from '../model/index.js';
 
 export interface ProxyNode {
@@ -33,6 +34,15 @@ export interface SidecarPorts {
 }
 
 export type SidecarDirectory = (workloadKey: string) => SidecarPorts | undefined;
+
+/** A sidecar's ports from what reports or remembers them (node metadata, an annotation, saved
+ *  state): none without a valid inbound port; an invalid HBONE port is left out. */
+export function sidecarPortsOf(inbound: unknown, hbone: unknown): SidecarPorts | undefined {
+  const inboundPort = portNumber(inbound);
+  if (inboundPort === undefined) return undefined;
+  const hbonePort = portNumber(hbone);
+  return hbonePort === undefined ? { inboundPort } : { inboundPort, hbonePort };
+}
 
 export interface TranslateOptions extends Partial<RouteSemanticsOptions> {
   /** SPIFFE trust domain for endpoint identities, e.g. `cluster.local`. */

@@ -9,7 +9,6 @@ import type { CertificateAuthority } from '../../../certs/ca.js';
 import { selfSignedDir } from '../../../certs/ca-store.js';
 import { errorMessage } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
-import { portNumber } from '../../../core/port.js';
 import type { Authenticator } from '../../ca/authenticator.js';
 import { kubernetesTokenReviewer, TokenReviewAuthenticator } from '../../ca/tokenreview.js';
 import type { ControlPlaneConfig, KubernetesSettings } from '../../config.js';
@@ -17,7 +16,7 @@ import { CA_TOKEN_AUDIENCE, SIDECAR_HBONE_PORT_ANNOTATION, SIDECAR_PORT_ANNOTATI
 import { controlPlaneServiceName, injectorSettings, type InjectorSettings } from '../../injector/settings.js';
 import { startWebhookServer, type WebhookServer } from '../../injector/webhook.js';
 import type { Model } from '../../model/index.js';
-import type { SidecarPorts } from '../../translate/index.js';
+import { sidecarPortsOf, type SidecarPorts } from '../../translate/index.js';
 import { followCaSecret, loadClusterCa } from './ca-secret.js';
 import { loadKubeConfig } from './client.js';
 import { detectNativeSidecars, syncWebhookCaBundle } from './cluster-info.js';
@@ -50,10 +49,7 @@ export interface KubernetesMode {
 /** The sidecar of a meshed pod that the source saw ready, for workloads not connected to this replica. */
 export function podSidecar(model: Model, workloadKey: string): SidecarPorts | undefined {
   const annotations = model.workloadByKey(workloadKey)?.metadata.annotations;
-  const inboundPort = portNumber(annotations?.[SIDECAR_PORT_ANNOTATION]);
-  if (inboundPort === undefined) return undefined;
-  const hbonePort = portNumber(annotations?.[SIDECAR_HBONE_PORT_ANNOTATION]);
-  return hbonePort === undefined ? { inboundPort } : { inboundPort, hbonePort };
+  return sidecarPortsOf(annotations?.[SIDECAR_PORT_ANNOTATION], annotations?.[SIDECAR_HBONE_PORT_ANNOTATION]);
 }
 
 export function serviceNames(k: KubernetesSettings): string[] {
