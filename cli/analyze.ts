@@ -10,7 +10,7 @@ import { DEFAULT_ROUTE_SEMANTICS, describeObject, GATEWAY_NAME_LABEL, WAYPOINT_G
 import type { FieldProblemWithFile } from '../control-plane/sources/file.js';
 import { FileSource } from '../control-plane/sources/file.js';
 import { routeStatuses } from '../control-plane/status/index.js';
-import { outboundRouteConfiguration } from '../control-plane/translate/route-config.js';
+import { outboundRouteConfiguration, serviceVip } from '../control-plane/translate/route-config.js';
 import { quietLogger, table, type OutputFormat } from './output.js';
 
 export interface Finding {
@@ -189,7 +189,8 @@ function endpointFindings(model: Model, add: (f: Finding) => void): void {
 
 /**
  * Ambient mode's silent failures: a Service that names a waypoint with no replicas (its traffic
- * fails closed), an ambient workload without a node (no node proxy will ever carry it), a policy
+ * fails closed), or that has no cluster IP (the waypoint routes by VIP, so its traffic goes
+ * around it), an ambient workload without a node (no node proxy will ever carry it), a policy
  * that targets a Service without a waypoint (nothing enforces it).
  */
 function ambientFindings(model: Model, add: (f: Finding) => void): void {
@@ -201,6 +202,15 @@ function ambientFindings(model: Model, add: (f: Finding) => void): void {
         code: 'WaypointNotFound',
         object: describeObject(s),
         message: `uses waypoint ${waypoint.namespace}/${waypoint.name} (label weft.dev/use-waypoint), but no workload is labelled gateway.networking.k8s.io/gateway-name=${waypoint.name} there: ambient clients' connections to it are refused`,
+      });
+    }
+    if (waypoint && serviceVip(s) === undefined) {
+      add({
+        severity: 'warning',
+        code: 'WaypointWithoutVip',
+        object: describeObject(s),
+        field: 'spec.clusterIP',
+        message: `uses waypoint ${waypoint.namespace}/${waypoint.name} but has no cluster IP: a waypoint routes by the VIP its clients name, so node proxies and sidecars send this Service's traffic straight to its pods, past the waypoint's routes and policies`,
       });
     }
   }
