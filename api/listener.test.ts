@@ -5,7 +5,7 @@ import { pack, toStruct, type Plain } from './codec.js';
 import type { Listener, NetworkFilter } from './domain.js';
 import { listenerType } from './listener.js';
 import {
-  DOWNSTREAM_TLS_TYPE_URL, HCM_TYPE_URL, RBAC_TYPE_URL, ROUTER_TYPE_URL, TCP_PROXY_TYPE_URL, TypeUrl,
+  DOWNSTREAM_TLS_TYPE_URL, HCM_TYPE_URL, NETWORK_RBAC_TYPE_URL, RBAC_TYPE_URL, ROUTER_TYPE_URL, TCP_PROXY_TYPE_URL, TypeUrl,
 } from './types.js';
 
 const router = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE_URL } };
@@ -116,6 +116,26 @@ describe('listenerType.decode', () => {
     });
     expect(l.filterChains[0]).toMatchObject({ serverNames: ['8080.inbound.weft.internal'], transportProtocol: 'tls' });
     expect(l.defaultFilterChain?.filter).toEqual({ kind: 'tcp', statPrefix: 'tcp', cluster: 'passthrough', rbac: [] });
+  });
+
+  it('decodes network RBAC before tcp_proxy as the connection\'s authorization, and refuses it before the HTTP connection manager', () => {
+    const networkRbac = (action: string) => ({
+      name: 'envoy.filters.network.rbac',
+      typed_config: { '@type': NETWORK_RBAC_TYPE_URL, stat_prefix: 'rbac_', rules: { action, policies: { p: { permissions: [{ any: true }], principals: [{ any: true }] } } } },
+    });
+    const tcp = { name: 'tcp', typed_config: { '@type': TCP_PROXY_TYPE_URL, stat_prefix: 'tcp', cluster: 'db' } };
+    const l = ok({ name: 'l', filter_chains: [{ filters: [networkRbac('ALLOW'), networkRbac('DENY'), tcp] }] });
+    expect(l.filterChains[0]!.filter).toEqual({
+      kind: 'tcp',
+      statPrefix: 'tcp',
+      cluster: 'db',
+      // DENY lists first, as for HTTP.
+      rbac: [
+        { action: 'DENY', policies: [{ name: 'p', permissions: [{ any: true }], principals: [{ any: true }] }] },
+        { action: 'ALLOW', policies: [{ name: 'p', permissions: [{ any: true }], principals: [{ any: true }] }] },
+      ],
+    });
+    expect(fields({ name: 'l', filter_chains: [{ filters: [networkRbac('DENY'), hcm({ rds: { route_config_name: 'r' }, http_filters: [router] })] }] })).toEqual(['filter_chains[0].filters']);
   });
 
   it('decodes a proxyless api_listener as one catch-all chain', () => {

@@ -6,7 +6,7 @@ import type {
   FilterChain, Listener, ListenerWorkload, NetworkFilter, RbacPermissionMatch, RbacPolicy, RbacPrincipalMatch, RbacRules, StringMatch,
 } from './domain.js';
 import type { ResourceRef, ResourceType } from './resource.js';
-import { DOWNSTREAM_TLS_TYPE_URL, HCM_TYPE_URL, RBAC_TYPE_URL, ROUTER_TYPE_URL, TCP_PROXY_TYPE_URL, TypeUrl } from './types.js';
+import { DOWNSTREAM_TLS_TYPE_URL, HCM_TYPE_URL, NETWORK_RBAC_TYPE_URL, RBAC_TYPE_URL, ROUTER_TYPE_URL, TCP_PROXY_TYPE_URL, TypeUrl } from './types.js';
 import { decodeSocketAddress, readStruct } from './endpoint.js';
 import { decodeRouteConfiguration } from './route-config.js';
 import { decodeDownstreamTls, secretRefs } from './secret.js';
@@ -146,7 +146,7 @@ function decodePolicy(name: string, pol: Plain, path: string, p: Problems): Rbac
   return { name, permissions: permissions.flatMap((x) => x!), principals: principals.flatMap((x) => x!) };
 }
 
-/** The RBAC HTTP filter → RbacRules (undefined when it enforces nothing: no rules, or LOG). */
+/** The RBAC HTTP or network filter → RbacRules (undefined when it enforces nothing: no rules, or LOG). */
 export function decodeRbacFilter(cfg: Plain | undefined, path: string, p: Problems): RbacRules | undefined {
   if (has(cfg, 'matcher')) p.add(field(path, 'matcher'), 'matcher-based RBAC is not supported; use rules');
   const rules = obj(cfg, 'rules');
@@ -224,16 +224,27 @@ function decodeNetworkFilters(filters: Plain[], path: string, p: Problems): Netw
     return undefined;
   }
   let out: NetworkFilter | undefined;
+  const rbac: RbacRules[] = [];
   filters.forEach((f, i) => {
     const at = field(path, i);
     if (has(f, 'config_discovery')) return p.add(field(at, 'config_discovery'), 'filter config discovery is not supported');
     const cfg = obj(f, 'typed_config');
     const type = anyTypeUrl(cfg);
+    if (type === NETWORK_RBAC_TYPE_URL && i !== filters.length - 1) {
+      const r = decodeRbacFilter(cfg, field(at, 'typed_config'), p);
+      if (r) rbac.push(r);
+      return;
+    }
     const terminal = type === HCM_TYPE_URL || type === TCP_PROXY_TYPE_URL;
     if (!terminal) return p.add(field(at, 'typed_config'), `unsupported network filter ${JSON.stringify(type ?? str(f, 'name'))}`);
     if (i !== filters.length - 1) return p.add(at, 'the HTTP connection manager or tcp_proxy must be the last network filter');
     out = type === HCM_TYPE_URL ? decodeHcm(cfg!, field(at, 'typed_config'), p) : decodeTcpProxy(cfg!, field(at, 'typed_config'), p);
   });
+  if (rbac.length > 0 && out) {
+    // A connection's authorization: what tcp_proxy relays; HTTP is authorized per request.
+    if (out.kind === 'tcp') out = { ...out, rbac: [...rbac.filter((r) => r.action === 'DENY'), ...rbac.filter((r) => r.action === 'ALLOW')] };
+    else p.add(path, 'network RBAC before the HTTP connection manager is not supported; put an RBAC HTTP filter in it');
+  }
   return out;
 }
 

@@ -15,6 +15,8 @@ export const HCM_TYPE_URL =
   'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const ROUTER_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 export const RBAC_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+/** The network RBAC filter: a connection's authorization, before tcp_proxy (a waypoint's L4 Service ports). */
+export const NETWORK_RBAC_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';
 export const TCP_PROXY_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 export const UPSTREAM_TLS_TYPE_URL =
   'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';

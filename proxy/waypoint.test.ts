@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Listener, RbacRules } from '../api/domain.js';
 import type { RequestFacts } from './route/types.js';
 import type { ProxyConfig } from './state/types.js';
-import { duplexPair, waypointRefusal } from './waypoint.js';
+import { duplexPair, waypointRefusal, waypointStreamRefusal } from './waypoint.js';
 
 const deny: RbacRules = {
   action: 'DENY',
@@ -15,7 +15,17 @@ const vip: Listener = {
   address: { host: '10.96.0.20', port: 9080 },
   filterChains: [{ name: 'http', destinationPorts: [], serverNames: [], filter: { kind: 'http', statPrefix: 'x', rdsName: 'outbound', rbac: [deny] } }],
 };
-const config = { listeners: new Map([[vip.name, vip]]) } as unknown as ProxyConfig;
+/** ratings' L4 port: a tcp_proxy chain whose network RBAC denies one caller. */
+const denyClient: RbacRules = {
+  action: 'DENY',
+  policies: [{ name: 'ns[shop]-policy[no-client]-rule[0]', principals: [{ principal: { kind: 'exact', value: 'spiffe://cluster.local/ns/shop/sa/client' } }], permissions: [{ any: true }] }],
+};
+const db: Listener = {
+  name: '10.96.0.20_3306',
+  address: { host: '10.96.0.20', port: 3306 },
+  filterChains: [{ name: 'tcp', destinationPorts: [], serverNames: [], filter: { kind: 'tcp', statPrefix: 'x', cluster: 'outbound|3306||ratings.shop.svc.cluster.local', rbac: [denyClient] } }],
+};
+const config = { listeners: new Map([[vip.name, vip], [db.name, db]]) } as unknown as ProxyConfig;
 const facts = (path: string): RequestFacts => ({ authority: 'ratings:9080', method: 'GET', path, scheme: 'http', header: () => undefined });
 const dst = { address: '10.96.0.20', port: 9080, family: 4 as const };
 
@@ -50,5 +60,19 @@ describe('waypointRefusal', () => {
 
   it('has nothing to say about a destination that is no Service VIP', () => {
     expect(waypointRefusal(config, { ...dst, port: 1 }, undefined, facts('/private'))).toBeUndefined();
+  });
+});
+
+describe('waypointStreamRefusal', () => {
+  const dbDst = { address: '10.96.0.20', port: 3306, family: 4 as const };
+
+  it("refuses a stream to an L4 port by the chain's network RBAC, with the tunnel's identity", () => {
+    expect(waypointStreamRefusal(config, dbDst, 'spiffe://cluster.local/ns/shop/sa/client')).toMatch(/no-client/);
+    expect(waypointStreamRefusal(config, dbDst, 'spiffe://cluster.local/ns/shop/sa/reviews')).toBeUndefined();
+  });
+
+  it('leaves a port served as HTTP to the per-request check, and has nothing to say about other destinations', () => {
+    expect(waypointStreamRefusal(config, dst, 'spiffe://cluster.local/ns/shop/sa/client')).toBeUndefined();
+    expect(waypointStreamRefusal(config, { ...dbDst, port: 1 }, 'spiffe://cluster.local/ns/shop/sa/client')).toBeUndefined();
   });
 });

@@ -40,6 +40,20 @@ export function waypointRefusal(config: ProxyConfig, dst: OriginalDestination, p
 }
 
 /**
+ * Why the waypoint refuses a stream to an L4 Service port, or undefined: the network RBAC of the
+ * VIP listener's tcp_proxy chain (AuthorizationPolicies that target the Service, reduced to
+ * what a byte stream has), with the caller's identity proven by its HBONE tunnel. A port
+ * served as HTTP is authorized per request instead (waypointRefusal).
+ */
+export function waypointStreamRefusal(config: ProxyConfig, dst: OriginalDestination, peer: string | undefined): string | undefined {
+  const listener = vipListeners(config).get(`${dst.address.toLowerCase()}:${dst.port}`);
+  const chain = listener && [...listener.filterChains, ...(listener.defaultFilterChain ? [listener.defaultFilterChain] : [])].find((c) => c.filter.kind === 'tcp');
+  if (!chain || listener.filterChains.some((c) => c.filter.kind === 'http')) return undefined;
+  const verdict = evaluateRbac(chain.filter.rbac, { identity: peer, method: undefined, path: undefined, port: dst.port });
+  return verdict.allow ? undefined : verdict.reason;
+}
+
+/**
  * The outbound listener's `planFor` in waypoint mode: requests that arrived through HBONE are
  * authorized before they are routed; a refusal is answered 403 as Envoy's RBAC filter does.
  */
@@ -113,8 +127,13 @@ export function createWaypointEntry(opts: WaypointEntryOptions): HboneServer {
       if (!vipListeners(opts.getConfig()).has(`${target.host.toLowerCase()}:${target.port}`)) {
         return { status: 404, reason: `${target.host}:${target.port} is no Service VIP this waypoint serves` };
       }
-      const [app, upstream] = duplexPair();
       const dst: OriginalDestination = { address: target.host, port: target.port, family: target.host.includes(':') ? 6 : 4 };
+      const refusal = waypointStreamRefusal(opts.getConfig(), dst, peer);
+      if (refusal) {
+        opts.log.info('refused a stream', { peer, to: `${target.host}:${target.port}`, reason: refusal });
+        return { status: 403, reason: `denied by authorization policy: ${refusal}` };
+      }
+      const [app, upstream] = duplexPair();
       // Not the target as local address: captured-outbound reads "original = local" as "not
       // redirected" and would serve the stream as a direct (HTTP_PROXY) client.
       Object.assign(app, { [WAYPOINT_DST]: dst, [WAYPOINT_PEER]: peer });

@@ -433,6 +433,17 @@ spec:
     expect(checkConsistency(buildSnapshot(set))).toEqual([]);
   });
 
+  it("is on the targeted Service's L4 ports too, at its waypoint, as network RBAC with what a stream has", () => {
+    const set = run({ id: 'wp-1.shop', workload: 'wp-1', namespace: 'shop', mode: 'waypoint' }, {}, withPolicy);
+    // ratings' mysql port is relayed as bytes: the DENY on paths loses them and denies every stream.
+    const db = decoded<Listener>(TypeUrl.Listener, set[TypeUrl.Listener].get('10.96.0.20_3306')!);
+    expect(db.filterChains.map((c) => c.filter.kind)).toEqual(['tcp']);
+    expect(db.filterChains[0]!.filter.rbac).toEqual([
+      { action: 'DENY', policies: [{ name: 'ns[shop]-policy[private]-rule[0]', principals: [{ any: true }], permissions: [{ any: true }] }] },
+    ]);
+    expect(checkConsistency(buildSnapshot(set))).toEqual([]);
+  });
+
   it('is enforced by no workload: not by sidecars, not by the pods behind the Service', () => {
     const node = run(NODE_A, {}, withPolicy);
     expect(rbacOf(node, 'ambient|shop|ratings-v1')).toEqual(rbacOf(run(NODE_A), 'ambient|shop|ratings-v1'));

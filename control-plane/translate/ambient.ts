@@ -19,7 +19,7 @@ import { httpConnectionManager, outboundClusterName, socketAddress, struct } fro
 import type { SharedTranslation } from './index.js';
 import { inboundListener, tcpProxy, vipListenerName } from './listeners.js';
 import { serviceVip } from './route-config.js';
-import { authorizationPoliciesForService, mtlsModeFor, rbacFiltersOf, rbacHttpFilters, withHttpFilters, type InboundSecurity } from './security.js';
+import { authorizationPoliciesForService, mtlsModeFor, networkRbacFiltersOf, rbacFiltersOf, rbacHttpFilters, withHttpFilters, type InboundSecurity } from './security.js';
 import type { ProxyNode, ResourceSet, SidecarDirectory, TranslateOptions } from './types.js';
 
 export function waypointClusterName(name: string, namespace: string): string {
@@ -238,23 +238,28 @@ export function translateNodeProxy(shared: SharedTranslation, proxy: ProxyNode):
  * HBONE tunnel. Other listeners stay the shared objects (copies are made only where they differ).
  */
 export function waypointVipListeners(model: Model, shared: ReadonlyArray<[string, Plain]>, waypointName: string, namespace: string): Array<[string, Plain]> {
-  const replaced = new Map<string, Plain>();
+  const replaced = new Map<string, { http: Plain[]; tcp: Plain[] }>();
   for (const service of model.services) {
     const waypoint = model.waypointFor(service);
     if (!waypoint || waypoint.name !== waypointName || waypoint.namespace !== namespace) continue;
-    const filters = rbacFiltersOf(authorizationPoliciesForService(model, service));
+    const policies = authorizationPoliciesForService(model, service);
     const vip = serviceVip(service);
-    if (filters.length === 0 || vip === undefined) continue;
-    for (const port of meshPorts(service)) replaced.set(vipListenerName(vip, port.port), filters as unknown as Plain);
+    if (policies.length === 0 || vip === undefined) continue;
+    // HTTP is authorized per request; a port relayed as bytes per connection, with what L4 can
+    // enforce (as a node proxy: l4Policy).
+    const filters = { http: rbacFiltersOf(policies), tcp: networkRbacFiltersOf(policies.map(l4Policy)) };
+    for (const port of meshPorts(service)) replaced.set(vipListenerName(vip, port.port), filters);
   }
   if (replaced.size === 0) return [...shared];
   return shared.map(([name, listener]) => {
-    const filters = replaced.get(name) as unknown as Plain[] | undefined;
+    const filters = replaced.get(name);
     if (!filters) return [name, listener];
     const copy = structuredClone(listener);
     for (const chain of [...((copy.filter_chains as Plain[] | undefined) ?? []), ...(copy.default_filter_chain ? [copy.default_filter_chain as Plain] : [])]) {
-      const hcm = (chain.filters as Plain[]).find((f) => f.name === 'envoy.filters.network.http_connection_manager');
-      if (hcm) withHttpFilters(hcm, filters);
+      const network = chain.filters as Plain[];
+      const hcm = network.find((f) => f.name === 'envoy.filters.network.http_connection_manager');
+      if (hcm) withHttpFilters(hcm, filters.http);
+      else chain.filters = [...filters.tcp, ...network];
     }
     return [name, copy];
   });

@@ -1,7 +1,7 @@
 // Mesh security policy for one workload, as Istio reads it: the effective mTLS mode per app port
 // (PeerAuthentication) and the Envoy RBAC HTTP filters (AuthorizationPolicy). Pure.
 import type { Plain } from '../../api/codec.js';
-import { RBAC_TYPE_URL } from '../../api/types.js';
+import { NETWORK_RBAC_TYPE_URL, RBAC_TYPE_URL } from '../../api/types.js';
 import {
   labelsMatch,
   type AuthorizationOperation,
@@ -208,6 +208,14 @@ function rbacFilter(action: 'ALLOW' | 'DENY', policies: Plain): Plain {
  */
 export function rbacHttpFilters(model: Model, w: WorkloadEntry): Plain[] {
   return rbacFiltersOf(authorizationPoliciesFor(model, w));
+}
+
+/** The same rules as network RBAC filters, for a connection relayed as bytes (tcp_proxy). */
+export function networkRbacFiltersOf(policies: readonly AuthorizationPolicy[]): Plain[] {
+  return rbacFiltersOf(policies).map((f) => ({
+    name: 'envoy.filters.network.rbac',
+    typed_config: { '@type': NETWORK_RBAC_TYPE_URL, stat_prefix: 'rbac_', rules: (f.typed_config as Plain).rules },
+  }));
 }
 
 /** The same RBAC HTTP filters for a list of policies (a workload's, or a Service's at its waypoint). */
