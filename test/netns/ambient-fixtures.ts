@@ -10,6 +10,8 @@ export const PODS: PodSpec[] = [
   // A sidecar workload beside the ambient ones (interop both ways).
   { name: 'legacy', node: 2, labels: { app: 'legacy' }, serviceAccount: 'legacy', ports: { http: 9080 }, app: ['http', '--version', 'legacy', '--port', '9080'] },
   { name: 'waypoint', node: 2, mode: 'waypoint', labels: {}, serviceAccount: 'waypoint', ports: {} },
+  // A TCP server (a line echo), for a Service port relayed as bytes.
+  { name: 'db', node: 1, mode: 'ambient', labels: { app: 'db' }, serviceAccount: 'db', ports: { 'tcp-echo': 7000 }, app: ['tcp', '--echo', '7000'] },
 ];
 
 export const SERVICES: ServiceSpec[] = [
@@ -18,5 +20,6 @@ export const SERVICES: ServiceSpec[] = [
   { name: 'reviews-v2', clusterIP: '10.96.0.12', selector: { app: 'reviews', version: 'v2' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
   { name: 'ratings', clusterIP: '10.96.0.13', selector: { app: 'ratings' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
   { name: 'legacy', clusterIP: '10.96.0.14', selector: { app: 'legacy' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
+  { name: 'db', clusterIP: '10.96.0.15', selector: { app: 'db' }, ports: [{ name: 'tcp-echo', port: 7000, targetPort: 7000 }] },
 ];
 

@@ -219,7 +219,7 @@ spec: { selector: { matchLabels: { app: ratings } }, mtls: { mode: STRICT } }
     expect(after.inboundPlain).toBe(before.inboundPlain);
   }, 60_000);
 
-  it('splits canary traffic through a waypoint and authorizes at L7 there, for ambient and sidecar clients alike', async () => {
+  it('splits canary traffic through a waypoint and authorizes there (requests at L7, streams to an L4 port at L4), for ambient and sidecar clients alike', async () => {
     cluster.setPodLabels('client', { 'weft.dev/dataplane-mode': 'ambient' });
     await eventually(() => enrolled(cluster, 1, 'client'), { timeoutMs: 30_000, intervalMs: 250 });
     const client = await cluster.agent('client');
@@ -277,9 +277,30 @@ spec:
       expect(split.statuses).toEqual({ '200': 200 });
       expect(split.versions.v1).toBeGreaterThanOrEqual(137);
       expect(split.versions.v1).toBeLessThanOrEqual(183);
+      // A port relayed as bytes: the waypoint authorizes each stream, with what a stream has (a
+      // rule on paths denies its callers every stream). The sidecar's streams reach it too.
+      expect((await client.tcp('db', 7000, ['before'])).replies).toEqual([expect.stringMatching(/^before peer=/)]);
+      cluster.config(
+        'db-authz.yaml',
+        `apiVersion: weft.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: db-private, namespace: default }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: db }]
+  action: DENY
+  rules: [{ from: [{ source: { principals: [cluster.local/ns/default/sa/client] } }], to: [{ operation: { paths: ["/private*"] } }] }]
+`,
+      );
+      await eventually(async () => expect((await client.tcp('db', 7000, ['denied?'])).replies).toEqual([]), {
+        timeoutMs: 20_000,
+        intervalMs: 250,
+        message: "the waypoint refuses the client's stream to the db port",
+      });
+      expect((await legacy.tcp('db', 7000, ['legacy'])).replies).toEqual([expect.stringMatching(/^legacy peer=/)]);
     } finally {
       cluster.config('waypoint.yaml', undefined);
       cluster.config('waypoint-authz.yaml', undefined);
+      cluster.config('db-authz.yaml', undefined);
     }
   }, 90_000);
 
