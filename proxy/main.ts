@@ -97,7 +97,9 @@ export async function startProxy(cfg: ProxyConfigOptions, log: Logger = createLo
           outboundPolicy: cfg.outboundPolicy,
           detectTimeoutMs: cfg.protocolDetectionTimeoutMs,
           log: log.child('capture'),
-          ...(waypointParts && !cfg.capture ? { originalDst: waypointParts.waypointOriginalDst } : {}),
+          ...(waypointParts && !cfg.capture
+            ? { originalDst: waypointParts.waypointOriginalDst, streamRefusal: waypointParts.waypointDetectedStreamRefusal(getConfig) }
+            : {}),
         })
       : undefined;
   let outboundServer: net.Server | undefined;

@@ -25,7 +25,16 @@ const db: Listener = {
   address: { host: '10.96.0.20', port: 3306 },
   filterChains: [{ name: 'tcp', destinationPorts: [], serverNames: [], filter: { kind: 'tcp', statPrefix: 'x', cluster: 'outbound|3306||ratings.shop.svc.cluster.local', rbac: [denyClient] } }],
 };
-const config = { listeners: new Map([[vip.name, vip], [db.name, db]]) } as unknown as ProxyConfig;
+/** The same Service's port of unknown protocol: an HTTP chain and a tcp_proxy chain. */
+const mixed: Listener = {
+  name: '10.96.0.20_7001',
+  address: { host: '10.96.0.20', port: 7001 },
+  filterChains: [
+    { name: 'http', destinationPorts: [], serverNames: [], filter: { kind: 'http', statPrefix: 'x', rdsName: 'outbound', rbac: [] } },
+    { name: 'tcp', destinationPorts: [], serverNames: [], filter: { kind: 'tcp', statPrefix: 'x', cluster: 'outbound|7001||ratings.shop.svc.cluster.local', rbac: [denyClient] } },
+  ],
+};
+const config = { listeners: new Map([[vip.name, vip], [db.name, db], [mixed.name, mixed]]) } as unknown as ProxyConfig;
 const facts = (path: string): RequestFacts => ({ authority: 'ratings:9080', method: 'GET', path, scheme: 'http', header: () => undefined });
 const dst = { address: '10.96.0.20', port: 9080, family: 4 as const };
 
@@ -69,6 +78,13 @@ describe('waypointStreamRefusal', () => {
   it("refuses a stream to an L4 port by the chain's network RBAC, with the tunnel's identity", () => {
     expect(waypointStreamRefusal(config, dbDst, 'spiffe://cluster.local/ns/shop/sa/client')).toMatch(/no-client/);
     expect(waypointStreamRefusal(config, dbDst, 'spiffe://cluster.local/ns/shop/sa/reviews')).toBeUndefined();
+  });
+
+  it('judges a port of unknown protocol only once its bytes are found not to be HTTP', () => {
+    const client = 'spiffe://cluster.local/ns/shop/sa/client';
+    const mixedDst = { address: '10.96.0.20', port: 7001, family: 4 as const };
+    expect(waypointStreamRefusal(config, mixedDst, client)).toBeUndefined();
+    expect(waypointStreamRefusal(config, mixedDst, client, { detected: true })).toMatch(/no-client/);
   });
 
   it('leaves a port served as HTTP to the per-request check, and has nothing to say about other destinations', () => {

@@ -45,12 +45,25 @@ export function waypointRefusal(config: ProxyConfig, dst: OriginalDestination, p
  * what a byte stream has), with the caller's identity proven by its HBONE tunnel. A port
  * served as HTTP is authorized per request instead (waypointRefusal).
  */
-export function waypointStreamRefusal(config: ProxyConfig, dst: OriginalDestination, peer: string | undefined): string | undefined {
+export function waypointStreamRefusal(config: ProxyConfig, dst: OriginalDestination, peer: string | undefined, opts: { readonly detected?: boolean } = {}): string | undefined {
   const listener = vipListeners(config).get(`${dst.address.toLowerCase()}:${dst.port}`);
   const chain = listener && [...listener.filterChains, ...(listener.defaultFilterChain ? [listener.defaultFilterChain] : [])].find((c) => c.filter.kind === 'tcp');
-  if (!chain || listener.filterChains.some((c) => c.filter.kind === 'http')) return undefined;
+  if (!chain || chain.filter.kind !== 'tcp') return undefined;
+  // A port of unknown protocol has an HTTP chain too: its streams are judged once found not to
+  // be HTTP (`detected`, from the captured-outbound path), its requests one by one.
+  if (!opts.detected && listener.filterChains.some((c) => c.filter.kind === 'http')) return undefined;
   const verdict = evaluateRbac(chain.filter.rbac, { identity: peer, method: undefined, path: undefined, port: dst.port });
   return verdict.allow ? undefined : verdict.reason;
+}
+
+/** The captured-outbound path's streamRefusal in waypoint mode: a stream that arrived through
+ *  HBONE, on a port of unknown protocol, found not to be HTTP. */
+export function waypointDetectedStreamRefusal(getConfig: () => ProxyConfig): (socket: net.Socket, dst: OriginalDestination) => string | undefined {
+  return (socket, dst) => {
+    const tagged = socket as unknown as Tagged;
+    if (!tagged[WAYPOINT_DST]) return undefined;
+    return waypointStreamRefusal(getConfig(), dst, tagged[WAYPOINT_PEER], { detected: true });
+  };
 }
 
 /**

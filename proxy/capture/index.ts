@@ -34,6 +34,8 @@ export interface CaptureOptions {
   readonly log: Logger;
   /** Where captured connections were going; default getsockopt(SO_ORIGINAL_DST). */
   readonly originalDst?: (socket: net.Socket) => OriginalDestination | undefined;
+  /** See CapturedOutboundOptions.streamRefusal. */
+  readonly streamRefusal?: (socket: net.Socket, dst: OriginalDestination) => string | undefined;
   readonly random?: () => number;
 }
 
@@ -75,6 +77,7 @@ export function createCapture(opts: CaptureOptions): Capture {
         detectTimeoutMs: opts.detectTimeoutMs,
         counters: () => opts.stats.listener('outbound'),
         log: opts.log.child('outbound'),
+        ...(opts.streamRefusal ? { streamRefusal: opts.streamRefusal } : {}),
       }),
       planFor: planForCaptured,
       balancers,

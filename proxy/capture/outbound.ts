@@ -27,6 +27,9 @@ export interface CapturedOutboundOptions extends TcpDeps {
   /** Counters of the outbound listener (connections, pass-through). */
   readonly counters?: () => ListenerCounters;
   readonly log: Logger;
+  /** Why a connection found not to be HTTP, on a port of unknown protocol, may not be relayed
+   *  (a waypoint's stream: the Service's network RBAC), or undefined. */
+  readonly streamRefusal?: (socket: net.Socket, dst: OriginalDestination) => string | undefined;
 }
 
 /** The decision for one connection, logged at debug; exposed for tests. */
@@ -86,6 +89,11 @@ async function accept(opts: CapturedOutboundOptions, socket: net.Socket, onHttp:
         // sniff() left the socket paused; a new 'data' listener does not undo an explicit pause.
         socket.resume();
         return;
+      }
+      const refusal = dst && opts.streamRefusal?.(socket, dst);
+      if (refusal) {
+        opts.log.info('refused a stream', { to: `${dst!.address}:${dst!.port}`, reason: refusal });
+        return reset(socket);
       }
       return tcpToCluster(opts, socket, decision.cluster, seen);
     }

@@ -20,6 +20,7 @@ export const SERVICES: ServiceSpec[] = [
   { name: 'reviews-v2', clusterIP: '10.96.0.12', selector: { app: 'reviews', version: 'v2' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
   { name: 'ratings', clusterIP: '10.96.0.13', selector: { app: 'ratings' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
   { name: 'legacy', clusterIP: '10.96.0.14', selector: { app: 'legacy' }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
-  { name: 'db', clusterIP: '10.96.0.15', selector: { app: 'db' }, ports: [{ name: 'tcp-echo', port: 7000, targetPort: 7000 }] },
+  // 7001: the same server on a port of unknown protocol (its bytes are sniffed for HTTP first).
+  { name: 'db', clusterIP: '10.96.0.15', selector: { app: 'db' }, ports: [{ name: 'tcp-echo', port: 7000, targetPort: 7000 }, { name: 'echo', port: 7001, targetPort: 7000 }] },
 ];
 

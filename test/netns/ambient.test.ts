@@ -280,6 +280,7 @@ spec:
       // A port relayed as bytes: the waypoint authorizes each stream, with what a stream has (a
       // rule on paths denies its callers every stream). The sidecar's streams reach it too.
       expect((await client.tcp('db', 7000, ['before'])).replies).toEqual([expect.stringMatching(/^before peer=/)]);
+      expect((await client.tcp('db', 7001, ['before'])).replies).toEqual([expect.stringMatching(/^before peer=/)]);
       cluster.config(
         'db-authz.yaml',
         `apiVersion: weft.dev/v1alpha1
@@ -296,6 +297,8 @@ spec:
         intervalMs: 250,
         message: "the waypoint refuses the client's stream to the db port",
       });
+      // The port of unknown protocol: refused once its bytes are found not to be HTTP.
+      expect((await client.tcp('db', 7001, ['denied?'])).replies).toEqual([]);
       expect((await legacy.tcp('db', 7000, ['legacy'])).replies).toEqual([expect.stringMatching(/^legacy peer=/)]);
     } finally {
       cluster.config('waypoint.yaml', undefined);
