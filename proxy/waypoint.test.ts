@@ -1,7 +1,7 @@
 // The waypoint's HBONE entry parts, without sockets: the in-memory connection pair its streams
 // become, and per-request authorization from the Service VIP listener's RBAC.
 import { describe, expect, it } from 'vitest';
-import type { Listener, RbacRules } from '../api/domain.js';
+import type { Listener, NetworkFilter, RbacRules } from '../api/domain.js';
 import type { RequestFacts } from './route/types.js';
 import type { ProxyConfig } from './state/types.js';
 import { duplexPair, waypointRefusal, waypointStreamRefusal } from './waypoint.js';
@@ -10,30 +10,23 @@ const deny: RbacRules = {
   action: 'DENY',
   policies: [{ name: 'ns[shop]-policy[private]-rule[0]', principals: [{ any: true }], permissions: [{ paths: [{ kind: 'prefix', value: '/private' }] }] }],
 };
-const vip: Listener = {
-  name: '10.96.0.20_9080',
-  address: { host: '10.96.0.20', port: 9080 },
-  filterChains: [{ name: 'http', destinationPorts: [], serverNames: [], filter: { kind: 'http', statPrefix: 'x', rdsName: 'outbound', rbac: [deny] } }],
-};
-/** ratings' L4 port: a tcp_proxy chain whose network RBAC denies one caller. */
+/** A VIP listener of ratings (10.96.0.20) on `port`, one chain per filter. */
+const vipListener = (port: number, ...filters: NetworkFilter[]): Listener => ({
+  name: `10.96.0.20_${port}`,
+  address: { host: '10.96.0.20', port },
+  filterChains: filters.map((filter) => ({ name: filter.kind, destinationPorts: [], serverNames: [], filter })),
+});
+const http = (rbac: RbacRules[]): NetworkFilter => ({ kind: 'http', statPrefix: 'x', rdsName: 'outbound', rbac });
+const tcp = (port: number, rbac: RbacRules[]): NetworkFilter => ({ kind: 'tcp', statPrefix: 'x', cluster: `outbound|${port}||ratings.shop.svc.cluster.local`, rbac });
+/** For ratings' L4 ports: network RBAC that denies one caller. */
 const denyClient: RbacRules = {
   action: 'DENY',
   policies: [{ name: 'ns[shop]-policy[no-client]-rule[0]', principals: [{ principal: { kind: 'exact', value: 'spiffe://cluster.local/ns/shop/sa/client' } }], permissions: [{ any: true }] }],
 };
-const db: Listener = {
-  name: '10.96.0.20_3306',
-  address: { host: '10.96.0.20', port: 3306 },
-  filterChains: [{ name: 'tcp', destinationPorts: [], serverNames: [], filter: { kind: 'tcp', statPrefix: 'x', cluster: 'outbound|3306||ratings.shop.svc.cluster.local', rbac: [denyClient] } }],
-};
-/** The same Service's port of unknown protocol: an HTTP chain and a tcp_proxy chain. */
-const mixed: Listener = {
-  name: '10.96.0.20_7001',
-  address: { host: '10.96.0.20', port: 7001 },
-  filterChains: [
-    { name: 'http', destinationPorts: [], serverNames: [], filter: { kind: 'http', statPrefix: 'x', rdsName: 'outbound', rbac: [] } },
-    { name: 'tcp', destinationPorts: [], serverNames: [], filter: { kind: 'tcp', statPrefix: 'x', cluster: 'outbound|7001||ratings.shop.svc.cluster.local', rbac: [denyClient] } },
-  ],
-};
+const vip = vipListener(9080, http([deny]));
+const db = vipListener(3306, tcp(3306, [denyClient]));
+/** A port of unknown protocol: an HTTP chain and a tcp_proxy chain. */
+const mixed = vipListener(7001, http([]), tcp(7001, [denyClient]));
 const config = { listeners: new Map([[vip.name, vip], [db.name, db], [mixed.name, mixed]]) } as unknown as ProxyConfig;
 const facts = (path: string): RequestFacts => ({ authority: 'ratings:9080', method: 'GET', path, scheme: 'http', header: () => undefined });
 const dst = { address: '10.96.0.20', port: 9080, family: 4 as const };
