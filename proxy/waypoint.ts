@@ -6,6 +6,7 @@
 // authorized first: AuthorizationPolicies that target the Service, with the tunnel's identity.
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
+import type { FilterChain } from '../api/domain.js';
 import type { Logger } from '../core/log.js';
 import type { OriginalDestination } from './capture/original-dst.js';
 import { createHboneServer, type HboneServer } from './hbone/server.js';
@@ -26,14 +27,19 @@ export function waypointOriginalDst(socket: net.Socket): OriginalDestination | u
   return (socket as unknown as Tagged)[WAYPOINT_DST];
 }
 
+/** The filter chains of the Service VIP listener `dst` names (none: no Service VIP of ours). */
+function vipChains(config: ProxyConfig, dst: OriginalDestination): readonly FilterChain[] {
+  const listener = vipListeners(config).get(`${dst.address.toLowerCase()}:${dst.port}`);
+  return listener ? [...listener.filterChains, ...(listener.defaultFilterChain ? [listener.defaultFilterChain] : [])] : [];
+}
+
 /**
  * Why the waypoint refuses this request, or undefined: the RBAC of the Service's VIP listener
  * (AuthorizationPolicies that target the Service), with the caller's identity proven by its
  * HBONE tunnel and the request's method and path.
  */
 export function waypointRefusal(config: ProxyConfig, dst: OriginalDestination, peer: string | undefined, facts: RequestFacts): string | undefined {
-  const listener = vipListeners(config).get(`${dst.address.toLowerCase()}:${dst.port}`);
-  const chain = listener && [...listener.filterChains, ...(listener.defaultFilterChain ? [listener.defaultFilterChain] : [])].find((c) => c.filter.kind === 'http');
+  const chain = vipChains(config, dst).find((c) => c.filter.kind === 'http');
   if (!chain) return undefined;
   const verdict = evaluateRbac(chain.filter.rbac, { identity: peer, method: facts.method, path: facts.path, port: dst.port });
   return verdict.allow ? undefined : verdict.reason;
@@ -46,12 +52,12 @@ export function waypointRefusal(config: ProxyConfig, dst: OriginalDestination, p
  * served as HTTP is authorized per request instead (waypointRefusal).
  */
 export function waypointStreamRefusal(config: ProxyConfig, dst: OriginalDestination, peer: string | undefined, opts: { readonly detected?: boolean } = {}): string | undefined {
-  const listener = vipListeners(config).get(`${dst.address.toLowerCase()}:${dst.port}`);
-  const chain = listener && [...listener.filterChains, ...(listener.defaultFilterChain ? [listener.defaultFilterChain] : [])].find((c) => c.filter.kind === 'tcp');
-  if (!chain || chain.filter.kind !== 'tcp') return undefined;
+  const chains = vipChains(config, dst);
+  const chain = chains.find((c) => c.filter.kind === 'tcp');
+  if (!chain) return undefined;
   // A port of unknown protocol has an HTTP chain too: its streams are judged once found not to
   // be HTTP (`detected`, from the captured-outbound path), its requests one by one.
-  if (!opts.detected && listener.filterChains.some((c) => c.filter.kind === 'http')) return undefined;
+  if (!opts.detected && chains.some((c) => c.filter.kind === 'http')) return undefined;
   const verdict = evaluateRbac(chain.filter.rbac, { identity: peer, method: undefined, path: undefined, port: dst.port });
   return verdict.allow ? undefined : verdict.reason;
 }
