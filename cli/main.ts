@@ -6,7 +6,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { CONTROL_PLANE_DEFAULTS, KUBERNETES_DEFAULTS, controlPlaneConfig } from '../control-plane/config.js';
 import { ErrorCode, WeftError, errorMessage, isWeftError } from '../core/errors.js';
 import { APP_PROBES_ENV, parseAppProbes } from '../core/app-probes.js';
-import { createLogger } from '../core/log.js';
+import { createLogger, type Logger } from '../core/log.js';
+import { releaseStartUpPages } from '../core/start-up-pages.js';
 import { PROXY_DEFAULTS, proxyConfig } from '../proxy/config.js';
 
 // Each command imports what it runs when it runs (`await import()` in its action): `weft proxy`
@@ -35,6 +36,12 @@ const bool = (flag: string) => (v: string) => {
   throw new InvalidArgumentError(`${flag} must be true or false, got "${v}"`);
 };
 
+/** `--release-start-up-pages`, for the long-running commands (see settleAfterStartUp). */
+const releasePagesOption = () =>
+  new Option('--release-start-up-pages <bool>', "once ready, drop the node executable's start-up pages from memory (~20 MiB of RSS; the ones still used come back from the page cache)")
+    .argParser(bool('--release-start-up-pages'))
+    .default(true);
+
 /** Resolves on SIGINT / SIGTERM, so a long-running command can shut down in order. */
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
@@ -44,29 +51,48 @@ function untilSignal(): Promise<NodeJS.Signals> {
 }
 
 /**
- * V8 grows its young generation when many objects survive young collections, which is what the
- * start-up of a proxy or control plane is (modules, Envoy's types, the config): left alone, it
- * ends with two 16 MiB semi-spaces and keeps them while idle or lightly loaded (20-30 MiB of
- * RSS). So the young generation keeps its first size until the process is ready; from then on V8
- * sizes it as usual, since under heavy load a small one costs CPU (held at 1 MiB semi-spaces for
- * the whole run: 3–17 % less throughput per core at saturation, for 1–6 MiB less RSS at 1000
- * rps, in a same-run A/B). The growth factor is read at each growth, so changing it at
- * run time is safe; a young-generation size given to node (argv or NODE_OPTIONS) wins.
- * Returns what to call once started, with the process's readiness.
+ * What a proxy or control plane does once it is up (`startedUp(ready)`, polled until ready, or for
+ * two minutes at most: one with no control plane yet settles too).
+ *
+ * The young generation: V8 grows it when many objects survive young collections, which is what
+ * start-up is (modules, Envoy's types, the config): left alone, it ends with two 16 MiB
+ * semi-spaces and keeps them while idle or lightly loaded (20-30 MiB of RSS). So it keeps its
+ * first size until the process is ready; from then on V8 sizes it as usual, since under heavy
+ * load a small one costs CPU (held at 1 MiB semi-spaces for the whole run: 3–17 % less
+ * throughput per core at saturation, for 1–6 MiB less RSS at 1000 rps, in a same-run A/B). The
+ * growth factor is read at each growth, so changing it at run time is safe; a young-generation
+ * size given to node (argv or NODE_OPTIONS) wins.
+ *
+ * The node executable's start-up pages (`releasePages`, core/start-up-pages.ts): dropped from the
+ * process's page tables once it is ready; the ones still in use fault back in.
  */
-function holdYoungGeneration(): (ready: () => boolean) => void {
+function settleAfterStartUp(releasePages: boolean): (ready: () => boolean) => void {
   const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  if (flags.some((f) => /^--(max|min)[-_]semi[-_]space[-_]size|^--semi[-_]space[-_]growth[-_]factor/.test(f))) return () => {};
-  v8.setFlagsFromString('--semi-space-growth-factor=1');
+  const holdYoung = !flags.some((f) => /^--(max|min)[-_]semi[-_]space[-_]size|^--semi[-_]space[-_]growth[-_]factor/.test(f));
+  if (holdYoung) v8.setFlagsFromString('--semi-space-growth-factor=1');
   return (ready) => {
-    // One that is still not ready after two minutes (no control plane yet) gets V8's default too.
     const deadline = Date.now() + 120_000;
     const timer = setInterval(() => {
       if (!ready() && Date.now() < deadline) return;
       clearInterval(timer);
-      v8.setFlagsFromString('--semi-space-growth-factor=2'); // V8's default
+      if (holdYoung) v8.setFlagsFromString('--semi-space-growth-factor=2'); // V8's default
+      if (releasePages) logReleasedPages(createLogger('start-up'));
     }, 200).unref();
   };
+}
+
+function logReleasedPages(log: Logger): void {
+  const mib = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+  try {
+    const r = releaseStartUpPages();
+    log.info("released the node executable's start-up pages", {
+      mappings: r.mappings,
+      resident_mib: mib(r.residentBytes),
+      rss_file_mib: `${mib(r.rssFileBefore)} -> ${mib(r.rssFileAfter)}`,
+    });
+  } catch (err) {
+    log.info("kept the node executable's start-up pages", { reason: errorMessage(err) });
+  }
 }
 
 /** `weft proxy --mode ambient`: the node proxy (loaded on use, like every mode). */
@@ -128,8 +154,9 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
     .option('--monitor-port <port>', 'monitoring port', int('--monitor-port'), CONTROL_PLANE_DEFAULTS.monitorPort)
     .option('--trust-domain <name>', 'SPIFFE trust domain', CONTROL_PLANE_DEFAULTS.trustDomain)
     .option('--no-mtls', 'plaintext between sidecars (development only)')
+    .addOption(releasePagesOption())
     .action(async (o) => {
-      const startedUp = holdYoungGeneration();
+      const startedUp = settleAfterStartUp(o.releaseStartUpPages);
       const { startControlPlane } = await import('../control-plane/main.js');
       const cfg = controlPlaneConfig({
         configDir: o.config,
@@ -194,8 +221,9 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
     .option('--xds-protocol <protocol>', 'xDS from the control plane: delta (incremental, only what changed) or sotw (state of the world)', PROXY_DEFAULTS.xdsProtocol)
     .option('--concurrency <n>', 'worker processes sharing the listeners, one core each (sidecar and waypoint modes)', int('--concurrency'), PROXY_DEFAULTS.concurrency)
     .addOption(new Option('--app-probes <json>', "the app's probes to answer on the health port as /app-health/<container>/<kind> (set by injection)").env(APP_PROBES_ENV))
+    .addOption(releasePagesOption())
     .action(async (o) => {
-      const startedUp = holdYoungGeneration();
+      const startedUp = settleAfterStartUp(o.releaseStartUpPages);
       if (o.mode === 'ambient') {
         if (o.concurrency !== 1) throw new WeftError(ErrorCode.USAGE, '--concurrency: the ambient node proxy runs as one process');
         return runNodeProxy(o, startedUp);

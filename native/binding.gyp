@@ -1,12 +1,13 @@
 # Build recipe for Weft's one native addon: getsockopt(SO_ORIGINAL_DST) for captured sockets,
-# and sockets made inside pods' network namespaces for ambient mode (src/netns.c).
+# sockets made inside pods' network namespaces for ambient mode (src/netns.c), and the release of
+# the node executable's start-up pages once a process is up (src/pages.c).
 # Built by the root package's `install` script (`npm ci` runs it); see README "Pod networking".
 {
   "targets": [
     {
       "target_name": "weft_capture",
-      "sources": ["src/original_dst.c", "src/netns.c"],
-      # One addon, two sources, one entry point (in netns.c, which calls original_dst.c's part).
+      "sources": ["src/original_dst.c", "src/netns.c", "src/pages.c"],
+      # One addon, three sources, one entry point (in netns.c, which calls the others' parts).
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

@@ -1,8 +1,8 @@
 /* Weft's network-namespace sockets for ambient mode: TCP sockets made inside an enrolled pod's
  * network namespace (setns on the calling thread, socket, setns back), so that the node proxy
  * listens and connects *in* the pod while the process itself stays in the node's namespace.
- * N-API: netnsListen, netnsSocket, netnsAddresses; they join originalDst (original_dst.c) in
- * the weft_capture addon's exports, this file holding the addon's entry point (binding.gyp). */
+ * N-API: netnsListen, netnsSocket, netnsAddresses; they join originalDst (original_dst.c) and
+ * releaseExecutablePages (pages.c) in the weft_capture addon's exports, this file holding the addon's entry point (binding.gyp). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* setns */
 #endif
@@ -25,8 +25,10 @@
 #include <unistd.h>
 #endif
 
-/* The addon's one entry point is at the end of this file; original_dst.c registers its part. */
+/* The addon's one entry point is at the end of this file; original_dst.c and pages.c register
+ * their parts. */
 napi_value weft_original_dst_register(napi_env env, napi_value exports);
+napi_value weft_pages_register(napi_env env, napi_value exports);
 
 #define CHECK(env, call)                                                     \
   do {                                                                       \
@@ -349,7 +351,7 @@ static napi_value netns_addresses(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  if (weft_original_dst_register(env, exports) == NULL) return NULL;
+  if (weft_original_dst_register(env, exports) == NULL || weft_pages_register(env, exports) == NULL) return NULL;
   const struct { const char *name; napi_callback cb; } fns[] = {
     {"netnsListen", netns_listen},
     {"netnsSocket", netns_socket},

@@ -6,7 +6,7 @@ import { readdir, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { ErrorCode, WeftError } from '../../core/errors.js';
-import { addonPath, loadNativeAddon } from '../capture/original-dst.js';
+import { addonPath, loadNativeAddon } from '../../core/native-addon.js';
 
 /** SO_MARK of the node proxy's sockets in a pod (1337, as Istio): the pod's redirect rules let
  *  marked packets through, so the proxy's own connections are never redirected back to it. */

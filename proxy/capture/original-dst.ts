@@ -1,11 +1,8 @@
 // The original destination of a captured connection: getsockopt(SO_ORIGINAL_DST) through the
-// native addon in native/ (built by `npm ci`), with an operator-facing error when it is missing.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+// native addon in native/ (core/native-addon.ts), with an operator-facing error when it is missing.
 import type net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ErrorCode, WeftError } from '../../core/errors.js';
+import { loadNativeAddon } from '../../core/native-addon.js';
 
 /** Where the client meant to go before iptables redirected it to the proxy. */
 export interface OriginalDestination {
@@ -18,50 +15,7 @@ interface Addon {
   originalDst(fd: number): OriginalDestination | undefined;
 }
 
-const ADDON_FILE = path.join('native', 'build', 'Release', 'weft_capture.node');
-/** Overrides where the addon is loaded from (packaging, tests). */
-const ADDON_ENV = 'WEFT_NATIVE_ADDON';
-
-let loaded: Addon | Error | undefined;
-
-/** The addon file: $WEFT_NATIVE_ADDON, else native/build/Release in the package root above this
- *  file (from the sources and from dist/ alike). */
-export function addonPath(): string | undefined {
-  const fromEnv = process.env[ADDON_ENV];
-  if (fromEnv) return fromEnv;
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = path.join(dir, ADDON_FILE);
-    if (existsSync(candidate)) return candidate;
-    const parent = path.dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return undefined;
-}
-
-function load(): Addon {
-  if (loaded === undefined) {
-    const file = addonPath();
-    try {
-      if (!file) throw new Error(`${ADDON_FILE} not found above ${path.dirname(fileURLToPath(import.meta.url))}`);
-      loaded = createRequire(import.meta.url)(file) as Addon;
-    } catch (err) {
-      loaded = new WeftError(ErrorCode.INTERNAL, `the original-destination addon cannot be loaded: ${(err as Error).message}`, {
-        cause: err,
-        hint: 'it is built by `npm ci` (script "install"); rebuild it with `npm run build:native` (needs python3, make and a C compiler)',
-      });
-    }
-  }
-  if (loaded instanceof Error) throw loaded;
-  return loaded;
-}
-
-/** The addon's module object, for the other functions built into it (proxy/ambient/netns.ts);
- *  throws the same operator-facing error when it cannot be loaded. */
-export function loadNativeAddon(): Record<string, unknown> {
-  return load() as unknown as Record<string, unknown>;
-}
+const load = (): Addon => loadNativeAddon() as unknown as Addon;
 
 /** Throws the loading error now (at proxy start in captured mode) rather than on the first connection. */
 export function assertOriginalDstAvailable(): void {

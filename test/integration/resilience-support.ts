@@ -127,8 +127,9 @@ export interface WeftProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-export function weft(args: string[]): WeftProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn' } });
+/** `weft ARGS` from dist/, logging warnings and errors unless `env` says otherwise. */
+export function weft(args: string[], env: NodeJS.ProcessEnv = {}): WeftProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn', ...env } });
   const output: string[] = [];
   const waiters: Array<() => void> = [];
   const onData = (chunk: Buffer) => {
