@@ -6,8 +6,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { CONTROL_PLANE_DEFAULTS, KUBERNETES_DEFAULTS, controlPlaneConfig } from '../control-plane/config.js';
 import { ErrorCode, WeftError, errorMessage, isWeftError } from '../core/errors.js';
 import { APP_PROBES_ENV, parseAppProbes } from '../core/app-probes.js';
-import { createLogger, type Logger } from '../core/log.js';
-import { releaseStartUpPages } from '../core/start-up-pages.js';
+import { createLogger } from '../core/log.js';
+import { trimBinaryPages } from '../core/binary-pages.js';
 import { PROXY_DEFAULTS, proxyConfig } from '../proxy/config.js';
 
 // Each command imports what it runs when it runs (`await import()` in its action): `weft proxy`
@@ -36,10 +36,10 @@ const bool = (flag: string) => (v: string) => {
   throw new InvalidArgumentError(`${flag} must be true or false, got "${v}"`);
 };
 
-/** `--release-start-up-pages`, for the long-running commands (see settleAfterStartUp). */
+/** `--release-binary-pages`, for the long-running commands (see settleAfterStartUp). */
 const releasePagesOption = () =>
-  new Option('--release-start-up-pages <bool>', "once ready, drop the node executable's start-up pages from memory (~20 MiB of RSS; the ones still used come back from the page cache)")
-    .argParser(bool('--release-start-up-pages'))
+  new Option('--release-binary-pages <bool>', "once ready and every minute after, drop the pages of the node binary not used since from the process's memory (~20-30 MiB of RSS; they stay in the page cache, and the ones in use come back at once)")
+    .argParser(bool('--release-binary-pages'))
     .default(true);
 
 /** Resolves on SIGINT / SIGTERM, so a long-running command can shut down in order. */
@@ -63,8 +63,8 @@ function untilSignal(): Promise<NodeJS.Signals> {
  * growth factor is read at each growth, so changing it at run time is safe; a young-generation
  * size given to node (argv or NODE_OPTIONS) wins.
  *
- * The node executable's start-up pages (`releasePages`, core/start-up-pages.ts): dropped from the
- * process's page tables once it is ready; the ones still in use fault back in.
+ * The node binary's pages (`releasePages`, core/binary-pages.ts): from then on, the pages of the
+ * binary the process has not used for a minute leave its page tables (start-up's first).
  */
 function settleAfterStartUp(releasePages: boolean): (ready: () => boolean) => void {
   const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
@@ -76,23 +76,9 @@ function settleAfterStartUp(releasePages: boolean): (ready: () => boolean) => vo
       if (!ready() && Date.now() < deadline) return;
       clearInterval(timer);
       if (holdYoung) v8.setFlagsFromString('--semi-space-growth-factor=2'); // V8's default
-      if (releasePages) logReleasedPages(createLogger('start-up'));
+      if (releasePages) trimBinaryPages(createLogger('memory'));
     }, 200).unref();
   };
-}
-
-function logReleasedPages(log: Logger): void {
-  const mib = (bytes: number) => Math.round(bytes / 104857.6) / 10;
-  try {
-    const r = releaseStartUpPages();
-    log.info("released the node executable's start-up pages", {
-      mappings: r.mappings,
-      resident_mib: mib(r.residentBytes),
-      rss_file_mib: `${mib(r.rssFileBefore)} -> ${mib(r.rssFileAfter)}`,
-    });
-  } catch (err) {
-    log.info("kept the node executable's start-up pages", { reason: errorMessage(err) });
-  }
 }
 
 /** `weft proxy --mode ambient`: the node proxy (loaded on use, like every mode). */
@@ -156,7 +142,7 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
     .option('--no-mtls', 'plaintext between sidecars (development only)')
     .addOption(releasePagesOption())
     .action(async (o) => {
-      const startedUp = settleAfterStartUp(o.releaseStartUpPages);
+      const startedUp = settleAfterStartUp(o.releaseBinaryPages);
       const { startControlPlane } = await import('../control-plane/main.js');
       const cfg = controlPlaneConfig({
         configDir: o.config,
@@ -223,7 +209,7 @@ export function buildCli(registrars: readonly Registrar[] = []): Command {
     .addOption(new Option('--app-probes <json>', "the app's probes to answer on the health port as /app-health/<container>/<kind> (set by injection)").env(APP_PROBES_ENV))
     .addOption(releasePagesOption())
     .action(async (o) => {
-      const startedUp = settleAfterStartUp(o.releaseStartUpPages);
+      const startedUp = settleAfterStartUp(o.releaseBinaryPages);
       if (o.mode === 'ambient') {
         if (o.concurrency !== 1) throw new WeftError(ErrorCode.USAGE, '--concurrency: the ambient node proxy runs as one process');
         return runNodeProxy(o, startedUp);

@@ -1,17 +1,19 @@
-/* The node executable's start-up pages. A Node.js process touches much of the node binary while
- * it starts (V8's start-up snapshot, the code cache of the built-in modules it loads, start-up
- * code) and never again, yet those pages stay mapped in its page tables, and so in its RSS, for
- * as long as it runs: ~20 MiB of a Weft proxy's. releaseExecutablePages() drops them with
- * madvise(MADV_DONTNEED) on the executable's read-only private mappings. They stay in the page
- * cache, shared with every other process running the same binary; a page the process uses again
- * is mapped back on its next access (a minor fault, or a read of the binary if the kernel has
- * since reclaimed it).
+/* The node executable's pages. A Node.js process touches much of the node binary while it starts
+ * and warms up (V8's start-up snapshot, the code cache of the built-in modules it loads, start-up
+ * code, the optimizing compiler) and little of it afterwards, yet every page it has touched stays
+ * mapped in its page tables, and so in its RSS, for as long as it runs: ~40 MiB of a Weft proxy's
+ * 70. releaseExecutablePages() drops them with madvise(MADV_DONTNEED) on the executable's
+ * read-only private mappings. They stay in the page cache, shared with every other process of
+ * the same binary; a page the process uses again is mapped back on its next access (a minor
+ * fault, or a read of the binary if the kernel has reclaimed it meanwhile). Released now and
+ * then (core/binary-pages.ts), the process keeps mapped what it has used since.
  *
  * Safe because such a mapping's contents are the file's: MADV_DONTNEED on a private file
- * mapping discards the process's private copies, so a mapping holding any (relocated RELRO data:
- * "Anonymous" above 0 in smaps) is left alone, and a read-only one cannot gain copies. The
- * running executable cannot be written in place (ETXTBSY); replaced by rename, its old inode lives
- * on while mapped. N-API: releaseExecutablePages() -> { mappings, residentBytes }. */
+ * mapping discards the process's private copies, so a mapping holding any (relocated RELRO data,
+ * a debugger's or uprobe's breakpoint: "Anonymous" above 0 in smaps) is left alone, and a
+ * read-only one cannot gain copies. The running executable cannot be written in place (ETXTBSY);
+ * replaced by rename, its old inode lives on while mapped.
+ * N-API: releaseExecutablePages() -> Promise<{ mappings, residentBytes }>. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* getline */
 #endif
@@ -29,13 +31,6 @@
 #endif
 
 #define MAX_RANGES 64
-
-static napi_value fail(napi_env env, int err, const char *what) {
-  char message[256];
-  snprintf(message, sizeof message, "releaseExecutablePages: %s: %s", what, strerror(err));
-  napi_throw_error(env, "WEFT_INTERNAL", message);
-  return NULL;
-}
 
 #ifdef __linux__
 struct range {
@@ -55,16 +50,34 @@ static void keep_if_clean(const struct mapping *m, struct range *ranges, size_t 
 }
 #endif
 
-static napi_value release_executable_pages(napi_env env, napi_callback_info info) {
-  (void)info;
+/* One release, run on a libuv pool thread so that reading smaps (a walk of every page table,
+ * ~2 ms for a proxy) never holds up the event loop. No N-API calls until complete(). */
+struct job {
+  napi_async_work work;
+  napi_deferred deferred;
+  int err;          /* errno of the step that failed, or 0 */
+  const char *step; /* the step that failed */
+  uint32_t mappings;
+  double resident_bytes;
+};
+
+static void release(struct job *job) {
 #ifdef __linux__
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n < 0) return fail(env, errno, "readlink(/proc/self/exe)");
+  if (n < 0) {
+    job->err = errno;
+    job->step = "readlink(/proc/self/exe)";
+    return;
+  }
   exe[n] = '\0';
 
   FILE *smaps = fopen("/proc/self/smaps", "r");
-  if (!smaps) return fail(env, errno, "open /proc/self/smaps");
+  if (!smaps) {
+    job->err = errno;
+    job->step = "open /proc/self/smaps";
+    return;
+  }
   struct range ranges[MAX_RANGES];
   size_t count = 0;
   struct mapping m = {{0, 0, 0}, 0, -1};
@@ -95,28 +108,76 @@ static napi_value release_executable_pages(napi_env env, napi_callback_info info
   keep_if_clean(&m, ranges, &count);
   free(line);
   fclose(smaps);
-  if (read_error) return fail(env, read_error, "read /proc/self/smaps");
-
-  double resident = 0;
-  uint32_t released = 0;
+  if (read_error) {
+    job->err = read_error;
+    job->step = "read /proc/self/smaps";
+    return;
+  }
   for (size_t i = 0; i < count; i++) {
     if (madvise((void *)ranges[i].start, ranges[i].end - ranges[i].start, MADV_DONTNEED) != 0) {
-      return fail(env, errno, "madvise(MADV_DONTNEED) on the executable's mapping");
+      job->err = errno;
+      job->step = "madvise(MADV_DONTNEED) on the executable's mapping";
+      return;
     }
-    resident += (double)ranges[i].resident_kib * 1024;
-    released++;
+    job->resident_bytes += (double)ranges[i].resident_kib * 1024;
+    job->mappings++;
   }
-  napi_value out, mappings, bytes;
-  if (napi_create_object(env, &out) != napi_ok || napi_create_uint32(env, released, &mappings) != napi_ok ||
-      napi_create_double(env, resident, &bytes) != napi_ok || napi_set_named_property(env, out, "mappings", mappings) != napi_ok ||
-      napi_set_named_property(env, out, "residentBytes", bytes) != napi_ok) {
-    napi_throw_error(env, "WEFT_INTERNAL", "N-API call failed while building releaseExecutablePages' result");
+#else
+  job->err = ENOSYS;
+  job->step = "the node executable's pages are released on Linux only";
+#endif
+}
+
+static void execute(napi_env env, void *data) {
+  (void)env;
+  release((struct job *)data);
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  struct job *job = data;
+  napi_value out = NULL, mappings, bytes;
+  if (status == napi_ok && job->err == 0) {
+    if (napi_create_object(env, &out) != napi_ok || napi_create_uint32(env, job->mappings, &mappings) != napi_ok ||
+        napi_create_double(env, job->resident_bytes, &bytes) != napi_ok ||
+        napi_set_named_property(env, out, "mappings", mappings) != napi_ok ||
+        napi_set_named_property(env, out, "residentBytes", bytes) != napi_ok) {
+      out = NULL;
+    }
+  }
+  if (out) {
+    napi_resolve_deferred(env, job->deferred, out);
+  } else {
+    char text[256];
+    if (job->err) snprintf(text, sizeof text, "releaseExecutablePages: %s: %s", job->step, strerror(job->err));
+    else snprintf(text, sizeof text, "releaseExecutablePages: N-API call failed while building its result");
+    napi_value message, error;
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+/* releaseExecutablePages() -> Promise<{ mappings, residentBytes }>: what was resident of the
+ * mappings it released. */
+static napi_value release_executable_pages(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct job *job = calloc(1, sizeof *job);
+  napi_value promise, name;
+  if (!job) {
+    napi_throw_error(env, "WEFT_INTERNAL", "releaseExecutablePages: out of memory");
     return NULL;
   }
-  return out;
-#else
-  return fail(env, ENOSYS, "start-up pages are released on Linux only");
-#endif
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "weft:releaseExecutablePages", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    free(job);
+    napi_throw_error(env, "WEFT_INTERNAL", "releaseExecutablePages: N-API call failed while queueing the release");
+    return NULL;
+  }
+  return promise;
 }
 
 /* Adds releaseExecutablePages to the addon's exports; called by the addon's entry point (netns.c). */

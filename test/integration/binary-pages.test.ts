@@ -1,8 +1,8 @@
-// The node executable's start-up pages (native/src/pages.c, core/start-up-pages.ts): released,
-// they leave the process's RSS, and the process goes on working on the pages it still uses, which
-// fault back in. A real `weft proxy` (dist/cli, as `npm run build` leaves it) releases them once
-// ready and keeps serving; with --release-start-up-pages false, or without the native addon, it
-// keeps them and says why.
+// The node binary's pages (native/src/pages.c, core/binary-pages.ts): released, they leave the
+// process's RSS, and the process goes on working on the pages it still uses, which fault back
+// in; released again, what it touched since leaves too. A real `weft proxy` (dist/cli, as
+// `npm run build` leaves it) releases them once ready and keeps serving; with
+// --release-binary-pages false, or without the native addon, it keeps them and says why.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testCa, testIdentity, workloadCert } from '../../certs/testing.js';
+import type { ReleasedPages } from '../../core/binary-pages.js';
 import { eventually } from '../support/eventually.js';
 import { startTestMesh, waitReady, type TestMesh } from '../support/mesh.js';
 import { CLI, call, controlledBackend, ok, serviceYaml, weft, workloadYaml, type ControlledBackend, type WeftProcess } from './resilience-support.js';
@@ -30,31 +31,37 @@ beforeAll(() => {
   if (!existsSync(ADDON)) throw new Error(`${ADDON} is missing: \`npm ci\` builds it (or npm run build:native; needs python3, make, g++)`);
 });
 
-describe('releasing the start-up pages of the node executable', () => {
-  it('drops them from RSS, and the process then runs on what it faults back in', async () => {
-    // A child node: release, then start a TLS server, make a handshake and an HTTP exchange
-    // (code and built-in modules on pages that were just dropped), and report.
-    const script = `
-      import { releaseStartUpPages, rssFileBytes } from ${JSON.stringify(path.join(ROOT, 'dist/core/start-up-pages.js'))};
-      const released = releaseStartUpPages();
-      const https = await import('node:https');
-      const answer = await new Promise((resolve, reject) => {
-        const server = https.createServer({ key: KEY, cert: CERT }, (req, res) => res.end('pong ' + req.url));
-        server.listen(0, '127.0.0.1', () => {
-          https.get({ host: '127.0.0.1', port: server.address().port, path: '/after-release', rejectUnauthorized: false }, (res) => {
-            let body = '';
-            res.on('data', (c) => (body += c));
-            res.on('end', () => { server.close(); resolve(body); });
-          }).on('error', reject);
-        });
+/** Runs `body` (an ES module's text, with `dist` bound to the built core/binary-pages.js and
+ *  KEY / CERT to a workload key and certificate) in a child node; its stdout, parsed as JSON. */
+async function inChild<T>(body: string): Promise<T> {
+  const ca = await testCa();
+  const cert = await workloadCert(ca, testIdentity('default', 'app'));
+  const prelude = `const dist = await import(${JSON.stringify(path.join(ROOT, 'dist/core/binary-pages.js'))});
+    const KEY = ${JSON.stringify(cert.keyPem)}, CERT = ${JSON.stringify(cert.chainPem.join(''))};
+    const https = await import('node:https');
+    // A TLS server, a handshake and an HTTP exchange: code and built-in modules the child had not run.
+    const exchange = (path) => new Promise((resolve, reject) => {
+      const server = https.createServer({ key: KEY, cert: CERT }, (req, res) => res.end('pong ' + req.url));
+      server.listen(0, '127.0.0.1', () => {
+        https.get({ host: '127.0.0.1', port: server.address().port, path, rejectUnauthorized: false }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => { server.close(); resolve(body); });
+        }).on('error', reject);
       });
-      console.log(JSON.stringify({ released, answer, after: rssFileBytes() }));
-    `;
-    const ca = await testCa();
-    const cert = await workloadCert(ca, testIdentity('default', 'app'));
-    const [KEY, CERT] = [cert.keyPem, cert.chainPem.join('')];
-    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', `const KEY = ${JSON.stringify(KEY)}, CERT = ${JSON.stringify(CERT)};${script}`], { timeout: 20_000 });
-    const r = JSON.parse(stdout) as { released: { mappings: number; residentBytes: number; rssFileBefore: number; rssFileAfter: number }; answer: string; after: number };
+    });
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', prelude + body], { timeout: 20_000 });
+  return JSON.parse(stdout) as T;
+}
+
+describe("releasing the node binary's pages", () => {
+  it('drops them from RSS, and the process then runs on what it faults back in', async () => {
+    const r = await inChild<{ released: ReleasedPages; answer: string; after: number }>(`
+      const released = await dist.releaseBinaryPages();
+      const answer = await exchange('/after-release');
+      console.log(JSON.stringify({ released, answer, after: dist.rssFileBytes() }));
+    `);
     expect(r.released.mappings).toBeGreaterThanOrEqual(1);
     expect(r.released.residentBytes).toBeGreaterThan(10 * MiB);
     // A bare node maps ~35 MiB of its binary; released, ~10 remain (libraries, and what the
@@ -63,9 +70,32 @@ describe('releasing the start-up pages of the node executable', () => {
     expect(r.answer).toBe('pong /after-release');
     expect(r.after).toBeLessThan(r.released.rssFileBefore);
   });
+
+  it('kept trimmed, a process lets go again of what it touched since the last release', async () => {
+    // Released every 100 ms: after the first release the child runs code it had not (TLS), which
+    // maps pages back; a later release takes what it no longer runs off again.
+    const r = await inChild<{ afterFirst: number; afterWork: number; later: number; logged: string[] }>(`
+      const logged = [];
+      const log = { info: (m) => logged.push(m), debug: (m) => logged.push(m), warn() {}, error() {}, child() { return log; } };
+      const trimmer = dist.trimBinaryPages(log, 100);
+      const until = async (ok) => { for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10)); };
+      await until(() => logged.length >= 1);
+      const afterFirst = dist.rssFileBytes();
+      await exchange('/work');
+      const afterWork = dist.rssFileBytes();
+      const seen = logged.length;
+      await until(() => logged.length >= seen + 2);
+      trimmer.stop();
+      console.log(JSON.stringify({ afterFirst, afterWork, later: dist.rssFileBytes(), logged }));
+    `);
+    expect(r.logged[0]).toMatch(/^released the node binary's pages; again every 0.1 s$/);
+    expect(r.logged.length).toBeGreaterThanOrEqual(3);
+    expect(r.afterWork - r.afterFirst).toBeGreaterThan(5 * MiB);
+    expect(r.afterWork - r.later).toBeGreaterThan(5 * MiB);
+  });
 });
 
-describe('weft proxy and its start-up pages', () => {
+describe("weft proxy and the node binary's pages", () => {
   let mesh: TestMesh;
   let backend: ControlledBackend;
   const processes: WeftProcess[] = [];
@@ -107,20 +137,20 @@ describe('weft proxy and its start-up pages', () => {
 
   it('releases them once ready, serves on, and holds less file-backed memory than one that keeps them', async () => {
     const releasing = await cliProxy([]);
-    const keeping = await cliProxy(['--release-start-up-pages', 'false']);
-    const released = await releasing.p.line(/released the node executable's start-up pages/);
+    const keeping = await cliProxy(['--release-binary-pages', 'false']);
+    const released = await releasing.p.line(/released the node binary's pages; again every 60 s/);
     expect(released).toMatch(/mappings=\d+ resident_mib=\d/);
     for (const proxy of [releasing, keeping]) {
       for (let i = 0; i < 50; i++) expect((await call(proxy.outbound, 'app')).status).toBe(200);
     }
     // The same proxy, the same traffic: the one that released maps ~20 MiB less of the binary.
     expect(rssFile(keeping.p.child.pid!) - rssFile(releasing.p.child.pid!)).toBeGreaterThan(10 * MiB);
-    expect(keeping.p.output.some((l) => /start-up pages/.test(l))).toBe(false);
+    expect(keeping.p.output.some((l) => /binary's pages/.test(l))).toBe(false);
   });
 
   it('without the native addon it keeps them, says why, and serves', async () => {
     const proxy = await cliProxy([], { WEFT_NATIVE_ADDON: path.join(ROOT, 'no-such-addon.node') });
-    const kept = await proxy.p.line(/kept the node executable's start-up pages/);
+    const kept = await proxy.p.line(/keeping the node binary's pages/);
     expect(kept).toContain('no-such-addon.node');
     expect((await call(proxy.outbound, 'app')).status).toBe(200);
   });
