@@ -7,7 +7,6 @@ import { CONTROL_PLANE_DEFAULTS, KUBERNETES_DEFAULTS, controlPlaneConfig } from 
 import { ErrorCode, WeftError, errorMessage, isWeftError } from '../core/errors.js';
 import { APP_PROBES_ENV, parseAppProbes } from '../core/app-probes.js';
 import { createLogger } from '../core/log.js';
-import { trimBinaryPages } from '../core/binary-pages.js';
 import { PROXY_DEFAULTS, proxyConfig } from '../proxy/config.js';
 
 // Each command imports what it runs when it runs (`await import()` in its action): `weft proxy`
@@ -76,7 +75,7 @@ function settleAfterStartUp(releasePages: boolean): (ready: () => boolean) => vo
       if (!ready() && Date.now() < deadline) return;
       clearInterval(timer);
       if (holdYoung) v8.setFlagsFromString('--semi-space-growth-factor=2'); // V8's default
-      if (releasePages) trimBinaryPages(createLogger('memory'));
+      if (releasePages) void import('../core/binary-pages.js').then((m) => m.trimBinaryPages(createLogger('memory')));
     }, 200).unref();
   };
 }

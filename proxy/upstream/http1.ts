@@ -14,15 +14,25 @@ import type { UpstreamRequest, UpstreamResponse, UpstreamTarget } from './types.
 // undici's index loads every dispatcher, fetch, WebSocket and Node's own bundled undici: ~3.3 MiB
 // of heap in every sidecar, for one class and one method. So both come from their own modules:
 // the Pool class, and `request`, which the index would install on every dispatcher's prototype
-// and which we call on our pool instead. http1.test.ts checks they are the very ones undici
-// exports, so an upgrade that moves them fails there, not in production.
+// and which we call on our pool instead. And only on the first request that needs them: a sidecar
+// whose HTTP/1.1 requests all take the fast path never loads undici (~1 MiB of heap).
+// http1.test.ts checks they are the very ones undici exports, so an upgrade that moves them
+// fails there, not in production.
 const fromUndici = createRequire(import.meta.url);
-export const Pool = fromUndici('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 type Pool = UndiciPool;
-export const undiciRequest = fromUndici('undici/lib/api/api-request.js') as (
-  this: Dispatcher,
-  options: Dispatcher.RequestOptions,
-) => Promise<Dispatcher.ResponseData>;
+interface UndiciParts {
+  readonly Pool: typeof UndiciPool;
+  readonly request: (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+}
+let undici: UndiciParts | undefined;
+
+/** undici's Pool class and `request` method, loaded on first use. */
+export function undiciParts(): UndiciParts {
+  return (undici ??= {
+    Pool: fromUndici('undici/lib/dispatcher/pool.js') as typeof UndiciPool,
+    request: fromUndici('undici/lib/api/api-request.js') as UndiciParts['request'],
+  });
+}
 
 export interface Http1Options {
   /** How long an idle keep-alive socket is kept (undici keepAliveTimeout). */
@@ -30,7 +40,9 @@ export interface Http1Options {
 }
 
 export class Http1Upstream {
-  private readonly pool: Pool;
+  /** undici's pool, for requests off the fast path; made on the first such request. */
+  private pool: Pool | undefined;
+  private readonly openPool: () => Pool;
   private readonly address: string;
   /** The fast path's connections; made on its first request. */
   private raw: RawPool | undefined;
@@ -48,7 +60,8 @@ export class Http1Upstream {
       tunnel: target.tunnel,
       authority: target.authority,
     };
-    this.pool = new Pool(`http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`, {
+    this.openPool = () =>
+      (this.pool ??= new (undiciParts().Pool)(`http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`, {
       connections: target.maxConnections ?? null,
       pipelining: 1,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
@@ -63,7 +76,7 @@ export class Http1Upstream {
           (err: unknown) => callback(proxyErrors.upstreamConnect(this.address, err), null),
         );
       },
-    });
+    }));
     this.openRaw = () =>
       (this.raw ??= new RawPool({
         address: this.address,
@@ -83,7 +96,7 @@ export class Http1Upstream {
   private async requestWithUndici(req: UpstreamRequest): Promise<UpstreamResponse> {
     let data: Dispatcher.ResponseData;
     try {
-      data = await undiciRequest.call(this.pool, {
+      data = await undiciParts().request.call(this.openPool(), {
         method: req.method as 'GET',
         path: req.path,
         headers: { ...req.headers, host: req.authority },
@@ -106,16 +119,17 @@ export class Http1Upstream {
 
   /** Requests running or waiting on this pool. */
   get busy(): boolean {
-    return this.pool.stats.running + this.pool.stats.pending + this.pool.stats.queued > 0 || this.raw?.busy === true;
+    const stats = this.pool?.stats;
+    return (stats !== undefined && stats.running + stats.pending + stats.queued > 0) || this.raw?.busy === true;
   }
 
   get connections(): number {
-    return this.pool.stats.connected + (this.raw?.connections ?? 0);
+    return (this.pool?.stats.connected ?? 0) + (this.raw?.connections ?? 0);
   }
 
   async close(): Promise<void> {
     this.raw?.close();
-    await this.pool.destroy().catch(() => {});
+    await this.pool?.destroy().catch(() => {});
   }
 }
 
