@@ -127,9 +127,9 @@ export interface WeftProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** `weft ARGS` from dist/, logging warnings and errors unless `env` says otherwise. */
-export function weft(args: string[], env: NodeJS.ProcessEnv = {}): WeftProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn', ...env } });
+/** `node NODE_ARGS weft ARGS` from dist/, logging warnings and errors unless `env` says otherwise. */
+export function weft(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): WeftProcess {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn', ...env } });
   const output: string[] = [];
   const waiters: Array<() => void> = [];
   const onData = (chunk: Buffer) => {

@@ -1,8 +1,10 @@
-// The node binary's pages (native/src/pages.c, core/binary-pages.ts): released, they leave the
-// process's RSS, and the process goes on working on the pages it still uses, which fault back
-// in; released again, what it touched since leaves too. A real `weft proxy` (dist/cli, as
-// `npm run build` leaves it) releases them once ready and keeps serving; with
-// --release-binary-pages false, or without the native addon, it keeps them and says why.
+// How a `weft proxy` process runs, beyond what it proxies. The node binary's pages
+// (native/src/pages.c, core/binary-pages.ts): released, they leave the process's RSS, and the
+// process goes on working on the pages it still uses, which fault back in; released again, what
+// it touched since leaves too. A real `weft proxy` (dist/cli, as `npm run build` leaves it)
+// releases them once ready and keeps serving; with --release-binary-pages false, or without the
+// native addon, it keeps them and says why. Its young collections run on its main thread alone,
+// unless node is told otherwise.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -95,7 +97,7 @@ describe("releasing the node binary's pages", () => {
   });
 });
 
-describe("weft proxy and the node binary's pages", () => {
+describe('the weft proxy process', () => {
   let mesh: TestMesh;
   let backend: ControlledBackend;
   const processes: WeftProcess[] = [];
@@ -118,7 +120,7 @@ describe("weft proxy and the node binary's pages", () => {
 
   /** `weft proxy` for client.default with `extra` flags, logging at info; resolves once it has
    *  carried a request to the app. */
-  async function cliProxy(extra: string[], env: NodeJS.ProcessEnv = {}): Promise<{ p: WeftProcess; outbound: string }> {
+  async function cliProxy(extra: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<{ p: WeftProcess; outbound: string }> {
     const p = weft([
       'proxy',
       '--xds', `127.0.0.1:${mesh.cp.xdsAddress.port}`,
@@ -127,7 +129,7 @@ describe("weft proxy and the node binary's pages", () => {
       '--bind-address', '127.0.0.1',
       '--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0', '--stats-port', '0', '--health-port', '0',
       ...extra,
-    ], { WEFT_LOG_LEVEL: 'info', ...env });
+    ], { WEFT_LOG_LEVEL: 'info', ...env }, nodeArgs);
     processes.push(p);
     const line = await p.line(/^weft-proxy-listening /);
     const outbound = `http://127.0.0.1:${(JSON.parse(line.slice('weft-proxy-listening '.length)) as { outbound: number }).outbound}`;
@@ -153,5 +155,24 @@ describe("weft proxy and the node binary's pages", () => {
     const kept = await proxy.p.line(/keeping the node binary's pages/);
     expect(kept).toContain('no-such-addon.node');
     expect((await call(proxy.outbound, 'app')).status).toBe(200);
+  });
+  it('collects its young generation on the main thread alone, unless node is told otherwise', async () => {
+    // --trace-gc-nvp prints one line per collection; a scavenge's helper tasks show as
+    // background.scavenge.parallel time. The proxy's start and a few hundred requests make plenty.
+    const scavenges = async (nodeArgs: string[]) => {
+      const proxy = await cliProxy([], {}, ['--trace-gc-nvp', ...nodeArgs]);
+      for (let i = 0; i < 300; i++) expect((await call(proxy.outbound, 'app')).status).toBe(200);
+      // From the proxy's start on (the CLI's own start-up, before the command runs, is node's).
+      const started = proxy.p.output.findIndex((l) => l.startsWith('weft-proxy-listening '));
+      const lines = proxy.p.output.slice(started).filter((l) => /\bgc=s\b/.test(l));
+      return lines.map((l) => Number(/background\.scavenge\.parallel=([\d.]+)/.exec(l)?.[1] ?? NaN));
+    };
+    const own = await scavenges([]);
+    expect(own.length).toBeGreaterThanOrEqual(5);
+    expect(own.every((ms) => ms === 0)).toBe(true);
+    // The control: told to, node's helpers join in (and the line format is what was parsed).
+    const helped = await scavenges(['--parallel-scavenge']);
+    expect(helped.length).toBeGreaterThanOrEqual(5);
+    expect(helped.filter((ms) => ms > 0).length).toBeGreaterThan(0);
   });
 });
