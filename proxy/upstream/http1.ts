@@ -62,21 +62,21 @@ export class Http1Upstream {
     };
     this.openPool = () =>
       (this.pool ??= new (undiciParts().Pool)(`http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`, {
-      connections: target.maxConnections ?? null,
-      pipelining: 1,
-      keepAliveTimeout: opts.keepAliveTimeoutMs,
-      // The route decides timeouts (and a streaming body may legitimately be slow).
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connect: (_opts, callback) => {
-        transport.connect(connectTarget).then(
-          (socket) => callback(null, socket),
-          // Marked here, where we still know it is a connect failure: undici hands this very
-          // error to the waiting requests.
-          (err: unknown) => callback(proxyErrors.upstreamConnect(this.address, err), null),
-        );
-      },
-    }));
+        connections: target.maxConnections ?? null,
+        pipelining: 1,
+        keepAliveTimeout: opts.keepAliveTimeoutMs,
+        // The route decides timeouts (and a streaming body may legitimately be slow).
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        connect: (_opts, callback) => {
+          transport.connect(connectTarget).then(
+            (socket) => callback(null, socket),
+            // Marked here, where we still know it is a connect failure: undici hands this very
+            // error to the waiting requests.
+            (err: unknown) => callback(proxyErrors.upstreamConnect(this.address, err), null),
+          );
+        },
+      }));
     this.openRaw = () =>
       (this.raw ??= new RawPool({
         address: this.address,
