@@ -26,10 +26,11 @@ interface PagesAddon {
   releaseExecutablePages(): Promise<{ mappings: number; residentBytes: number }>;
 }
 
-/** This process's RssFile (/proc/self/status), in bytes. */
-export function rssFileBytes(): number {
-  const m = /^RssFile:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  if (!m) throw new WeftError(ErrorCode.INTERNAL, '/proc/self/status has no RssFile line');
+/** A process's RssFile (/proc/<pid>/status; this process's by default), in bytes. */
+export function rssFileBytes(pid: number | 'self' = 'self'): number {
+  const file = `/proc/${pid}/status`;
+  const m = /^RssFile:\s+(\d+) kB$/m.exec(readFileSync(file, 'utf8'));
+  if (!m) throw new WeftError(ErrorCode.INTERNAL, `${file} has no RssFile line`);
   return Number(m[1]) * 1024;
 }
 

@@ -6,31 +6,26 @@
 // native addon, it keeps them and says why. Its young collections run on its main thread alone,
 // unless node is told otherwise.
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testCa, testIdentity, workloadCert } from '../../certs/testing.js';
-import type { ReleasedPages } from '../../core/binary-pages.js';
+import { rssFileBytes, type ReleasedPages } from '../../core/binary-pages.js';
+import { addonPath } from '../../core/native-addon.js';
 import { eventually } from '../support/eventually.js';
 import { startTestMesh, waitReady, type TestMesh } from '../support/mesh.js';
 import { CLI, call, controlledBackend, ok, serviceYaml, weft, workloadYaml, type ControlledBackend, type WeftProcess } from './resilience-support.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ADDON = path.join(ROOT, 'native', 'build', 'Release', 'weft_capture.node');
 const MiB = 1024 * 1024;
-
-/** A process's RssFile (/proc/<pid>/status), in bytes. */
-function rssFile(pid: number): number {
-  const m = /^RssFile:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`/proc/${pid}/status has no RssFile line`);
-  return Number(m[1]) * 1024;
-}
 
 beforeAll(() => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
-  if (!existsSync(ADDON)) throw new Error(`${ADDON} is missing: \`npm ci\` builds it (or npm run build:native; needs python3, make, g++)`);
+  // The addon the proxies load (core/native-addon.ts finds it the same way).
+  const addon = addonPath();
+  if (!addon || !existsSync(addon)) throw new Error('native/build/Release/weft_capture.node is missing: `npm ci` builds it (or npm run build:native; needs python3, make, g++)');
 });
 
 /** Runs `body` (an ES module's text, with `dist` bound to the built core/binary-pages.js and
@@ -146,7 +141,7 @@ describe('the weft proxy process', () => {
       for (let i = 0; i < 50; i++) expect((await call(proxy.outbound, 'app')).status).toBe(200);
     }
     // The same proxy, the same traffic: the one that released maps ~20 MiB less of the binary.
-    expect(rssFile(keeping.p.child.pid!) - rssFile(releasing.p.child.pid!)).toBeGreaterThan(10 * MiB);
+    expect(rssFileBytes(keeping.p.child.pid!) - rssFileBytes(releasing.p.child.pid!)).toBeGreaterThan(10 * MiB);
     expect(keeping.p.output.some((l) => /binary's pages/.test(l))).toBe(false);
   });
 
