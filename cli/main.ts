@@ -37,7 +37,7 @@ const bool = (flag: string) => (v: string) => {
 
 /** `--release-binary-pages`, for the long-running commands (see settleAfterStartUp). */
 const releasePagesOption = () =>
-  new Option('--release-binary-pages <bool>', "once ready and every minute after, drop the pages of the node binary not used since from the process's memory (~20-30 MiB of RSS; they stay in the page cache, and the ones in use come back at once)")
+  new Option('--release-binary-pages <bool>', "once ready and every minute after, drop the pages of the node binary and its libraries not used since from the process's memory, and malloc's free ones (~20-30 MiB of RSS; file pages stay in the page cache, and the ones in use come back at once)")
     .argParser(bool('--release-binary-pages'))
     .default(true);
 
@@ -65,8 +65,9 @@ function untilSignal(): Promise<NodeJS.Signals> {
  * growth factor is read at each growth, so changing it at run time is safe; a young-generation
  * size given to node (argv or NODE_OPTIONS) wins.
  *
- * The node binary's pages (`releasePages`, core/binary-pages.ts): from then on, the pages of the
- * binary the process has not used for a minute leave its page tables (start-up's first).
+ * Unused pages (`releasePages`, core/binary-pages.ts): from then on, the pages of the node binary
+ * and its libraries the process has not used for a minute leave its page tables (start-up's
+ * first), and malloc's free pages go back to the kernel.
  */
 function settleAfterStartUp(releasePages: boolean): (ready: () => boolean) => void {
   const holdYoung = !nodeFlags().some((f) => /^--(max|min)[-_]semi[-_]space[-_]size|^--semi[-_]space[-_]growth[-_]factor/.test(f));
@@ -77,7 +78,7 @@ function settleAfterStartUp(releasePages: boolean): (ready: () => boolean) => vo
       if (!ready() && Date.now() < deadline) return;
       clearInterval(timer);
       if (holdYoung) v8.setFlagsFromString('--semi-space-growth-factor=2'); // V8's default
-      if (releasePages) void import('../core/binary-pages.js').then((m) => m.trimBinaryPages(createLogger('memory')));
+      if (releasePages) void import('../core/binary-pages.js').then((m) => m.trimUnusedPages(createLogger('memory')));
     }, 200).unref();
   };
 }
@@ -131,7 +132,7 @@ async function runNodeProxy(o: Record<string, unknown>, startedUp: (ready: () =>
 /** The program with the commands defined here and those `registrars` add (see COMMAND_FILES). */
 export function buildCli(registrars: readonly Registrar[] = []): Command {
   const program = new Command('weft')
-    .description('Weft: a service mesh for Node.js — control plane, sidecar and ambient proxies')
+    .description('Weft, a service mesh for Node.js: control plane, sidecar and ambient proxies')
     .showHelpAfterError();
 
   program

@@ -48,7 +48,7 @@ export function parseAppProbes(json: string, origin: string): AppProbes {
   } catch (err) {
     return fail('not JSON', (err as Error).message);
   }
-  if (!isObject(raw)) return fail('top level', 'must be an object of health-port path → probe');
+  if (!isObject(raw)) return fail('top level', 'must be an object of health-port path to probe');
   const probes = new Map<string, AppProbe>();
   for (const [path, p] of Object.entries(raw)) {
     if (!/^\/app-health\/[^/]+\/(livez|readyz|startupz)$/.test(path)) fail(JSON.stringify(path), 'must be /app-health/<container>/livez|readyz|startupz');

@@ -2,7 +2,7 @@
  * network namespace (setns on the calling thread, socket, setns back), so that the node proxy
  * listens and connects *in* the pod while the process itself stays in the node's namespace.
  * N-API: netnsListen, netnsSocket, netnsAddresses; they join originalDst (original_dst.c) and
- * releaseExecutablePages (pages.c) in the weft_capture addon's exports, this file holding the addon's entry point (binding.gyp). */
+ * releaseUnusedPages (pages.c) in the weft_capture addon's exports, this file holding the addon's entry point (binding.gyp). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* setns */
 #endif

@@ -1,19 +1,25 @@
-/* The node executable's pages. A Node.js process touches much of the node binary while it starts
- * and warms up (V8's start-up snapshot, the code cache of the built-in modules it loads, start-up
- * code, the optimizing compiler) and little of it afterwards, yet every page it has touched stays
- * mapped in its page tables, and so in its RSS, for as long as it runs: ~40 MiB of a Weft proxy's
- * 70. releaseExecutablePages() drops them with madvise(MADV_DONTNEED) on the executable's
- * read-only private mappings. They stay in the page cache, shared with every other process of
- * the same binary; a page the process uses again is mapped back on its next access (a minor
- * fault, or a read of the binary if the kernel has reclaimed it meanwhile). Released now and
- * then (core/binary-pages.ts), the process keeps mapped what it has used since.
+/* The pages a long-running Node.js process has stopped using. A process touches much of the node
+ * binary while it starts and warms up (V8's start-up snapshot, the code cache of the built-in
+ * modules it loads, start-up code, the optimizing compiler) and little of it afterwards, and the
+ * same of the shared libraries it loaded (libstdc++'s locale and exception tables, libm), yet
+ * every page it has touched stays mapped in its page tables, and so in its RSS, for as long as it
+ * runs: ~40 MiB of a Weft proxy's 70. releaseUnusedPages() drops them with
+ * madvise(MADV_DONTNEED) on the read-only private mappings of the executable and of every shared
+ * object (`*.so`, `*.so.N`, `*.node`). They stay in the page cache, shared with every other
+ * process mapping the same files; a page the process uses again is mapped back on its next access
+ * (a minor fault, or a read of the file if the kernel has reclaimed it meanwhile). Released now
+ * and then (core/binary-pages.ts), the process keeps mapped what it has used since.
  *
  * Safe because such a mapping's contents are the file's: MADV_DONTNEED on a private file
  * mapping discards the process's private copies, so a mapping holding any (relocated RELRO data,
  * a debugger's or uprobe's breakpoint: "Anonymous" above 0 in smaps) is left alone, and a
- * read-only one cannot gain copies. The running executable cannot be written in place (ETXTBSY);
- * replaced by rename, its old inode lives on while mapped.
- * N-API: releaseExecutablePages() -> Promise<{ mappings, residentBytes }>. */
+ * read-only one cannot gain copies. What is left, clean pages of a file, the kernel itself
+ * unmaps whenever it reclaims memory; releasing them does nothing it does not already do.
+ *
+ * Then, with glibc, malloc_trim(0): the free memory of every malloc arena, whole pages of it, goes
+ * back to the kernel. OpenSSL's and nghttp2's buffers come and go with connections, and glibc
+ * otherwise returns only what is free at the top of the main heap.
+ * N-API: releaseUnusedPages() -> Promise<{ mappings, residentBytes, heapTrimmed }>. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* getline */
 #endif
@@ -25,12 +31,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #ifdef __linux__
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
 
-#define MAX_RANGES 64
+#define MAX_RANGES 256
 
 #ifdef __linux__
 struct range {
@@ -41,9 +51,22 @@ struct range {
 /* One mapping of /proc/self/smaps while its fields are read. */
 struct mapping {
   struct range r;
-  int candidate; /* the executable's, read-only, private */
+  int candidate; /* the executable's or a shared object's, read-only, private */
   long anonymous_kib; /* -1 until its "Anonymous:" line */
 };
+
+/* A shared object's path: "libc.so.6", "ld-linux-x86-64.so.2", "libfoo.so", an addon's "x.node". */
+static int is_shared_object(const char *path) {
+  const char *base = strrchr(path, '/');
+  if (!base) return 0;
+  base++;
+  size_t n = strlen(base);
+  if (n > 5 && strcmp(base + n - 5, ".node") == 0) return 1;
+  for (const char *so = strstr(base, ".so"); so; so = strstr(so + 1, ".so")) {
+    if (so[3] == '\0' || so[3] == '.') return 1;
+  }
+  return 0;
+}
 
 static void keep_if_clean(const struct mapping *m, struct range *ranges, size_t *count) {
   if (m->candidate && m->anonymous_kib == 0 && *count < MAX_RANGES) ranges[(*count)++] = m->r;
@@ -59,6 +82,7 @@ struct job {
   const char *step; /* the step that failed */
   uint32_t mappings;
   double resident_bytes;
+  int heap_trimmed; /* malloc_trim gave memory back */
 };
 
 static void release(struct job *job) {
@@ -97,7 +121,8 @@ static void release(struct job *job) {
       m.r.end = end;
       m.r.resident_kib = 0;
       m.anonymous_kib = -1;
-      m.candidate = perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p' && strcmp(line + path_at, exe) == 0;
+      const char *path = line + path_at;
+      m.candidate = perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p' && (strcmp(path, exe) == 0 || is_shared_object(path));
       continue;
     }
     long kib;
@@ -116,15 +141,18 @@ static void release(struct job *job) {
   for (size_t i = 0; i < count; i++) {
     if (madvise((void *)ranges[i].start, ranges[i].end - ranges[i].start, MADV_DONTNEED) != 0) {
       job->err = errno;
-      job->step = "madvise(MADV_DONTNEED) on the executable's mapping";
+      job->step = "madvise(MADV_DONTNEED) on a mapping of the executable or a library";
       return;
     }
     job->resident_bytes += (double)ranges[i].resident_kib * 1024;
     job->mappings++;
   }
+#ifdef __GLIBC__
+  job->heap_trimmed = malloc_trim(0);
+#endif
 #else
   job->err = ENOSYS;
-  job->step = "the node executable's pages are released on Linux only";
+  job->step = "unused pages are released on Linux only";
 #endif
 }
 
@@ -135,12 +163,14 @@ static void execute(napi_env env, void *data) {
 
 static void complete(napi_env env, napi_status status, void *data) {
   struct job *job = data;
-  napi_value out = NULL, mappings, bytes;
+  napi_value out = NULL, mappings, bytes, trimmed;
   if (status == napi_ok && job->err == 0) {
     if (napi_create_object(env, &out) != napi_ok || napi_create_uint32(env, job->mappings, &mappings) != napi_ok ||
         napi_create_double(env, job->resident_bytes, &bytes) != napi_ok ||
+        napi_get_boolean(env, job->heap_trimmed != 0, &trimmed) != napi_ok ||
         napi_set_named_property(env, out, "mappings", mappings) != napi_ok ||
-        napi_set_named_property(env, out, "residentBytes", bytes) != napi_ok) {
+        napi_set_named_property(env, out, "residentBytes", bytes) != napi_ok ||
+        napi_set_named_property(env, out, "heapTrimmed", trimmed) != napi_ok) {
       out = NULL;
     }
   }
@@ -148,8 +178,8 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, job->deferred, out);
   } else {
     char text[256];
-    if (job->err) snprintf(text, sizeof text, "releaseExecutablePages: %s: %s", job->step, strerror(job->err));
-    else snprintf(text, sizeof text, "releaseExecutablePages: N-API call failed while building its result");
+    if (job->err) snprintf(text, sizeof text, "releaseUnusedPages: %s: %s", job->step, strerror(job->err));
+    else snprintf(text, sizeof text, "releaseUnusedPages: N-API call failed while building its result");
     napi_value message, error;
     napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, NULL, message, &error);
@@ -159,33 +189,33 @@ static void complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-/* releaseExecutablePages() -> Promise<{ mappings, residentBytes }>: what was resident of the
- * mappings it released. */
-static napi_value release_executable_pages(napi_env env, napi_callback_info info) {
+/* releaseUnusedPages() -> Promise<{ mappings, residentBytes, heapTrimmed }>: how many mappings
+ * it released, what was resident of them, and whether malloc_trim gave memory back. */
+static napi_value release_unused_pages(napi_env env, napi_callback_info info) {
   (void)info;
   struct job *job = calloc(1, sizeof *job);
   napi_value promise, name;
   if (!job) {
-    napi_throw_error(env, "WEFT_INTERNAL", "releaseExecutablePages: out of memory");
+    napi_throw_error(env, "WEFT_INTERNAL", "releaseUnusedPages: out of memory");
     return NULL;
   }
   if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "weft:releaseExecutablePages", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_string_utf8(env, "weft:releaseUnusedPages", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, execute, complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
     free(job);
-    napi_throw_error(env, "WEFT_INTERNAL", "releaseExecutablePages: N-API call failed while queueing the release");
+    napi_throw_error(env, "WEFT_INTERNAL", "releaseUnusedPages: N-API call failed while queueing the release");
     return NULL;
   }
   return promise;
 }
 
-/* Adds releaseExecutablePages to the addon's exports; called by the addon's entry point (netns.c). */
+/* Adds releaseUnusedPages to the addon's exports; called by the addon's entry point (netns.c). */
 napi_value weft_pages_register(napi_env env, napi_value exports) {
   napi_value fn;
-  if (napi_create_function(env, "releaseExecutablePages", NAPI_AUTO_LENGTH, release_executable_pages, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "releaseExecutablePages", fn) != napi_ok) {
-    napi_throw_error(env, "WEFT_INTERNAL", "N-API call failed while registering releaseExecutablePages");
+  if (napi_create_function(env, "releaseUnusedPages", NAPI_AUTO_LENGTH, release_unused_pages, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "releaseUnusedPages", fn) != napi_ok) {
+    napi_throw_error(env, "WEFT_INTERNAL", "N-API call failed while registering releaseUnusedPages");
     return NULL;
   }
   return exports;
