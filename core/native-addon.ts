@@ -1,5 +1,5 @@
 // Weft's one native addon (native/: SO_ORIGINAL_DST, sockets in pods' network namespaces, the
-// release of the node binary's pages), built by `npm ci`, loaded once on first use,
+// release of unused pages), built by `npm ci`, loaded once on first use,
 // with an operator-facing error when it is missing.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

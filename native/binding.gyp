@@ -1,6 +1,6 @@
 # Build recipe for Weft's one native addon: getsockopt(SO_ORIGINAL_DST) for captured sockets,
 # sockets made inside pods' network namespaces for ambient mode (src/netns.c), and the release of
-# the node binary's pages a long-running process no longer uses (src/pages.c).
+# the pages a long-running process no longer uses (src/pages.c).
 # Built by the root package's `install` script (`npm ci` runs it); see README "Pod networking".
 {
   "targets": [

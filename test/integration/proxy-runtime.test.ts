@@ -6,7 +6,7 @@
 // --release-binary-pages false, or without the native addon, it keeps them and says why. Its
 // young collections run on its main thread alone, unless node is told otherwise.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -208,5 +208,21 @@ describe('the weft proxy process', () => {
     const helped = await scavenges(['--parallel-scavenge']);
     expect(helped.length).toBeGreaterThanOrEqual(5);
     expect(helped.filter((ms) => ms > 0).length).toBeGreaterThan(0);
+  });
+
+  it('sleeps when idle: its event loop wakes a few times a second, not a hundred', async () => {
+    // Every time the main thread waits in epoll and is woken is a voluntary context switch
+    // (/proc/<pid>/task/<pid>/status). A timer of 10 ms (prom-client's default sampling of the
+    // event-loop lag) alone makes 100 a second; the proxy's own timers (pool sweeps, the Date
+    // header, the xDS stream's keepalive) make a few.
+    const proxy = await cliProxy([]);
+    const pid = proxy.p.child.pid!;
+    const switches = () => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
+    const before = switches();
+    const startedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const perSecond = (switches() - before) / ((Date.now() - startedAt) / 1000);
+    expect(perSecond).toBeGreaterThan(0);
+    expect(perSecond).toBeLessThan(50);
   });
 });
