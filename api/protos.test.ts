@@ -10,6 +10,7 @@ import {
   compactDescriptor,
   descriptorKey,
   parseProtoFiles,
+  protoRoot,
   readProtoDescriptor,
   rootFromDescriptor,
   TO_PLAIN,
@@ -196,6 +197,22 @@ describe('the compact proto descriptor', () => {
       const [a, b] = [parsed.lookupType(name), compact.lookupType(name)];
       const wire = a.encode(a.fromObject(plain)).finish();
       expect(Buffer.from(b.encode(b.fromObject(plain)).finish()).toString('hex'), name).toBe(Buffer.from(wire).toString('hex'));
+      expect(b.toObject(b.decode(wire), TO_PLAIN), name).toEqual(a.toObject(a.decode(wire), TO_PLAIN));
+    }
+  });
+
+  it("the process's Root keeps no lookup caches from resolving, and still resolves and round-trips every sample", () => {
+    const root = protoRoot();
+    const cached = (ns: protobuf.NamespaceBase) => Object.keys((ns as unknown as { _lookupCache: object })._lookupCache).length;
+    // Resolving fills every namespace's cache (thousands of entries in all); the process's Root drops them.
+    expect(definitions(compact).filter((o): o is protobuf.Namespace => o instanceof protobuf.Namespace).reduce((n, ns) => n + cached(ns), cached(compact))).toBeGreaterThan(1000);
+    const namespaces = definitions(root).filter((o): o is protobuf.Namespace => o instanceof protobuf.Namespace);
+    expect(namespaces.length).toBeGreaterThan(300);
+    expect(namespaces.every((ns) => cached(ns) === 0)).toBe(true);
+    for (const { typeUrl, plain } of SAMPLES) {
+      const name = typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+      const [a, b] = [parsed.lookupType(name), root.lookupType(name)];
+      const wire = a.encode(a.fromObject(plain)).finish();
       expect(b.toObject(b.decode(wire), TO_PLAIN), name).toEqual(a.toObject(a.decode(wire), TO_PLAIN));
     }
   });
