@@ -24,6 +24,7 @@ import { Rebuilder } from './snapshot/rebuild.js';
 import { SnapshotError, type Snapshot } from './snapshot/snapshot.js';
 import { FileSource } from './sources/file.js';
 import type { KubernetesServices } from './sources/kubernetes/mode.js';
+import { gatewayStatuses } from './status/gateways.js';
 import { routeStatuses } from './status/index.js';
 import { NackLedger, withProxyRejections } from './status/nacks.js';
 import { sidecarPortsOf, translateShared, type ProxyNode, type SidecarPorts } from './translate/index.js';
@@ -276,6 +277,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, log: Logger = c
       body: {
         problems: model.problems,
         routes: Object.fromEntries(withProxyRejections(routeStatuses(model), nacks.byRoute(stillNacked))),
+        gateways: Object.fromEntries(gatewayStatuses(model)),
       },
     }),
   });

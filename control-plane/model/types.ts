@@ -239,8 +239,9 @@ export interface ReferenceGrant extends Base<'ReferenceGrant'> {
 
 /**
  * A Gateway. Weft is no ingress controller: it reads Gateways of class `weft-waypoint` (which
- * declare waypoints; their workloads carry `gateway.networking.k8s.io/gateway-name`) and keeps
- * others only so that a directory holding them still loads.
+ * declare waypoints; their workloads carry `gateway.networking.k8s.io/gateway-name`) and reports
+ * their status (control-plane/status/gateways.ts); it keeps others only so that a directory
+ * holding them still loads (the Kubernetes source does not read them).
  */
 export interface Gateway extends Base<'Gateway'> {
   readonly spec: {
@@ -277,7 +278,7 @@ export const DATAPLANE_MODE_LABEL = 'weft.dev/dataplane-mode';
 export const USE_WAYPOINT_LABEL = 'weft.dev/use-waypoint';
 /** On a workload: it is (a replica of) the waypoint of this name, in its namespace. */
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
-/** The GatewayClass of Weft's waypoints (Gateways are not read: the workload label is enough). */
+/** The GatewayClass of Weft's waypoints (found by their workloads' label; their Gateways get status). */
 export const WAYPOINT_GATEWAY_CLASS = 'weft-waypoint';
 /**
  * The injector's record on a Pod it gave a sidecar (control-plane/injector/names.ts

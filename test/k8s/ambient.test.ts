@@ -179,3 +179,76 @@ describe('ambient pods from the Kubernetes API (stand-in API server)', () => {
     expect(cp.model().workloadEntry('shop', 'cart-1')).toBeUndefined();
   });
 });
+
+describe('waypoint Gateways from the Kubernetes API (stand-in API server)', () => {
+  const GW = 'gateway.networking.k8s.io/v1';
+  interface WireCondition { type: string; status: string; reason: string; message: string; observedGeneration?: number; lastTransitionTime: string }
+  interface GatewayShape {
+    metadata: { generation: number; resourceVersion: string };
+    status?: { addresses?: { type: string; value: string }[]; conditions?: WireCondition[]; listeners?: { name: string; attachedRoutes: number; conditions: WireCondition[] }[] };
+  }
+  const gateway = (name: string, className: string, listeners = [{ name: 'mesh', port: 15008, protocol: 'HBONE' }]) => ({
+    apiVersion: GW,
+    kind: 'Gateway',
+    metadata: { name, namespace: 'shop' },
+    spec: { gatewayClassName: className, listeners },
+  });
+  const get = (name: string) => cluster.api.get(GW, 'Gateway', 'shop', name) as GatewayShape | undefined;
+  const conditions = (list: WireCondition[] | undefined) => (list ?? []).map((c) => `${c.type}=${c.status}/${c.reason}`);
+  const kubeDebug = async () =>
+    (await (await fetch(`http://127.0.0.1:${cp.monitorAddress.port}/debug/kubernetes`)).json()) as { leader: boolean; statusWrites: number; statusPasses: number };
+
+  it("writes a waypoint's status: accepted, programmed by its replicas, their addresses, its listener", async () => {
+    cluster.api.apply(gateway('wp', 'weft-waypoint'));
+    await eventually(() => {
+      const gw = get('wp')!;
+      expect(conditions(gw.status?.conditions)).toEqual(['Accepted=True/Accepted', 'Programmed=True/Programmed']);
+      expect(gw.status?.addresses).toEqual([{ type: 'IPAddress', value: '10.1.0.9' }]);
+      expect(gw.status?.listeners?.map((l) => [l.name, l.attachedRoutes, ...conditions(l.conditions)])).toEqual([
+        ['mesh', 0, 'Accepted=True/Accepted', 'Programmed=True/Programmed', 'ResolvedRefs=True/ResolvedRefs'],
+      ]);
+      expect(gw.status?.conditions?.every((c) => c.observedGeneration === gw.metadata.generation && /Z$/.test(c.lastTransitionTime))).toBe(true);
+    });
+  });
+
+  it('says a waypoint with no replica is not programmed, and how to deploy one; a replica programs it', async () => {
+    cluster.api.apply(gateway('lonely', 'weft-waypoint'));
+    await eventually(() => {
+      const c = get('lonely')!.status?.conditions?.find((x) => x.type === 'Programmed');
+      expect(c?.status).toBe('False');
+      expect(c?.reason).toBe('NoResources');
+      expect(c?.message).toContain('weft waypoint apply -n shop --name lonely');
+    });
+    cluster.api.apply(pod('lonely-1', 'shop', { labels: { 'gateway.networking.k8s.io/gateway-name': 'lonely' }, node: 'node-b', ip: '10.1.0.20', sa: 'wp' }));
+    await eventually(() => {
+      const gw = get('lonely')!;
+      expect(conditions(gw.status?.conditions)).toEqual(['Accepted=True/Accepted', 'Programmed=True/Programmed']);
+      expect(gw.status?.addresses).toEqual([{ type: 'IPAddress', value: '10.1.0.20' }]);
+    });
+  });
+
+  it('refuses a listener a waypoint cannot serve, naming what it needs', async () => {
+    cluster.api.apply(gateway('web', 'weft-waypoint', [{ name: 'http', port: 80, protocol: 'HTTP' }]));
+    await eventually(() => {
+      const gw = get('web')!;
+      expect(conditions(gw.status?.conditions)).toEqual(['Accepted=False/ListenersNotValid', 'Programmed=False/Invalid']);
+      const listener = gw.status?.listeners?.[0];
+      expect(conditions(listener?.conditions)).toEqual(['Accepted=False/UnsupportedProtocol', 'Programmed=False/Invalid', 'ResolvedRefs=True/ResolvedRefs']);
+      expect(listener?.conditions[0]?.message).toContain('got protocol "HTTP"');
+    });
+  });
+
+  it("leaves other controllers' Gateways alone, and writes nothing when nothing it reports changed", async () => {
+    cluster.api.apply(gateway('edge', 'example-ingress', [{ name: 'https', port: 443, protocol: 'HTTPS' }]));
+    await eventually(async () => expect(get('wp')!.status?.conditions).toBeDefined());
+    // A change Weft reads but that moves no status: a pass runs, and writes nothing. (The
+    // stand-in, as the API server, sends custom resources back with their keys sorted.)
+    const settled = await kubeDebug();
+    expect(settled.leader).toBe(true);
+    cluster.api.apply({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'extra', namespace: 'shop' } });
+    await eventually(async () => expect((await kubeDebug()).statusPasses).toBeGreaterThan(settled.statusPasses));
+    expect((await kubeDebug()).statusWrites).toBe(settled.statusWrites);
+    expect(get('edge')!.status).toBeUndefined();
+    expect(cp.model().problems.filter((p) => String(p.object).includes('edge'))).toEqual([]);
+  });
+});

@@ -5,7 +5,8 @@
 // concurrency (409 Conflict), the status subresource, generation, TokenReview
 // (authentication.k8s.io/v1), Leases, ConfigMaps, Secrets, MutatingWebhookConfigurations, /version.
 // It is not Kubernetes: no admission, no defaulting, no RBAC, field selectors on
-// metadata.name / metadata.namespace only; it stores what it is sent. The real @kubernetes/client-node talks to it through a real kubeconfig.
+// metadata.name / metadata.namespace only; it stores what it is sent, a custom resource with its
+// keys sorted (as the API server's unstructured JSON comes back). The real @kubernetes/client-node talks to it through a real kubeconfig.
 import crypto from 'node:crypto';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -37,6 +38,7 @@ const TYPES: readonly ResourceType[] = [
   { group: GATEWAY, versions: ['v1', 'v1beta1'], plural: 'httproutes', kind: 'HTTPRoute', namespaced: true, status: true },
   { group: GATEWAY, versions: ['v1'], plural: 'grpcroutes', kind: 'GRPCRoute', namespaced: true, status: true },
   { group: GATEWAY, versions: ['v1', 'v1beta1'], plural: 'referencegrants', kind: 'ReferenceGrant', namespaced: true, status: false },
+  { group: GATEWAY, versions: ['v1'], plural: 'gateways', kind: 'Gateway', namespaced: true, status: true },
   { group: 'weft.dev', versions: ['v1alpha1'], plural: 'workloadentries', kind: 'WorkloadEntry', namespaced: true, status: true },
   { group: 'weft.dev', versions: ['v1alpha1'], plural: 'peerauthentications', kind: 'PeerAuthentication', namespaced: true, status: false },
   { group: 'weft.dev', versions: ['v1alpha1'], plural: 'authorizationpolicies', kind: 'AuthorizationPolicy', namespaced: true, status: false },
@@ -117,6 +119,17 @@ function status(code: number, reason: string, message: string, details?: Obj): O
 
 function qualified(t: ResourceType): string {
   return t.group ? `${t.plural}.${t.group}` : t.plural;
+}
+
+/** Custom resources (CRDs) are stored as unstructured JSON, whose keys come back sorted. */
+function isCustom(t: ResourceType): boolean {
+  return t.group === GATEWAY || t.group === 'weft.dev';
+}
+
+function sortKeys(v: Json): Json {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(sortKeys);
+  return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys(v[k]!)]));
 }
 
 function nowSeconds(): string {
@@ -451,9 +464,10 @@ export class StandInApiServer {
     delete o.apiVersion;
     delete o.kind;
     meta.resourceVersion = String(++this.rv);
-    objects.set(key, o);
-    this.emit(type, 'ADDED', o);
-    return structuredClone(o);
+    const stored = isCustom(type) ? (sortKeys(o) as Obj) : o;
+    objects.set(key, stored);
+    this.emit(type, 'ADDED', stored);
+    return structuredClone(stored);
   }
 
   private replace(
@@ -499,13 +513,15 @@ export class StandInApiServer {
       if (oldMeta[k] === undefined) delete nextMeta[k];
       else nextMeta[k] = oldMeta[k]!;
     }
-    const specOf = (o: Obj) => JSON.stringify(Object.entries(o).filter(([k]) => k !== 'metadata' && k !== 'status'));
+    const specOf = (o: Obj) => JSON.stringify(sortKeys(Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'metadata' && k !== 'status'))));
     if (specOf(next) !== specOf(existing)) nextMeta.generation = Number(oldMeta.generation ?? 1) + 1;
     next.metadata = nextMeta;
-    const unchanged = JSON.stringify({ ...next, metadata: { ...nextMeta, resourceVersion: '' } }) ===
-      JSON.stringify({ ...existing, metadata: { ...oldMeta, resourceVersion: '' } });
+    if (isCustom(type)) next = sortKeys(next) as Obj;
+    // Compared as values, whatever the order of keys.
+    const unchanged = JSON.stringify(sortKeys({ ...next, metadata: { ...nextMeta, resourceVersion: '' } })) ===
+      JSON.stringify(sortKeys({ ...existing, metadata: { ...oldMeta, resourceVersion: '' } }));
     if (unchanged) return structuredClone(existing); // a no-op write does not bump resourceVersion
-    nextMeta.resourceVersion = String(++this.rv);
+    (next.metadata as Obj).resourceVersion = String(++this.rv);
     objects.set(key, next);
     this.emit(type, 'MODIFIED', next);
     return structuredClone(next);

@@ -105,6 +105,7 @@ describe('helm chart deploy/weft', () => {
         'authentication.k8s.io/tokenreviews:create',
         'coordination.k8s.io/leases:create',
         'coordination.k8s.io/leases:get,update@weft-control-plane-default',
+        'gateway.networking.k8s.io/gateways/status:update',
         'gateway.networking.k8s.io/grpcroutes/status:update',
         'gateway.networking.k8s.io/httproutes/status:update',
       ].sort(),

@@ -66,6 +66,8 @@ export function watchedKinds(kc: KubeConfig): WatchedKind[] {
     crd(GATEWAY_GROUP, 'v1', 'httproutes', 'HTTPRoute'),
     crd(GATEWAY_GROUP, 'v1', 'grpcroutes', 'GRPCRoute'),
     crd(GATEWAY_GROUP, REFERENCE_GRANT_VERSION, 'referencegrants', 'ReferenceGrant'),
+    // Waypoints are found by their workloads' label; their Gateways are read for their status.
+    crd(GATEWAY_GROUP, 'v1', 'gateways', 'Gateway'),
     crd(WEFT_GROUP, 'v1alpha1', 'workloadentries', 'WorkloadEntry'),
     crd(WEFT_GROUP, 'v1alpha1', 'peerauthentications', 'PeerAuthentication'),
     crd(WEFT_GROUP, 'v1alpha1', 'authorizationpolicies', 'AuthorizationPolicy'),

@@ -23,7 +23,7 @@ import { detectNativeSidecars, syncWebhookCaBundle } from './cluster-info.js';
 import { LeaderElector, replicaIdentity } from './leader.js';
 import { RootCertPublisher } from './root-cert.js';
 import { KubernetesSource } from './source.js';
-import { RouteStatusWriter } from './status-writer.js';
+import { StatusWriter } from './status-writer.js';
 
 export interface KubernetesServices {
   readonly webhookAddress: AddressInfo | undefined;
@@ -114,7 +114,7 @@ export async function connectKubernetes(cfg: ControlPlaneConfig, k: KubernetesSe
       log: log.child('leader'),
     });
     const leading = () => elector.leading.get();
-    const status = new RouteStatusWriter({ kc, raw: (kind, ns, name) => source.raw(kind, ns, name), log: log.child('status') });
+    const status = new StatusWriter({ kc, raw: (kind, ns, name) => source.raw(kind, ns, name), log: log.child('status') });
     const rootCerts = new RootCertPublisher({
       kc,
       roots: () => ca.trustBundle(),
@@ -159,7 +159,7 @@ export async function connectKubernetes(cfg: ControlPlaneConfig, k: KubernetesSe
     return {
       webhookAddress: webhook?.address,
       leading,
-      debug: () => ({ leader: leading(), identity: elector.identity, statusWrites: status.writes, rootCertWrites: rootCerts.writes, reflectors: source.stats() }),
+      debug: () => ({ leader: leading(), identity: elector.identity, statusWrites: status.writes, statusPasses: status.passes, rootCertWrites: rootCerts.writes, reflectors: source.stats() }),
       async stop() {
         clearInterval(bundleTimer);
         for (const u of unsubscribers) u();

@@ -15,6 +15,7 @@ import {
   type ConfigObject,
   type ConfigProblem,
   type Model,
+  WAYPOINT_GATEWAY_CLASS,
 } from '../../model/index.js';
 import { watchedKinds, type WatchedKind } from './kinds.js';
 import { endpointSliceDocument, isAmbientPod, isMeshedPod, podWorkload } from './objects.js';
@@ -125,6 +126,8 @@ export class KubernetesSource {
           if (w) docs.push({ doc: w, from });
         } else if (o.kind === 'ServiceAccount') {
           continue; // read for checks below, not a config object
+        } else if (o.kind === 'Gateway' && (o.spec as { gatewayClassName?: unknown } | undefined)?.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) {
+          continue; // another controller's Gateway: not Weft's to read or report on
         } else if (o.kind === 'EndpointSlice') {
           docs.push({ doc: endpointSliceDocument(o, (ns, name) => meshedPods.has(`${ns}/${name}`)), from });
         } else {

@@ -1,10 +1,13 @@
-// Writes route status back to the cluster through the status subresource (HTTPRoute and
-// GRPCRoute, gateway.networking.k8s.io/v1): Weft's entries in status.parents (its
-// controllerName) are replaced by routeStatuses(model); other controllers' entries are kept.
-// Read-modify-write with resourceVersion: a conflict is dropped, the next change retries.
+// Writes status back to the cluster through the status subresource (gateway.networking.k8s.io/v1):
+// on HTTPRoutes and GRPCRoutes, Weft's entries in status.parents (its controllerName) are
+// replaced by routeStatuses(model), other controllers' entries kept; on Gateways of class
+// weft-waypoint, the whole status (conditions, addresses, listeners) is gatewayStatuses(model),
+// the class being Weft's. Read-modify-write with resourceVersion: a conflict is dropped, the
+// next change retries.
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../../core/log.js';
 import type { Model, ParentRef } from '../../model/index.js';
+import { gatewayStatuses, type GatewayCondition, type GatewayStatus } from '../../status/gateways.js';
 import { CONTROLLER_NAME, routeStatuses, type RouteCondition, type RouteStatus } from '../../status/index.js';
 import { apiErrorMessage, isConflict, isNotFound } from './client.js';
 import { GATEWAY_GROUP } from './kinds.js';
@@ -25,7 +28,7 @@ interface WireParentStatus {
   conditions: WireCondition[];
 }
 
-const PLURAL: Record<string, string> = { HTTPRoute: 'httproutes', GRPCRoute: 'grpcroutes' };
+const PLURAL: Record<string, string> = { HTTPRoute: 'httproutes', GRPCRoute: 'grpcroutes', Gateway: 'gateways' };
 
 function wireParentRef(ref: ParentRef): Record<string, unknown> {
   return {
@@ -42,33 +45,69 @@ function nowSeconds(now: number): string {
   return new Date(now).toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
+/** Conditions on the wire, keeping lastTransitionTime where a condition's status did not change. */
+function wireConditions(conditions: readonly (RouteCondition | GatewayCondition)[], before: readonly WireCondition[] | undefined, now: number): WireCondition[] {
+  return conditions.map((c) => {
+    const prev = before?.find((x) => x.type === c.type);
+    return {
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : nowSeconds(now),
+      ...(c.observedGeneration === undefined ? {} : { observedGeneration: c.observedGeneration }),
+    };
+  });
+}
+
 /** Our entries as they should be, keeping lastTransitionTime where a condition's status did not change. */
 export function desiredParents(status: RouteStatus, current: readonly WireParentStatus[], now: number): WireParentStatus[] {
   return status.parents.map((p) => {
     const ref = wireParentRef(p.parentRef);
     const before = current.find((c) => c.controllerName === CONTROLLER_NAME && JSON.stringify(c.parentRef) === JSON.stringify(ref));
-    return {
-      parentRef: ref,
-      controllerName: CONTROLLER_NAME,
-      conditions: p.conditions.map((c: RouteCondition) => {
-        const prev = before?.conditions.find((x) => x.type === c.type);
-        return {
-          type: c.type,
-          status: c.status,
-          reason: c.reason,
-          message: c.message,
-          lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : nowSeconds(now),
-          ...(c.observedGeneration === undefined ? {} : { observedGeneration: c.observedGeneration }),
-        };
-      }),
-    };
+    return { parentRef: ref, controllerName: CONTROLLER_NAME, conditions: wireConditions(p.conditions, before?.conditions, now) };
   });
 }
 
-function same(a: readonly WireParentStatus[], b: readonly WireParentStatus[]): boolean {
-  const strip = (list: readonly WireParentStatus[]) =>
-    JSON.stringify(list.map((p) => ({ ...p, conditions: p.conditions.map(({ lastTransitionTime: _t, ...rest }) => rest) })));
-  return strip(a) === strip(b);
+interface WireListenerStatus {
+  name: string;
+  supportedKinds: { group: string; kind: string }[];
+  attachedRoutes: number;
+  conditions: WireCondition[];
+}
+
+interface WireGatewayStatus {
+  addresses: { type: string; value: string }[];
+  conditions: WireCondition[];
+  listeners: WireListenerStatus[];
+}
+
+/** A waypoint Gateway's status as it should be, keeping lastTransitionTime where a condition's status did not change. */
+export function desiredGatewayStatus(status: GatewayStatus, current: Partial<WireGatewayStatus> | undefined, now: number): WireGatewayStatus {
+  return {
+    addresses: status.addresses.map((a) => ({ ...a })),
+    conditions: wireConditions(status.conditions, current?.conditions, now),
+    listeners: status.listeners.map((l) => ({
+      name: l.name,
+      supportedKinds: l.supportedKinds.map((k) => ({ ...k })),
+      attachedRoutes: l.attachedRoutes,
+      conditions: wireConditions(l.conditions, current?.listeners?.find((x) => x.name === l.name)?.conditions, now),
+    })),
+  };
+}
+
+/**
+ * Equal but for the conditions' lastTransitionTime, whatever the order of keys: the API server
+ * sends a custom resource back with its keys sorted, not in the order they were written.
+ */
+function same(a: unknown, b: unknown): boolean {
+  const canonical = (v: unknown) =>
+    JSON.stringify(v, (key, value: unknown) => {
+      if (key === 'lastTransitionTime') return undefined;
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+      return Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+    });
+  return canonical(a) === canonical(b);
 }
 
 export interface StatusWriterOptions {
@@ -78,18 +117,19 @@ export interface StatusWriterOptions {
   readonly now?: () => number;
 }
 
-export class RouteStatusWriter {
+export class StatusWriter {
   private readonly api: CustomObjectsApi;
   private running: Promise<void> | undefined;
   private again = false;
-  /** Status writes that reached the API server (tests, monitoring). */
+  /** Status writes that reached the API server, and passes over the model completed (tests, monitoring). */
   writes = 0;
+  passes = 0;
 
   constructor(private readonly opts: StatusWriterOptions) {
     this.api = opts.kc.makeApiClient(CustomObjectsApi);
   }
 
-  /** Brings every route's status in line with `model`; one pass at a time, coalescing requests. */
+  /** Brings every route's and waypoint Gateway's status in line with `model`; one pass at a time, coalescing requests. */
   reconcile(model: Model): Promise<void> {
     this.latest = model;
     this.again = true;
@@ -111,6 +151,7 @@ export class RouteStatusWriter {
       } catch (err) {
         this.opts.log.warn('reconciling failed; the next change retries', { error: apiErrorMessage(err) });
       }
+      this.passes++;
     }
   }
 
@@ -125,22 +166,26 @@ export class RouteStatusWriter {
       const desired = desiredParents(status, current, now);
       if (same(ours, desired)) continue;
       const others = current.filter((p) => p.controllerName !== CONTROLLER_NAME);
-      const body = { ...raw, status: { ...(raw.status as object | undefined), parents: [...others, ...desired] } };
-      try {
-        await this.api.replaceNamespacedCustomObjectStatus({
-          group: GATEWAY_GROUP,
-          version: 'v1',
-          namespace: status.namespace,
-          plural: PLURAL[status.kind] ?? '',
-          name: status.name,
-          body,
-        });
-        this.writes++;
-      } catch (err) {
-        // A conflict or a deleted route: the watch brings the new state, and another pass.
-        if (isConflict(err) || isNotFound(err)) continue;
-        this.opts.log.warn('could not write route status', { route: `${status.kind} ${status.namespace}/${status.name}`, error: apiErrorMessage(err) });
-      }
+      await this.write(status.kind, status.namespace, status.name, { ...raw, status: { ...(raw.status as object | undefined), parents: [...others, ...desired] } });
+    }
+    for (const status of gatewayStatuses(model).values()) {
+      const raw = this.opts.raw('Gateway', status.namespace, status.name);
+      if (!raw) continue;
+      const current = raw.status as Partial<WireGatewayStatus> | undefined;
+      const desired = desiredGatewayStatus(status, current, now);
+      if (current && same({ addresses: current.addresses, conditions: current.conditions, listeners: current.listeners }, desired)) continue;
+      await this.write('Gateway', status.namespace, status.name, { ...raw, status: desired });
+    }
+  }
+
+  private async write(kind: string, namespace: string, name: string, body: RawObject): Promise<void> {
+    try {
+      await this.api.replaceNamespacedCustomObjectStatus({ group: GATEWAY_GROUP, version: 'v1', namespace, plural: PLURAL[kind] ?? '', name, body });
+      this.writes++;
+    } catch (err) {
+      // A conflict or a deleted object: the watch brings the new state, and another pass.
+      if (isConflict(err) || isNotFound(err)) return;
+      this.opts.log.warn('could not write status', { object: `${kind} ${namespace}/${name}`, error: apiErrorMessage(err) });
     }
   }
 }
