@@ -29,6 +29,7 @@ describe('weft analyze', () => {
       'warning AmbientWithoutNode',
       'warning PolicyNotEnforced',
       'warning WaypointNotDeployed',
+      'error UnsupportedProtocol',
       'warning GatewayNotServed',
     ]) {
       expect(codes).toContain(c);

@@ -6,9 +6,10 @@
 // route status and translation, so it judges the config exactly as the control plane will.
 import path from 'node:path';
 import type { Plain } from '../api/codec.js';
-import { DEFAULT_ROUTE_SEMANTICS, describeObject, GATEWAY_NAME_LABEL, WAYPOINT_GATEWAY_CLASS, type Model } from '../control-plane/model/index.js';
+import { DEFAULT_ROUTE_SEMANTICS, describeObject, WAYPOINT_GATEWAY_CLASS, type Model } from '../control-plane/model/index.js';
 import type { FieldProblemWithFile } from '../control-plane/sources/file.js';
 import { FileSource } from '../control-plane/sources/file.js';
+import { gatewayStatuses } from '../control-plane/status/gateways.js';
 import { routeStatuses } from '../control-plane/status/index.js';
 import { outboundRouteConfiguration, serviceVip } from '../control-plane/translate/route-config.js';
 import { quietLogger, table, type OutputFormat } from './output.js';
@@ -191,7 +192,8 @@ function endpointFindings(model: Model, add: (f: Finding) => void): void {
  * Ambient mode's silent failures: a Service that names a waypoint with no replicas (its traffic
  * fails closed), or that has no cluster IP (the waypoint routes by VIP, so its traffic goes
  * around it), an ambient workload without a node (no node proxy will ever carry it), a policy
- * that targets a Service without a waypoint (nothing enforces it).
+ * that targets a Service without a waypoint (nothing enforces it), and what a waypoint Gateway's
+ * status says is wrong with it (a listener it cannot serve, no replica).
  */
 function ambientFindings(model: Model, add: (f: Finding) => void): void {
   for (const s of model.services) {
@@ -214,6 +216,7 @@ function ambientFindings(model: Model, add: (f: Finding) => void): void {
       });
     }
   }
+  const waypoints = gatewayStatuses(model);
   for (const g of model.gateways) {
     if (g.spec.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) {
       add({
@@ -223,14 +226,16 @@ function ambientFindings(model: Model, add: (f: Finding) => void): void {
         message: `has class ${g.spec.gatewayClassName}: Weft serves only waypoints (class ${WAYPOINT_GATEWAY_CLASS}); an ingress controller must serve this one`,
         field: 'spec.gatewayClassName',
       });
-    } else if (!model.workloadEntries.some((w) => w.metadata.namespace === g.metadata.namespace && w.metadata.labels[GATEWAY_NAME_LABEL] === g.metadata.name)) {
-      add({
-        severity: 'warning',
-        code: 'WaypointNotDeployed',
-        object: describeObject(g),
-        message: `declares a waypoint, but no workload is labelled ${GATEWAY_NAME_LABEL}=${g.metadata.name} in namespace ${g.metadata.namespace} to run it`,
-      });
+      continue;
     }
+    // What the control plane writes in the Gateway's status: a listener it refuses, and no replica.
+    const status = waypoints.get(`${g.metadata.namespace}/${g.metadata.name}`);
+    status?.listeners.forEach((l, i) => {
+      const refused = l.conditions.find((c) => c.type === 'Accepted' && c.status === 'False');
+      if (refused) add({ severity: 'error', code: refused.reason, object: describeObject(g), field: `spec.listeners[${i}]`, message: refused.message });
+    });
+    const programmed = status?.conditions.find((c) => c.type === 'Programmed');
+    if (programmed?.reason === 'NoResources') add({ severity: 'warning', code: 'WaypointNotDeployed', object: describeObject(g), message: programmed.message });
   }
   for (const w of model.workloadEntries) {
     if (model.dataplaneMode(w, false) === 'ambient' && !w.spec.nodeName) {

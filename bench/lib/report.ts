@@ -338,7 +338,7 @@ export function markdown(r: BenchResults): string {
       '',
       'Generator lag: how late the generator itself sent requests (p99, ms); it is part of every latency above, so compare it with the direct row before reading a tail. ' +
         'CPUs busy: how busy each CPU was during the measurement (median over runs), everything on the machine included; the proxies under test were alone on their CPU only when its figure is close to their own CPU use. ' +
-        "Memory: RSS counts every resident page, including the node binary's code and data (~40 MiB), which every Node process on a machine shares; " +
+        "Memory: RSS counts every resident page, including those of the node binary and its libraries, which every Node process on a machine shares (a Weft proxy keeps mapped only those it used in the last minute, ~20 MiB; a process that does not, ~40); " +
         'PSS divides each shared page among the processes mapping it, so it is what one more sidecar adds to a node that already runs Node processes; ' +
         "private is the process's own anonymous memory (V8 heap, malloc, stacks). From /proc/<pid>/smaps_rollup, sampled every second.",
     );
