@@ -64,7 +64,7 @@ function wireConditions(conditions: readonly (RouteCondition | GatewayCondition)
 export function desiredParents(status: RouteStatus, current: readonly WireParentStatus[], now: number): WireParentStatus[] {
   return status.parents.map((p) => {
     const ref = wireParentRef(p.parentRef);
-    const before = current.find((c) => c.controllerName === CONTROLLER_NAME && JSON.stringify(c.parentRef) === JSON.stringify(ref));
+    const before = current.find((c) => c.controllerName === CONTROLLER_NAME && canonical(c.parentRef) === canonical(ref));
     return { parentRef: ref, controllerName: CONTROLLER_NAME, conditions: wireConditions(p.conditions, before?.conditions, now) };
   });
 }
@@ -97,17 +97,21 @@ export function desiredGatewayStatus(status: GatewayStatus, current: Partial<Wir
 }
 
 /**
- * Equal but for the conditions' lastTransitionTime, whatever the order of keys: the API server
- * sends a custom resource back with its keys sorted, not in the order they were written.
+ * JSON with every object's keys sorted, and without the keys in `skip`: the API server sends a
+ * custom resource back with its keys sorted, not in the order they were written, so values are
+ * compared in this form.
  */
+function canonical(v: unknown, skip: readonly string[] = []): string {
+  return JSON.stringify(v, (key, value: unknown) => {
+    if (skip.includes(key)) return undefined;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+    return Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  });
+}
+
+/** Equal but for the conditions' lastTransitionTime. */
 function same(a: unknown, b: unknown): boolean {
-  const canonical = (v: unknown) =>
-    JSON.stringify(v, (key, value: unknown) => {
-      if (key === 'lastTransitionTime') return undefined;
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
-      return Object.fromEntries(Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
-    });
-  return canonical(a) === canonical(b);
+  return canonical(a, ['lastTransitionTime']) === canonical(b, ['lastTransitionTime']);
 }
 
 export interface StatusWriterOptions {
