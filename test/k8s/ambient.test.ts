@@ -252,3 +252,32 @@ describe('waypoint Gateways from the Kubernetes API (stand-in API server)', () =
     expect(cp.model().problems.filter((p) => String(p.object).includes('edge'))).toEqual([]);
   });
 });
+
+describe('the waypoint GatewayClass (stand-in API server)', () => {
+  const GW = 'gateway.networking.k8s.io/v1';
+  interface ClassShape { spec: { controllerName: string }; metadata: { generation: number }; status?: { conditions?: { type: string; status: string; reason: string; message: string; observedGeneration?: number }[] } }
+  const getClass = (name: string) => cluster.api.get(GW, 'GatewayClass', undefined, name) as ClassShape | undefined;
+
+  it('is created when missing, naming Weft as its controller, and accepted', async () => {
+    await eventually(() => {
+      const c = getClass('weft-waypoint');
+      expect(c?.spec.controllerName).toBe('weft.dev/control-plane');
+      expect(c?.status?.conditions?.map((x) => `${x.type}=${x.status}/${x.reason}`)).toEqual(['Accepted=True/Accepted']);
+      expect(c?.status?.conditions?.[0]?.observedGeneration).toBe(c?.metadata.generation);
+    });
+    // Deleted, it comes back.
+    cluster.api.remove(GW, 'GatewayClass', undefined, 'weft-waypoint');
+    await eventually(() => expect(getClass('weft-waypoint')?.status?.conditions?.[0]?.status).toBe('True'));
+  });
+
+  it("refuses another class naming Weft's controller, and leaves other controllers' classes alone", async () => {
+    cluster.api.apply({ apiVersion: GW, kind: 'GatewayClass', metadata: { name: 'my-waypoints' }, spec: { controllerName: 'weft.dev/control-plane' } });
+    cluster.api.apply({ apiVersion: GW, kind: 'GatewayClass', metadata: { name: 'nginx' }, spec: { controllerName: 'example.com/ingress' } });
+    await eventually(() => {
+      const c = getClass('my-waypoints')?.status?.conditions?.[0];
+      expect(`${c?.type}=${c?.status}/${c?.reason}`).toBe('Accepted=False/Unsupported');
+      expect(c?.message).toBe('Weft serves waypoints only, of class weft-waypoint');
+    });
+    expect(getClass('nginx')?.status).toBeUndefined();
+  });
+});

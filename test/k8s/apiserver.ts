@@ -39,6 +39,7 @@ const TYPES: readonly ResourceType[] = [
   { group: GATEWAY, versions: ['v1'], plural: 'grpcroutes', kind: 'GRPCRoute', namespaced: true, status: true },
   { group: GATEWAY, versions: ['v1', 'v1beta1'], plural: 'referencegrants', kind: 'ReferenceGrant', namespaced: true, status: false },
   { group: GATEWAY, versions: ['v1'], plural: 'gateways', kind: 'Gateway', namespaced: true, status: true },
+  { group: GATEWAY, versions: ['v1'], plural: 'gatewayclasses', kind: 'GatewayClass', namespaced: false, status: true },
   { group: 'weft.dev', versions: ['v1alpha1'], plural: 'workloadentries', kind: 'WorkloadEntry', namespaced: true, status: true },
   { group: 'weft.dev', versions: ['v1alpha1'], plural: 'peerauthentications', kind: 'PeerAuthentication', namespaced: true, status: false },
   { group: 'weft.dev', versions: ['v1alpha1'], plural: 'authorizationpolicies', kind: 'AuthorizationPolicy', namespaced: true, status: false },

@@ -53,7 +53,7 @@ describe('helm chart deploy/weft', () => {
       [
         'ClusterRole',
         'ClusterRoleBinding',
-        ...Array(7).fill('CustomResourceDefinition'),
+        ...Array(8).fill('CustomResourceDefinition'),
         'Deployment',
         'MutatingWebhookConfiguration',
         'PodDisruptionBudget',
@@ -105,6 +105,8 @@ describe('helm chart deploy/weft', () => {
         'authentication.k8s.io/tokenreviews:create',
         'coordination.k8s.io/leases:create',
         'coordination.k8s.io/leases:get,update@weft-control-plane-default',
+        'gateway.networking.k8s.io/gatewayclasses/status:update',
+        'gateway.networking.k8s.io/gatewayclasses:create',
         'gateway.networking.k8s.io/gateways/status:update',
         'gateway.networking.k8s.io/grpcroutes/status:update',
         'gateway.networking.k8s.io/httproutes/status:update',

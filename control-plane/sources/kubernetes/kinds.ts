@@ -66,8 +66,10 @@ export function watchedKinds(kc: KubeConfig): WatchedKind[] {
     crd(GATEWAY_GROUP, 'v1', 'httproutes', 'HTTPRoute'),
     crd(GATEWAY_GROUP, 'v1', 'grpcroutes', 'GRPCRoute'),
     crd(GATEWAY_GROUP, REFERENCE_GRANT_VERSION, 'referencegrants', 'ReferenceGrant'),
-    // Waypoints are found by their workloads' label; their Gateways are read for their status.
+    // Waypoints are found by their workloads' label; their Gateways are read for their status,
+    // and GatewayClasses to create and accept weft-waypoint (control-plane/sources/kubernetes/status-writer.ts).
     crd(GATEWAY_GROUP, 'v1', 'gateways', 'Gateway'),
+    crd(GATEWAY_GROUP, 'v1', 'gatewayclasses', 'GatewayClass'),
     crd(WEFT_GROUP, 'v1alpha1', 'workloadentries', 'WorkloadEntry'),
     crd(WEFT_GROUP, 'v1alpha1', 'peerauthentications', 'PeerAuthentication'),
     crd(WEFT_GROUP, 'v1alpha1', 'authorizationpolicies', 'AuthorizationPolicy'),

@@ -114,7 +114,13 @@ export async function connectKubernetes(cfg: ControlPlaneConfig, k: KubernetesSe
       log: log.child('leader'),
     });
     const leading = () => elector.leading.get();
-    const status = new StatusWriter({ kc, raw: (kind, ns, name) => source.raw(kind, ns, name), log: log.child('status') });
+    const status = new StatusWriter({
+      kc,
+      raw: (kind, ns, name) => source.raw(kind, ns, name),
+      rawItems: (kind) => source.rawItems(kind),
+      served: (kind) => source.served(kind),
+      log: log.child('status'),
+    });
     const rootCerts = new RootCertPublisher({
       kc,
       roots: () => ca.trustBundle(),

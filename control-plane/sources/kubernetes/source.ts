@@ -98,6 +98,11 @@ export class KubernetesSource {
     return this.byKind.get(kind)?.items() ?? [];
   }
 
+  /** Whether the API server serves `kind` (an optional kind's CRD may not be installed). */
+  served(kind: string): boolean {
+    return this.byKind.get(kind)?.isServed() ?? false;
+  }
+
   /** Per kind: list / watch / bookmark / 410 counters and the last resourceVersion (monitoring, tests). */
   stats(): Record<string, ReflectorStats & { served: boolean }> {
     return Object.fromEntries(this.reflectors.map((r) => [r.kind, { ...r.stats, served: r.isServed() }]));
@@ -124,8 +129,8 @@ export class KubernetesSource {
         if (o.kind === 'Pod') {
           const w = podWorkload(o, nsLabels(o.metadata?.namespace));
           if (w) docs.push({ doc: w, from });
-        } else if (o.kind === 'ServiceAccount') {
-          continue; // read for checks below, not a config object
+        } else if (o.kind === 'ServiceAccount' || o.kind === 'GatewayClass') {
+          continue; // read for checks below, and for status: not config objects
         } else if (o.kind === 'Gateway' && (o.spec as { gatewayClassName?: unknown } | undefined)?.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) {
           continue; // another controller's Gateway: not Weft's to read or report on
         } else if (o.kind === 'EndpointSlice') {

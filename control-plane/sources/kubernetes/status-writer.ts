@@ -2,14 +2,16 @@
 // on HTTPRoutes and GRPCRoutes, Weft's entries in status.parents (its controllerName) are
 // replaced by routeStatuses(model), other controllers' entries kept; on Gateways of class
 // weft-waypoint, the whole status (conditions, addresses, listeners) is gatewayStatuses(model),
-// the class being Weft's. Read-modify-write with resourceVersion: a conflict is dropped, the
-// next change retries.
+// the class being Weft's. As Istio's control plane does for its own, it creates the GatewayClass
+// weft-waypoint when it is missing, and accepts it (any other class naming Weft's controller is
+// refused: Weft serves waypoints only). Read-modify-write with resourceVersion: a conflict is
+// dropped, the next change retries.
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../../core/log.js';
-import type { Model, ParentRef } from '../../model/index.js';
+import { WAYPOINT_GATEWAY_CLASS, type Model, type ParentRef } from '../../model/index.js';
 import { gatewayStatuses, type GatewayCondition, type GatewayStatus } from '../../status/gateways.js';
 import { CONTROLLER_NAME, routeStatuses, type RouteCondition, type RouteStatus } from '../../status/index.js';
-import { apiErrorMessage, isConflict, isNotFound } from './client.js';
+import { apiErrorMessage, apiStatusCode, isConflict, isNotFound } from './client.js';
 import { GATEWAY_GROUP } from './kinds.js';
 import type { RawObject } from './reflector.js';
 
@@ -28,7 +30,7 @@ interface WireParentStatus {
   conditions: WireCondition[];
 }
 
-const PLURAL: Record<string, string> = { HTTPRoute: 'httproutes', GRPCRoute: 'grpcroutes', Gateway: 'gateways' };
+const PLURAL: Record<string, string> = { HTTPRoute: 'httproutes', GRPCRoute: 'grpcroutes', Gateway: 'gateways', GatewayClass: 'gatewayclasses' };
 
 function wireParentRef(ref: ParentRef): Record<string, unknown> {
   return {
@@ -117,6 +119,10 @@ function same(a: unknown, b: unknown): boolean {
 export interface StatusWriterOptions {
   readonly kc: KubeConfig;
   readonly raw: (kind: string, namespace: string, name: string) => RawObject | undefined;
+  /** Every object of a kind, as last listed or watched (GatewayClasses). */
+  readonly rawItems: (kind: string) => readonly RawObject[];
+  /** Whether the API server serves a kind (an optional CRD may be missing). */
+  readonly served: (kind: string) => boolean;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -172,6 +178,7 @@ export class StatusWriter {
       const others = current.filter((p) => p.controllerName !== CONTROLLER_NAME);
       await this.write(status.kind, status.namespace, status.name, { ...raw, status: { ...(raw.status as object | undefined), parents: [...others, ...desired] } });
     }
+    await this.waypointClass(now);
     for (const status of gatewayStatuses(model).values()) {
       const raw = this.opts.raw('Gateway', status.namespace, status.name);
       if (!raw) continue;
@@ -182,14 +189,53 @@ export class StatusWriter {
     }
   }
 
-  private async write(kind: string, namespace: string, name: string, body: RawObject): Promise<void> {
+  /** GatewayClass weft-waypoint: created when missing, and every class naming Weft's controller given its Accepted condition. */
+  private async waypointClass(now: number): Promise<void> {
+    if (!this.opts.served('GatewayClass')) return;
+    const classes = this.opts.rawItems('GatewayClass');
+    if (!classes.some((c) => c.metadata?.name === WAYPOINT_GATEWAY_CLASS)) {
+      try {
+        await this.api.createClusterCustomObject({
+          group: GATEWAY_GROUP,
+          version: 'v1',
+          plural: 'gatewayclasses',
+          body: {
+            apiVersion: `${GATEWAY_GROUP}/v1`,
+            kind: 'GatewayClass',
+            metadata: { name: WAYPOINT_GATEWAY_CLASS, labels: { 'app.kubernetes.io/managed-by': 'weft' } },
+            spec: { controllerName: CONTROLLER_NAME, description: 'Weft waypoints: L7 for Services using weft.dev/use-waypoint' },
+          },
+        });
+        this.writes++;
+      } catch (err) {
+        // Someone created it meanwhile: the watch brings it, and another pass accepts it.
+        if (apiStatusCode(err) !== 409) this.opts.log.warn('could not create GatewayClass weft-waypoint', { error: apiErrorMessage(err) });
+      }
+    }
+    for (const raw of classes) {
+      const name = raw.metadata?.name ?? '';
+      if ((raw.spec as { controllerName?: unknown } | undefined)?.controllerName !== CONTROLLER_NAME) continue;
+      const generation = raw.metadata?.generation as number | undefined;
+      const condition: GatewayCondition =
+        name === WAYPOINT_GATEWAY_CLASS
+          ? { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Gateways of this class are Weft waypoints' }
+          : { type: 'Accepted', status: 'False', reason: 'Unsupported', message: `Weft serves waypoints only, of class ${WAYPOINT_GATEWAY_CLASS}` };
+      const current = (raw.status as { conditions?: WireCondition[] } | undefined)?.conditions;
+      const desired = wireConditions([generation === undefined ? condition : { ...condition, observedGeneration: generation }], current, now);
+      if (current && same(current, desired)) continue;
+      await this.write('GatewayClass', undefined, name, { ...raw, status: { ...(raw.status as object | undefined), conditions: desired } });
+    }
+  }
+
+  private async write(kind: string, namespace: string | undefined, name: string, body: RawObject): Promise<void> {
     try {
-      await this.api.replaceNamespacedCustomObjectStatus({ group: GATEWAY_GROUP, version: 'v1', namespace, plural: PLURAL[kind] ?? '', name, body });
+      if (namespace === undefined) await this.api.replaceClusterCustomObjectStatus({ group: GATEWAY_GROUP, version: 'v1', plural: PLURAL[kind] ?? '', name, body });
+      else await this.api.replaceNamespacedCustomObjectStatus({ group: GATEWAY_GROUP, version: 'v1', namespace, plural: PLURAL[kind] ?? '', name, body });
       this.writes++;
     } catch (err) {
       // A conflict or a deleted object: the watch brings the new state, and another pass.
       if (isConflict(err) || isNotFound(err)) return;
-      this.opts.log.warn('could not write status', { object: `${kind} ${namespace}/${name}`, error: apiErrorMessage(err) });
+      this.opts.log.warn('could not write status', { object: `${kind} ${namespace === undefined ? '' : `${namespace}/`}${name}`, error: apiErrorMessage(err) });
     }
   }
 }
