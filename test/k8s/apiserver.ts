@@ -127,7 +127,8 @@ function isCustom(t: ResourceType): boolean {
   return t.group === GATEWAY || t.group === 'weft.dev';
 }
 
-function sortKeys(v: Json): Json {
+/** A value with every object's keys sorted: what the API server sends back for a custom resource. */
+export function sortKeys(v: Json): Json {
   if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) return v.map(sortKeys);
   return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys(v[k]!)]));

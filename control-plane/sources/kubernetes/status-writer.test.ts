@@ -4,17 +4,15 @@
 import { describe, expect, it } from 'vitest';
 import { CONTROLLER_NAME, type RouteStatus } from '../../status/index.js';
 import type { GatewayStatus } from '../../status/gateways.js';
+import type { Json } from '../../injector/patch.js';
+import { sortKeys } from '../../../test/k8s/apiserver.js';
 import { desiredGatewayStatus, desiredParents } from './status-writer.js';
 
 const EARLIER = Date.parse('2026-01-01T00:00:00Z');
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 
-/** What the API server sends back: every object's keys sorted. */
-function asServed<T>(v: T): T {
-  const sort = (x: unknown): unknown =>
-    x === null || typeof x !== 'object' ? x : Array.isArray(x) ? x.map(sort) : Object.fromEntries(Object.keys(x).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])]));
-  return sort(v) as T;
-}
+/** What the API server sends back: every object's keys sorted (as the stand-in API server does). */
+const asServed = <T>(v: T): T => sortKeys(v as Json) as T;
 
 describe('the status writer', () => {
   it("finds its own entry for a parent however the server ordered the parentRef's keys, and keeps the transition times", () => {
