@@ -60,6 +60,8 @@ export interface Model {
   ambientWorkloadsOnNode(node: string): readonly WorkloadEntry[];
   /** The waypoint `service` sends its traffic through, or undefined (no label, or `none`). */
   waypointFor(service: Service): Waypoint | undefined;
+  /** The workloads of `namespace` that run the waypoint `name` (labelled gateway-name=<name>). */
+  waypointReplicas(namespace: string, name: string): readonly WorkloadEntry[];
   /** Workloads of `namespace` running as `serviceAccount` (the SPIFFE identity they share). */
   workloadsWithIdentity(namespace: string, serviceAccount: string): readonly WorkloadEntry[];
   /** Every node some workload names in spec.nodeName, sorted. */
@@ -184,6 +186,7 @@ export function buildModel(objects: readonly ConfigObject[], problems: readonly 
       if (selector && replicas.some((w) => labelsMatch(w.metadata.labels, selector))) return undefined;
       return { name, namespace: ns, workloads: replicas };
     },
+    waypointReplicas: (ns, name) => waypointReplicas.get(`${ns}/${name}`) ?? [],
     workloadsWithIdentity: (ns, sa) => byIdentity.get(`${ns}/${sa}`) ?? [],
     nodes,
   };

@@ -2,7 +2,7 @@
 // API's conditions (Accepted, Programmed), its addresses (its replicas'), and a status per
 // listener, with reasons from the spec and messages a person can act on. Gateways of other
 // classes belong to other controllers and get nothing. Pure.
-import { waypointNameOf, WAYPOINT_GATEWAY_CLASS, GATEWAY_NAME_LABEL, type Gateway, type Model } from '../model/index.js';
+import { GATEWAY_NAME_LABEL, WAYPOINT_GATEWAY_CLASS, type Gateway, type Model } from '../model/index.js';
 
 /** The port and protocol a waypoint takes traffic on: HBONE from sidecars and node proxies. */
 export const WAYPOINT_LISTENER = { port: 15008, protocol: 'HBONE' } as const;
@@ -47,7 +47,7 @@ export function gatewayStatuses(model: Model): Map<string, GatewayStatus> {
 function gatewayStatus(model: Model, gw: Gateway): GatewayStatus {
   const { namespace, name, generation } = gw.metadata;
   const stamp = (c: Omit<GatewayCondition, 'observedGeneration'>): GatewayCondition => (generation === undefined ? c : { ...c, observedGeneration: generation });
-  const replicas = model.workloadEntries.filter((w) => w.metadata.namespace === namespace && waypointNameOf(w) === name);
+  const replicas = model.waypointReplicas(namespace, name);
   const addresses = [...new Set(replicas.map((w) => w.spec.address))].sort().map((value) => ({ type: 'IPAddress' as const, value }));
   const programmed = replicas.length > 0;
   const listeners = gw.spec.listeners.map((l): ListenerStatus => {
